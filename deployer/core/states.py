@@ -1,0 +1,76 @@
+"""Deployment and phase states, and the one table that says which changes are legal."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from deployer.errors import IllegalTransition
+
+
+class DeploymentState(StrEnum):
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    ROLLING_BACK = "rolling_back"
+    ROLLED_BACK = "rolled_back"
+    ROLLBACK_FAILED = "rollback_failed"
+    DESTROYING = "destroying"
+    DESTROYED = "destroyed"
+
+
+class Operation(StrEnum):
+    DEPLOY = "deploy"
+    DESTROY = "destroy"
+
+
+class PhaseState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    UNDOING = "undoing"
+    UNDONE = "undone"
+    UNDO_FAILED = "undo_failed"
+
+
+S = DeploymentState
+TRANSITIONS: dict[DeploymentState, frozenset[DeploymentState]] = {
+    S.REQUESTED: frozenset({S.APPROVED, S.REJECTED, S.EXPIRED}),
+    S.APPROVED: frozenset({S.QUEUED}),
+    S.QUEUED: frozenset({S.RUNNING, S.DESTROYING}),
+    S.RUNNING: frozenset({S.SUCCEEDED, S.ROLLING_BACK}),
+    S.ROLLING_BACK: frozenset({S.ROLLED_BACK, S.ROLLBACK_FAILED}),
+    # Retry rollback: the worker or an operator tries the undo steps again.
+    S.ROLLBACK_FAILED: frozenset({S.ROLLING_BACK}),
+    # A destroy that cannot finish leaves resources behind, exactly like a failed rollback.
+    S.DESTROYING: frozenset({S.DESTROYED, S.ROLLBACK_FAILED}),
+    S.SUCCEEDED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.ROLLED_BACK: frozenset(),
+    S.DESTROYED: frozenset(),
+}
+
+TERMINAL: frozenset[DeploymentState] = frozenset(
+    {S.SUCCEEDED, S.REJECTED, S.EXPIRED, S.ROLLED_BACK, S.ROLLBACK_FAILED, S.DESTROYED}
+)
+# States in which a deployment holds its stack: a second one for the same name is refused.
+# rollback_failed holds it too: resources are left over and must be cleaned first.
+ACTIVE: frozenset[DeploymentState] = frozenset(
+    {S.REQUESTED, S.APPROVED, S.QUEUED, S.RUNNING, S.ROLLING_BACK, S.DESTROYING,
+     S.ROLLBACK_FAILED}
+)
+
+
+def check_transition(current: DeploymentState, target: DeploymentState) -> DeploymentState:
+    """Return `target` if the table allows `current -> target`; raise IllegalTransition if not."""
+    if target not in TRANSITIONS[current]:
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "nothing (terminal)"
+        raise IllegalTransition(
+            f"cannot go from {current} to {target}; from {current} the next state is {allowed}"
+        )
+    return target

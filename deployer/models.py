@@ -1,0 +1,117 @@
+"""The domain's values: what a stack is, what a deployment holds, what happened when."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from deployer.core.states import DeploymentState, Operation, PhaseState
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class StackSpec(Frozen):
+    """Everything needed to build one stack; derived from settings and the request."""
+
+    name: str
+    project_name: str
+    app_name: str
+    host: str
+    image: str
+    container_port: int
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}"
+
+
+class Deployment(Frozen):
+    """One request to deploy or destroy a stack, and where it stands."""
+
+    id: str = Field(default_factory=new_id)
+    stack: str
+    operation: Operation = Operation.DEPLOY
+    state: DeploymentState = DeploymentState.REQUESTED
+    version: int = 0
+    requester: str = ""
+    approver: str | None = None
+    channel: str | None = None
+    message_ts: str | None = None
+    spec: StackSpec
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    error: str | None = None
+    leftovers: tuple[str, ...] = ()
+
+
+class PhaseRecord(Frozen):
+    """The checkpoint of one phase of one deployment."""
+
+    deployment_id: str
+    name: str
+    state: PhaseState = PhaseState.PENDING
+    attempt: int = 0
+    outputs: dict[str, str] = Field(default_factory=dict)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class Event(Frozen):
+    """One thing that happened to a deployment: audited, logged, and sent to the notifier."""
+
+    deployment_id: str
+    stack: str
+    kind: str
+    at: datetime = Field(default_factory=utcnow)
+    actor: str = "aistack"
+    phase: str | None = None
+    state: str | None = None
+    duration: float | None = None
+    index: int | None = None
+    total: int | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProjectView(Frozen):
+    """What Dokploy holds for one stack, read live (status and list)."""
+
+    project_id: str
+    project_name: str
+    environment_id: str | None = None
+    application_id: str | None = None
+    app_name: str | None = None
+    application_status: str | None = None
+    created_at: str | None = None
+
+
+class StackStatus(Frozen):
+    """A stack as the operator sees it: our record joined with what the upstreams hold."""
+
+    name: str
+    url: str
+    deployment: Deployment | None
+    phases: tuple[PhaseRecord, ...] = ()
+    live: ProjectView | None = None
+    dns_values: tuple[str, ...] | None = None
+    drift: tuple[str, ...] = ()

@@ -1,0 +1,116 @@
+"""The ports the engine talks through. Adapters implement them; tests swap in fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from deployer.core.states import DeploymentState
+from deployer.models import Deployment, Event, PhaseRecord, ProjectView
+
+
+@dataclass(frozen=True)
+class ProjectRef:
+    project_id: str
+    environment_id: str
+
+
+@dataclass(frozen=True)
+class AppRef:
+    application_id: str
+    app_name: str
+
+
+@dataclass(frozen=True)
+class DeploymentRun:
+    deployment_id: str
+    status: str  # running | done | error | cancelled
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class ZoneInfo:
+    zone_id: int
+    name: str
+    rrset_count: int
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ready: bool
+    detail: str
+
+
+class Paas(Protocol):
+    """A platform that runs a stack's container (Dokploy)."""
+
+    async def count_projects(self) -> int: ...
+    async def find_project(self, name: str) -> ProjectRef | None: ...
+    async def create_project(self, name: str, description: str) -> ProjectRef: ...
+    async def remove_project(self, project_id: str) -> bool: ...
+    async def find_application(self, project_id: str, name: str) -> AppRef | None: ...
+    async def create_application(self, environment_id: str, name: str) -> AppRef: ...
+    async def delete_application(self, application_id: str) -> bool: ...
+    async def configure_image(
+        self, application_id: str, image: str, env: dict[str, str]
+    ) -> None: ...
+    async def find_domain(self, application_id: str, host: str) -> str | None: ...
+    async def create_domain(
+        self, application_id: str, host: str, port: int, https: bool
+    ) -> str: ...
+    async def delete_domain(self, domain_id: str) -> bool: ...
+    async def deployment_ids(self, application_id: str) -> set[str]: ...
+    async def start_deploy(self, application_id: str, title: str) -> None: ...
+    async def newest_deployment(
+        self, application_id: str, known: set[str]
+    ) -> DeploymentRun | None: ...
+    async def stacks(self, project_prefix: str) -> list[ProjectView]: ...
+
+
+class Dns(Protocol):
+    """An authoritative DNS zone (Hetzner Cloud DNS)."""
+
+    async def zone(self) -> ZoneInfo: ...
+    async def a_record(self, name: str) -> list[str] | None: ...
+    async def upsert_a_record(self, name: str, ip: str, ttl: int) -> None: ...
+    async def delete_a_record(self, name: str) -> bool: ...
+
+
+class Prober(Protocol):
+    """Checks once whether a stack answers on its URL."""
+
+    async def check(self, url: str) -> ProbeResult: ...
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class Notifier(Protocol):
+    """Receives every event of a deployment, in order (Slack, the terminal, a test)."""
+
+    async def notify(self, event: Event) -> None: ...
+
+
+class Store(Protocol):
+    """Durable state of deployments, their phase checkpoints and the audit trail."""
+
+    async def create(self, deployment: Deployment) -> Deployment: ...
+    async def get(self, deployment_id: str) -> Deployment: ...
+    async def latest(self, stack: str) -> Deployment | None: ...
+    async def list_latest(self) -> list[Deployment]: ...
+    async def transition(
+        self,
+        deployment: Deployment,
+        target: DeploymentState,
+        *,
+        error: str | None = None,
+        leftovers: Sequence[str] | None = None,
+        approver: str | None = None,
+    ) -> Deployment: ...
+    async def save_phase(self, record: PhaseRecord) -> None: ...
+    async def phases(self, deployment_id: str) -> list[PhaseRecord]: ...
+    async def append_event(self, event: Event) -> None: ...
+    async def events(self, stack: str) -> list[Event]: ...

@@ -1,0 +1,133 @@
+"""DeployerSettings: one typed object, read from AISTACK_* variables (and .env) at start-up."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from deployer.core.names import validate_stack_name
+from deployer.errors import ConfigError
+from deployer.models import StackSpec
+
+PREFIX = "AISTACK_"
+
+
+class DeployerSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, env_file=".env", extra="ignore", frozen=True
+    )
+
+    # Dokploy
+    dokploy_url: str
+    dokploy_api_key: SecretStr
+    # Hetzner Cloud DNS
+    hetzner_url: str = "https://api.hetzner.cloud/v1"
+    hetzner_token: SecretStr
+    dns_zone: str
+    dns_mode: Literal["record", "wildcard"] = "record"
+    dns_ttl: int = Field(default=60, ge=60)
+    ingress_ip: IPv4Address
+    # Stack defaults
+    domain_suffix: str
+    stack_image: str = "ghcr.io/sst/opencode:latest"
+    container_port: int = Field(default=4096, ge=1, le=65535)
+    project_pattern: str = "ai-stack-{name}"
+    app_pattern: str = "opencode-{name}"
+    stack_env: dict[str, str] = Field(default_factory=dict)
+    https: bool = True
+    # Health check
+    health_path: str = "/"
+    health_statuses: list[int] = Field(default_factory=lambda: [200, 301, 302, 401])
+    health_interval: float = Field(default=2.0, gt=0)
+    health_timeout: float = Field(default=300.0, gt=0)
+    health_scheme: Literal["https", "http"] = "https"
+    health_resolve: str | None = None
+    # Resilience
+    http_timeout: float = Field(default=15.0, gt=0)
+    retry_attempts: int = Field(default=5, ge=1)
+    retry_initial: float = Field(default=1.0, ge=0)
+    retry_max: float = Field(default=16.0, ge=0)
+    retry_deadline: float = Field(default=120.0, gt=0)
+    breaker_fail_max: int = Field(default=5, ge=1)
+    breaker_reset: float = Field(default=30.0, gt=0)
+    poll_initial: float = Field(default=2.0, gt=0)
+    poll_max: float = Field(default=10.0, gt=0)
+    phase_timeout: float = Field(default=180.0, gt=0)
+    deploy_timeout: float = Field(default=900.0, gt=0)
+    # State
+    database_url: str = "sqlite:///./aistack.db"
+
+    @field_validator("dokploy_url", "hetzner_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("dns_zone", "domain_suffix")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        value = value.strip().lower().rstrip(".")
+        if not value or " " in value or "." not in value:
+            raise ValueError("must be a domain name such as example.com")
+        return value
+
+    @field_validator("project_pattern", "app_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        if "{name}" not in value:
+            raise ValueError("must contain {name}, for example ai-stack-{name}")
+        return value
+
+    @model_validator(mode="after")
+    def _suffix_in_zone(self) -> DeployerSettings:
+        if self.domain_suffix != self.dns_zone and not self.domain_suffix.endswith(
+            "." + self.dns_zone
+        ):
+            raise ValueError(
+                f"AISTACK_DOMAIN_SUFFIX ({self.domain_suffix}) must be inside "
+                f"AISTACK_DNS_ZONE ({self.dns_zone})"
+            )
+        return self
+
+    @property
+    def record_label_suffix(self) -> str:
+        """The suffix relative to the zone: `ai` for ai.example.com in example.com."""
+        return self.domain_suffix.removesuffix(self.dns_zone).rstrip(".")
+
+    def record_name(self, stack: str) -> str:
+        """The RRSet name of a stack, relative to the zone (`alice.ai`)."""
+        return ".".join(p for p in (stack, self.record_label_suffix) if p) or "@"
+
+    def spec_for(self, raw_name: str, image: str | None = None) -> StackSpec:
+        name = validate_stack_name(raw_name, suffix=self.domain_suffix)
+        return StackSpec(
+            name=name,
+            project_name=self.project_pattern.format(name=name),
+            app_name=self.app_pattern.format(name=name),
+            host=f"{name}.{self.domain_suffix}",
+            image=image or self.stack_image,
+            container_port=self.container_port,
+            env=dict(self.stack_env),
+        )
+
+
+def load_settings(**overrides: Any) -> DeployerSettings:
+    """Build the settings or raise ConfigError naming every bad variable (never its value)."""
+    try:
+        return DeployerSettings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, PREFIX)) from None
+
+
+def describe_validation_error(exc: ValidationError, prefix: str) -> str:
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"])
+        var = f"{prefix}{field.upper()}" if field else "settings"
+        problem = "is required but not set" if err["type"] == "missing" else err["msg"]
+        lines.append(f"{var} {problem}")
+    return "invalid configuration: " + "; ".join(lines)
