@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from ipaddress import IPv4Address
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from deployer.core.names import validate_stack_name
 from deployer.errors import ConfigError
@@ -121,6 +122,12 @@ def load_settings(**overrides: Any) -> DeployerSettings:
         return DeployerSettings(**overrides)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, PREFIX)) from None
+    except SettingsError as exc:  # a complex value (dict, list) that is not valid JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        var = f"{PREFIX}{field.group(1).upper()}" if field else "a setting"
+        raise ConfigError(
+            f'invalid configuration: {var} must be JSON, e.g. {{"KEY": "value"}} or [200, 401]'
+        ) from None
 
 
 def describe_validation_error(exc: ValidationError, prefix: str) -> str:

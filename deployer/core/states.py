@@ -61,8 +61,7 @@ TERMINAL: frozenset[DeploymentState] = frozenset(
 # States in which a deployment holds its stack: a second one for the same name is refused.
 # rollback_failed holds it too: resources are left over and must be cleaned first.
 ACTIVE: frozenset[DeploymentState] = frozenset(
-    {S.REQUESTED, S.APPROVED, S.QUEUED, S.RUNNING, S.ROLLING_BACK, S.DESTROYING,
-     S.ROLLBACK_FAILED}
+    {S.REQUESTED, S.APPROVED, S.QUEUED, S.RUNNING, S.ROLLING_BACK, S.DESTROYING, S.ROLLBACK_FAILED}
 )
 
 

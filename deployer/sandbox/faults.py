@@ -119,9 +119,9 @@ def fault_middleware(
     return middleware
 
 
-def control_routes(faults: Faults, state: Callable[[], Any], reset: Callable[[], None]) -> list[
-    web.RouteDef
-]:
+def control_routes(
+    faults: Faults, state: Callable[[], Any], reset: Callable[[], None]
+) -> list[web.RouteDef]:
     """`/_sandbox/faults` (GET/POST), `/_sandbox/state` and `/_sandbox/reset` for every fake."""
 
     async def get_faults(_: web.Request) -> web.Response:

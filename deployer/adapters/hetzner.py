@@ -1,0 +1,235 @@
+"""HetznerDns: the Dns port over the Hetzner Cloud DNS API (../shared/specs/hetzner-dns.md §A).
+
+Writes answer with an async action that is polled until `success`; `locked` (another action
+on the zone) and `conflict` are retried, 429 waits until RateLimit-Reset.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from deployer.adapters.http import HttpReply, new_session, send, trimmed
+from deployer.errors import AuthError, PermanentError, TransientError
+from deployer.ports import ZoneInfo
+from deployer.resilience import Sleep, Upstream
+
+NAME = "Hetzner DNS"
+RETRIED_CODES = frozenset(
+    {
+        "locked",
+        "conflict",
+        "rate_limit_exceeded",
+        "timeout",
+        "bad_gateway",
+        "unavailable",
+        "server_error",
+    }
+)
+ACTION_POLL_FIRST = 1.0
+ACTION_POLL_MAX = 5.0
+ACTION_DEADLINE = 120.0
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Zone(_Model):
+    id: int
+    name: str
+
+
+class _Record(_Model):
+    value: str
+
+
+class _RRSet(_Model):
+    name: str
+    type: str
+    ttl: int | None = None
+    records: list[_Record] = []
+
+
+class _Action(_Model):
+    id: int
+    status: str
+    error: dict[str, Any] | None = None
+
+
+class _NotFound(PermanentError):
+    pass
+
+
+class HetznerDns:
+    def __init__(
+        self,
+        base_url: str,
+        token: SecretStr,
+        zone: str,
+        upstream: Upstream,
+        timeout: float,
+        *,
+        sleep: Sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._base = base_url
+        self._zone = zone
+        self._upstream = upstream
+        self._sleep = sleep
+        self._clock = clock
+        self._session = new_session(
+            timeout, {"Authorization": f"Bearer {token.get_secret_value()}"}
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def zone(self) -> ZoneInfo:
+        async def read() -> ZoneInfo:
+            zone = _Zone.model_validate((await self._request("GET", self._zone_path()))["zone"])
+            listing = await self._request(
+                "GET", f"{self._zone_path()}/rrsets", params={"per_page": "1"}
+            )
+            total = listing["meta"]["pagination"].get("total_entries")
+            if total is None:
+                total = await self._count_rrsets()
+            return ZoneInfo(zone.id, zone.name, int(total))
+
+        return await self._upstream.call(read)
+
+    async def a_record(self, name: str) -> list[str] | None:
+        rrset = await self._upstream.call(lambda: self._get_rrset(name))
+        return None if rrset is None else sorted(r.value for r in rrset.records)
+
+    async def upsert_a_record(self, name: str, ip: str, ttl: int) -> None:
+        async def upsert() -> None:
+            rrset = await self._get_rrset(name)
+            if rrset is None:
+                if await self._create_rrset(name, ip, ttl):
+                    return
+                rrset = await self._get_rrset(name)  # lost a race: someone created it
+            if rrset is not None and [r.value for r in rrset.records] != [ip]:
+                await self._rrset_action(name, "set_records", {"records": [{"value": ip}]})
+            if rrset is not None and rrset.ttl != ttl:
+                await self._rrset_action(name, "change_ttl", {"ttl": ttl})
+
+        await self._upstream.call(upsert)
+
+    async def delete_a_record(self, name: str) -> bool:
+        async def delete() -> bool:
+            try:
+                reply = await self._request("DELETE", self._rrset_path(name))
+            except _NotFound:
+                return False  # already gone
+            await self._wait_action(reply["action"])
+            return True
+
+        return bool(await self._upstream.call(delete))
+
+    # -- plumbing ---------------------------------------------------------------------------
+    async def _get_rrset(self, name: str) -> _RRSet | None:
+        try:
+            return _RRSet.model_validate(
+                (await self._request("GET", self._rrset_path(name)))["rrset"]
+            )
+        except _NotFound:
+            return None
+
+    async def _create_rrset(self, name: str, ip: str, ttl: int) -> bool:
+        body = {
+            "name": name,
+            "type": "A",
+            "ttl": ttl,
+            "records": [{"value": ip}],
+            "labels": {"managed-by": "aistack"},
+        }
+        try:
+            reply = await self._request("POST", f"{self._zone_path()}/rrsets", body=body)
+        except PermanentError as exc:
+            if "uniqueness_error" in str(exc):
+                return False
+            raise
+        await self._wait_action(reply["action"])
+        return True
+
+    async def _rrset_action(self, name: str, action: str, body: dict[str, Any]) -> None:
+        reply = await self._request("POST", f"{self._rrset_path(name)}/actions/{action}", body=body)
+        await self._wait_action(reply["action"])
+
+    async def _wait_action(self, raw: dict[str, Any]) -> None:
+        action = _Action.model_validate(raw)
+        delay, started = ACTION_POLL_FIRST, self._clock()
+        while action.status == "running":
+            if self._clock() - started > ACTION_DEADLINE:
+                raise TransientError(
+                    f"{NAME}: action {action.id} still running after {ACTION_DEADLINE:.0f} s"
+                )
+            await self._sleep(delay)
+            delay = min(delay * 2, ACTION_POLL_MAX)
+            action = _Action.model_validate(
+                (await self._request("GET", f"/actions/{action.id}"))["action"]
+            )
+        if action.status != "success":
+            error = action.error or {}
+            raise PermanentError(
+                f"{NAME}: action {action.id} failed: "
+                f"{error.get('code', '?')}: {trimmed(str(error.get('message', '')))}"
+            )
+
+    async def _count_rrsets(self) -> int:
+        count, page = 0, 1
+        while page:
+            listing = await self._request(
+                "GET", f"{self._zone_path()}/rrsets", params={"per_page": "100", "page": str(page)}
+            )
+            count += len(listing["rrsets"])
+            page = listing["meta"]["pagination"].get("next_page") or 0
+        return count
+
+    def _zone_path(self) -> str:
+        return f"/zones/{quote(self._zone, safe='')}"
+
+    def _rrset_path(self, name: str) -> str:
+        return f"{self._zone_path()}/rrsets/{quote(name, safe='*.-')}/A"
+
+    async def _request(
+        self, method: str, path: str, *, params: dict[str, str] | None = None, body: Any = None
+    ) -> Any:
+        reply = await send(
+            self._session, NAME, method, f"{self._base}{path}", params=params, body=body
+        )
+        return _checked(f"{method} {path}", reply)
+
+
+def _checked(what: str, reply: HttpReply) -> Any:
+    if reply.status < 400:
+        return reply.json()
+    body = reply.json()
+    error = body.get("error", {}) if isinstance(body, dict) else {}
+    code = str(error.get("code", "")) if isinstance(error, dict) else ""
+    message = trimmed(str(error.get("message", "") if isinstance(error, dict) else reply.text))
+    where = f"{NAME} {what}: {reply.status} {code}"
+    if reply.status == 401:
+        raise AuthError(
+            f"{where}: the token is invalid, revoked or read-only; check AISTACK_HETZNER_TOKEN"
+        )
+    if reply.status == 404 and code == "not_found":
+        raise _NotFound(f"{where}: {message}")
+    if code in RETRIED_CODES or reply.status in (429, 502, 503, 504) or reply.status >= 500:
+        raise TransientError(f"{where}: {message}", retry_after=_until_reset(reply))
+    raise PermanentError(f"{where}: {message}")
+
+
+def _until_reset(reply: HttpReply) -> float | None:
+    if reply.status != 429:
+        return None
+    reset = reply.headers.get("RateLimit-Reset")
+    try:
+        return max(0.0, float(reset) - time.time()) if reset else None
+    except ValueError:
+        return None

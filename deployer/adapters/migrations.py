@@ -1,0 +1,219 @@
+"""Versioned, forward-only schema migrations for the SQL stores, applied when a store opens.
+
+Each migration has one text per dialect, as a tuple of statements (no script splitting).
+Applied versions are recorded in `schema_migrations`. Applying is idempotent and safe with
+several processes starting at once: SQLite holds the write lock (`BEGIN IMMEDIATE`),
+PostgreSQL a transaction-scoped advisory lock keyed on the schema, while it checks and applies.
+Never edit a released migration: add the next version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sqlite: tuple[str, ...]
+    postgres: tuple[str, ...]
+
+
+# `active_stack` is the stack while the deployment holds it (state in ACTIVE) and NULL
+# otherwise: the unique index lets the database, not a check-then-insert, refuse a second
+# active deployment of a stack (NULLs never collide).
+_SQLITE_1 = (
+    """CREATE TABLE deployments (
+        id           TEXT PRIMARY KEY,
+        stack        TEXT NOT NULL,
+        operation    TEXT NOT NULL,
+        state        TEXT NOT NULL,
+        version      INTEGER NOT NULL,
+        requester    TEXT NOT NULL,
+        approver     TEXT,
+        channel      TEXT,
+        message_ts   TEXT,
+        spec         TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL,
+        error        TEXT,
+        leftovers    TEXT NOT NULL DEFAULT '[]',
+        active_stack TEXT,
+        retry_at     TEXT
+    )""",
+    "CREATE UNIQUE INDEX deployments_one_active ON deployments (active_stack)",
+    "CREATE INDEX deployments_stack_created ON deployments (stack, created_at)",
+    "CREATE INDEX deployments_state ON deployments (state)",
+    # Insertion order of phases is the table's rowid (an upsert keeps it).
+    """CREATE TABLE phases (
+        deployment_id TEXT NOT NULL REFERENCES deployments (id) ON DELETE CASCADE,
+        name          TEXT NOT NULL,
+        state         TEXT NOT NULL,
+        attempt       INTEGER NOT NULL,
+        outputs       TEXT NOT NULL,
+        started_at    TEXT,
+        finished_at   TEXT,
+        error         TEXT,
+        PRIMARY KEY (deployment_id, name)
+    )""",
+    # The audit trail: no foreign key, so it also records refused or deleted deployments.
+    """CREATE TABLE events (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        deployment_id TEXT NOT NULL,
+        stack         TEXT NOT NULL,
+        kind          TEXT NOT NULL,
+        at            TEXT NOT NULL,
+        actor         TEXT NOT NULL,
+        phase         TEXT,
+        state         TEXT,
+        duration      REAL,
+        idx           INTEGER,
+        total         INTEGER,
+        data          TEXT NOT NULL
+    )""",
+    "CREATE INDEX events_stack ON events (stack, id)",
+    "CREATE INDEX events_deployment ON events (deployment_id, id)",
+    """CREATE TABLE dedup_keys (
+        key           TEXT PRIMARY KEY,
+        deployment_id TEXT NOT NULL REFERENCES deployments (id) ON DELETE CASCADE,
+        created_at    TEXT NOT NULL
+    )""",
+    """CREATE TABLE leases (
+        deployment_id TEXT PRIMARY KEY REFERENCES deployments (id) ON DELETE CASCADE,
+        owner         TEXT NOT NULL,
+        expires_at    TEXT NOT NULL,
+        heartbeat_at  TEXT NOT NULL
+    )""",
+)
+
+_POSTGRES_1 = (
+    """CREATE TABLE deployments (
+        id           text PRIMARY KEY,
+        stack        text NOT NULL,
+        operation    text NOT NULL,
+        state        text NOT NULL,
+        version      integer NOT NULL,
+        requester    text NOT NULL,
+        approver     text,
+        channel      text,
+        message_ts   text,
+        spec         jsonb NOT NULL,
+        created_at   timestamptz NOT NULL,
+        updated_at   timestamptz NOT NULL,
+        error        text,
+        leftovers    jsonb NOT NULL DEFAULT '[]',
+        active_stack text,
+        retry_at     timestamptz
+    )""",
+    "CREATE UNIQUE INDEX deployments_one_active ON deployments (active_stack)",
+    "CREATE INDEX deployments_stack_created ON deployments (stack, created_at)",
+    "CREATE INDEX deployments_state ON deployments (state)",
+    """CREATE TABLE phases (
+        deployment_id text NOT NULL REFERENCES deployments (id) ON DELETE CASCADE,
+        name          text NOT NULL,
+        seq           bigint GENERATED ALWAYS AS IDENTITY,
+        state         text NOT NULL,
+        attempt       integer NOT NULL,
+        outputs       jsonb NOT NULL,
+        started_at    timestamptz,
+        finished_at   timestamptz,
+        error         text,
+        PRIMARY KEY (deployment_id, name)
+    )""",
+    """CREATE TABLE events (
+        id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        deployment_id text NOT NULL,
+        stack         text NOT NULL,
+        kind          text NOT NULL,
+        at            timestamptz NOT NULL,
+        actor         text NOT NULL,
+        phase         text,
+        state         text,
+        duration      double precision,
+        idx           integer,
+        total         integer,
+        data          jsonb NOT NULL
+    )""",
+    "CREATE INDEX events_stack ON events (stack, id)",
+    "CREATE INDEX events_deployment ON events (deployment_id, id)",
+    """CREATE TABLE dedup_keys (
+        key           text PRIMARY KEY,
+        deployment_id text NOT NULL REFERENCES deployments (id) ON DELETE CASCADE,
+        created_at    timestamptz NOT NULL
+    )""",
+    """CREATE TABLE leases (
+        deployment_id text PRIMARY KEY REFERENCES deployments (id) ON DELETE CASCADE,
+        owner         text NOT NULL,
+        expires_at    timestamptz NOT NULL,
+        heartbeat_at  timestamptz NOT NULL
+    )""",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "deployments, phases, events, dedup keys, leases", _SQLITE_1, _POSTGRES_1),
+)
+
+_SQLITE_LEDGER = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+)"""
+
+_POSTGRES_LEDGER = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)"""
+
+
+def _pending(applied: set[int]) -> list[Migration]:
+    return [m for m in MIGRATIONS if m.version not in applied]
+
+
+async def migrate_sqlite(conn: aiosqlite.Connection) -> list[int]:
+    """Apply what is missing; return the versions applied now. `conn` is in autocommit mode."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        await conn.execute(_SQLITE_LEDGER)
+        async with conn.execute("SELECT version FROM schema_migrations") as cursor:
+            applied = {int(row[0]) for row in await cursor.fetchall()}
+        done = []
+        for migration in _pending(applied):
+            for statement in migration.sqlite:
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                (migration.version, migration.name),
+            )
+            done.append(migration.version)
+    except BaseException:
+        if conn.in_transaction:
+            await conn.rollback()
+        raise
+    await conn.execute("COMMIT")
+    return done
+
+
+async def migrate_postgres(conn: Any) -> list[int]:
+    """Apply what is missing; return the versions applied now. `conn`: an asyncpg connection."""
+    async with conn.transaction():
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('aistack.migrations:' || current_schema()))"
+        )
+        await conn.execute(_POSTGRES_LEDGER)
+        rows = await conn.fetch("SELECT version FROM schema_migrations")
+        done = []
+        for migration in _pending({int(row["version"]) for row in rows}):
+            for statement in migration.postgres:
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                migration.version,
+                migration.name,
+            )
+            done.append(migration.version)
+    return done

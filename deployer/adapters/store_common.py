@@ -1,0 +1,118 @@
+"""What the three stores share: UTC timestamps, row -> model mapping and the refusal texts.
+
+The SQL stores hand their rows (sqlite3.Row, asyncpg.Record: both mapping-like) to the
+`*_from_row` functions; JSON columns arrive as text (SQLite) or already decoded (PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from deployer.core.states import ACTIVE, DeploymentState
+from deployer.models import Deployment, Event, PhaseRecord
+
+S = DeploymentState
+# Claimable when nobody holds a live lease on them (the worker resumes them after a crash).
+LEASED_STATES: tuple[str, ...] = (S.QUEUED, S.RUNNING, S.ROLLING_BACK, S.DESTROYING)
+
+_DOING: dict[DeploymentState, str] = {
+    S.REQUESTED: "waiting for approval",
+    S.APPROVED: "approved",
+    S.QUEUED: "queued",
+    S.RUNNING: "running",
+    S.ROLLING_BACK: "rolling back",
+    S.DESTROYING: "being destroyed",
+    S.ROLLBACK_FAILED: "in rollback_failed (resources left behind)",
+}
+
+
+def utc(moment: datetime) -> datetime:
+    """The same instant in UTC; a naive datetime is a bug, not a guess."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """SQLite's timestamp text: UTC, fixed width, so text order is time order."""
+    return None if moment is None else utc(moment).isoformat(timespec="microseconds")
+
+
+def active_stack(stack: str, state: DeploymentState) -> str | None:
+    """The value of the `active_stack` column: the stack while it is held, else NULL."""
+    return stack if state in ACTIVE else None
+
+
+def busy_message(holder: Deployment) -> str:
+    """Who holds the stack, what it is doing and since when."""
+    doing = _DOING.get(holder.state, str(holder.state))
+    since = utc(holder.updated_at).strftime("%Y-%m-%d %H:%M")
+    who = holder.requester or "someone"
+    return (
+        f"{holder.stack} is busy: {holder.operation} requested by {who} "
+        f"is {doing} since {since} UTC"
+    )
+
+
+def busy_unknown(stack: str) -> str:
+    return f"{stack} is busy: another deployment holds it; try again in a moment"
+
+
+def stale_message(mine: Deployment, target: DeploymentState, current: Deployment) -> str:
+    return (
+        f"stale transition of deployment {mine.id} to {target} refused: it is now "
+        f"{current.state} (version {current.version}), not {mine.state} "
+        f"(version {mine.version}); reload it and decide again"
+    )
+
+
+DEPLOYMENT_COLUMNS: tuple[str, ...] = (
+    "id",
+    "stack",
+    "operation",
+    "state",
+    "version",
+    "requester",
+    "approver",
+    "channel",
+    "message_ts",
+    "spec",
+    "created_at",
+    "updated_at",
+    "error",
+    "leftovers",
+    "active_stack",
+)
+
+
+def deployment_values(d: Deployment) -> dict[str, Any]:
+    """The column values of a deployment: JSON-safe, timestamps as UTC datetimes."""
+    data = d.model_dump(mode="json")
+    data["created_at"], data["updated_at"] = utc(d.created_at), utc(d.updated_at)
+    data["active_stack"] = active_stack(d.stack, d.state)
+    return data
+
+
+def _decoded(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def deployment_from_row(row: Mapping[str, Any]) -> Deployment:
+    data = dict(row)
+    data["spec"], data["leftovers"] = _decoded(data["spec"]), _decoded(data["leftovers"])
+    return Deployment.model_validate(data)
+
+
+def phase_from_row(row: Mapping[str, Any]) -> PhaseRecord:
+    data = dict(row)
+    data["outputs"] = _decoded(data["outputs"])
+    return PhaseRecord.model_validate(data)
+
+
+def event_from_row(row: Mapping[str, Any]) -> Event:
+    data = dict(row)
+    data["data"], data["index"] = _decoded(data["data"]), data.pop("idx")
+    return Event.model_validate(data)

@@ -1,0 +1,216 @@
+"""MemoryStore: the Store port in a process's memory (unit tests and `aistack --sandbox`).
+
+It keeps the same promises as the SQL stores (one active deployment per stack, versioned
+compare-and-set transitions, leases), behind one asyncio.Lock. Models are copied through JSON
+on the way in and out, so callers share nothing mutable with the store, as with a database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from deployer.core.states import DeploymentState, check_transition
+from deployer.errors import IllegalTransition, NotFound, StackBusy
+from deployer.models import Deployment, Event, PhaseRecord, utcnow
+
+from .store_common import LEASED_STATES, active_stack, busy_message, stale_message, utc
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _copy(model: M) -> M:
+    return type(model).model_validate_json(model.model_dump_json())
+
+
+@dataclass
+class _Lease:
+    owner: str
+    expires_at: datetime
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._deployments: dict[str, Deployment] = {}
+        self._active: dict[str, str] = {}  # stack -> deployment id: the "unique index"
+        self._retry_at: dict[str, datetime] = {}
+        self._dedup: dict[str, str] = {}
+        self._phases: dict[str, dict[str, PhaseRecord]] = {}
+        self._events: list[Event] = []
+        self._leases: dict[str, _Lease] = {}
+
+    async def close(self) -> None:
+        """Nothing to release; the data lives as long as the object."""
+
+    # -- deployments ---------------------------------------------------------------------
+
+    async def create(self, deployment: Deployment, *, dedup_key: str | None = None) -> Deployment:
+        async with self._lock:
+            if dedup_key is not None and dedup_key in self._dedup:
+                return _copy(self._deployments[self._dedup[dedup_key]])
+            if deployment.id in self._deployments:  # a retried create: already done
+                return _copy(self._deployments[deployment.id])
+            self._hold(deployment.stack, deployment.state, deployment.id)
+            self._deployments[deployment.id] = _copy(deployment)
+            if dedup_key is not None:
+                self._dedup[dedup_key] = deployment.id
+            return _copy(deployment)
+
+    async def get(self, deployment_id: str) -> Deployment:
+        async with self._lock:
+            return _copy(self._get(deployment_id))
+
+    async def latest(self, stack: str) -> Deployment | None:
+        async with self._lock:
+            mine = [d for d in self._deployments.values() if d.stack == stack]
+            return _copy(max(mine, key=_by_created)) if mine else None
+
+    async def list_latest(self) -> list[Deployment]:
+        async with self._lock:
+            newest: dict[str, Deployment] = {}
+            for d in self._deployments.values():
+                if d.stack not in newest or _by_created(d) > _by_created(newest[d.stack]):
+                    newest[d.stack] = d
+            return [_copy(newest[stack]) for stack in sorted(newest)]
+
+    async def transition(
+        self,
+        deployment: Deployment,
+        target: DeploymentState,
+        *,
+        error: str | None = None,
+        leftovers: Sequence[str] | None = None,
+        approver: str | None = None,
+    ) -> Deployment:
+        check_transition(deployment.state, target)
+        async with self._lock:
+            current = self._get(deployment.id)
+            if (current.version, current.state) != (deployment.version, deployment.state):
+                raise IllegalTransition(stale_message(deployment, target, current))
+            self._hold(current.stack, target, current.id)
+            changes = {"state": target, "version": current.version + 1, "updated_at": utcnow()}
+            changes |= _given(error=error, leftovers=leftovers, approver=approver)
+            moved = Deployment.model_validate(current.model_dump() | changes)
+            self._deployments[moved.id] = moved
+            self._retry_at.pop(moved.id, None)
+            return _copy(moved)
+
+    async def set_message(self, deployment_id: str, channel: str, ts: str) -> Deployment:
+        async with self._lock:
+            current = self._get(deployment_id)
+            changes = {"channel": channel, "message_ts": ts}
+            moved = Deployment.model_validate(current.model_dump() | changes)
+            self._deployments[deployment_id] = moved
+            return _copy(moved)
+
+    def _get(self, deployment_id: str) -> Deployment:
+        try:
+            return self._deployments[deployment_id]
+        except KeyError:
+            raise NotFound(f"no deployment {deployment_id}") from None
+
+    def _hold(self, stack: str, state: DeploymentState, deployment_id: str) -> None:
+        """Take (or give up) the stack for `deployment_id`, like the unique index would."""
+        holder = self._active.get(stack)
+        if active_stack(stack, state) is None:
+            if holder == deployment_id:
+                del self._active[stack]
+        elif holder is None:
+            self._active[stack] = deployment_id
+        elif holder != deployment_id:
+            raise StackBusy(busy_message(self._deployments[holder]))
+
+    # -- phases and events ---------------------------------------------------------------
+
+    async def save_phase(self, record: PhaseRecord) -> None:
+        async with self._lock:
+            self._get(record.deployment_id)
+            self._phases.setdefault(record.deployment_id, {})[record.name] = _copy(record)
+
+    async def phases(self, deployment_id: str) -> list[PhaseRecord]:
+        async with self._lock:
+            return [_copy(p) for p in self._phases.get(deployment_id, {}).values()]
+
+    async def append_event(self, event: Event) -> None:
+        async with self._lock:
+            self._events.append(_copy(event))
+
+    async def events(self, stack: str) -> list[Event]:
+        async with self._lock:
+            return [_copy(e) for e in self._events if e.stack == stack]
+
+    async def events_for(self, deployment_id: str) -> list[Event]:
+        async with self._lock:
+            return [_copy(e) for e in self._events if e.deployment_id == deployment_id]
+
+    # -- the work queue ------------------------------------------------------------------
+
+    async def claim(self, owner: str, lease_seconds: float, now: datetime) -> Deployment | None:
+        now = utc(now)
+        async with self._lock:
+            ready = [d for d in self._deployments.values() if self._needs_work(d, now)]
+            if not ready:
+                return None
+            chosen = min(ready, key=_by_created)
+            self._leases[chosen.id] = _Lease(owner, now + timedelta(seconds=lease_seconds))
+            return _copy(chosen)
+
+    def _needs_work(self, d: Deployment, now: datetime) -> bool:
+        lease = self._leases.get(d.id)
+        if lease is not None and lease.expires_at > now:
+            return False
+        if d.state == DeploymentState.ROLLBACK_FAILED:
+            retry_at = self._retry_at.get(d.id)
+            return retry_at is not None and retry_at <= now
+        return d.state in LEASED_STATES
+
+    async def heartbeat(
+        self, deployment_id: str, owner: str, lease_seconds: float, now: datetime
+    ) -> bool:
+        async with self._lock:
+            lease = self._leases.get(deployment_id)
+            if lease is None or lease.owner != owner:
+                return False
+            lease.expires_at = utc(now) + timedelta(seconds=lease_seconds)
+            return True
+
+    async def release(self, deployment_id: str, owner: str) -> None:
+        async with self._lock:
+            lease = self._leases.get(deployment_id)
+            if lease is not None and lease.owner == owner:
+                del self._leases[deployment_id]
+
+    async def queued_before(self, cutoff: datetime) -> list[Deployment]:
+        cutoff = utc(cutoff)
+        async with self._lock:
+            late = [
+                d
+                for d in self._deployments.values()
+                if d.state == DeploymentState.QUEUED and d.updated_at < cutoff
+            ]
+            return [_copy(d) for d in sorted(late, key=lambda d: (d.updated_at, d.id))]
+
+    async def schedule_retry(self, deployment_id: str, at: datetime) -> None:
+        async with self._lock:
+            self._get(deployment_id)
+            self._retry_at[deployment_id] = utc(at)
+
+    async def give_up(self, deployment_id: str) -> None:
+        async with self._lock:
+            self._get(deployment_id)
+            self._retry_at.pop(deployment_id, None)
+
+
+def _by_created(d: Deployment) -> tuple[datetime, str]:
+    return (d.created_at, d.id)
+
+
+def _given(**values: object) -> dict[str, object]:
+    """The keyword arguments that were passed (None means: keep what is stored)."""
+    return {key: value for key, value in values.items() if value is not None}

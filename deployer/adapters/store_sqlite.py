@@ -1,0 +1,358 @@
+"""SqliteStore: the Store port on one SQLite file (aiosqlite; WAL, busy_timeout, foreign keys).
+
+One connection per store, in autocommit mode, used by one coroutine at a time (an asyncio
+lock). Every write runs inside `BEGIN IMMEDIATE`, so it holds SQLite's single write lock from
+its first read: check-and-write sequences (claim, create with a dedup key) cannot interleave,
+even with another process on the same file. Timestamps are UTC ISO text (text order = time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from deployer.core.states import DeploymentState, check_transition
+from deployer.errors import IllegalTransition, NotFound, StackBusy, TransientError
+from deployer.models import Deployment, Event, PhaseRecord, utcnow
+
+from .migrations import migrate_sqlite
+from .store_common import (
+    active_stack,
+    busy_message,
+    busy_unknown,
+    deployment_from_row,
+    deployment_values,
+    event_from_row,
+    iso,
+    phase_from_row,
+    stale_message,
+)
+
+_INSERT = """INSERT INTO deployments (id, stack, operation, state, version, requester, approver,
+    channel, message_ts, spec, created_at, updated_at, error, leftovers, active_stack)
+VALUES (:id, :stack, :operation, :state, :version, :requester, :approver,
+    :channel, :message_ts, :spec, :created_at, :updated_at, :error, :leftovers, :active_stack)
+RETURNING *"""
+
+_TRANSITION = """UPDATE deployments
+   SET state = :target, version = version + 1, updated_at = :now,
+       active_stack = :active_stack, retry_at = NULL,
+       error = coalesce(:error, error), leftovers = coalesce(:leftovers, leftovers),
+       approver = coalesce(:approver, approver)
+ WHERE id = :id AND version = :version AND state = :state
+RETURNING *"""
+
+_LATEST = """SELECT * FROM (
+    SELECT *, row_number() OVER (PARTITION BY stack ORDER BY created_at DESC, id DESC) AS n
+      FROM deployments
+) AS ranked WHERE n = 1 ORDER BY stack"""
+
+_SAVE_PHASE = """INSERT INTO phases (deployment_id, name, state, attempt, outputs,
+    started_at, finished_at, error)
+VALUES (:deployment_id, :name, :state, :attempt, :outputs, :started_at, :finished_at, :error)
+ON CONFLICT (deployment_id, name) DO UPDATE SET
+    state = excluded.state, attempt = excluded.attempt, outputs = excluded.outputs,
+    started_at = excluded.started_at, finished_at = excluded.finished_at,
+    error = excluded.error"""
+
+_APPEND_EVENT = """INSERT INTO events (deployment_id, stack, kind, at, actor, phase, state,
+    duration, idx, total, data)
+VALUES (:deployment_id, :stack, :kind, :at, :actor, :phase, :state,
+    :duration, :index, :total, :data)"""
+
+_EVENT_COLUMNS = "deployment_id, stack, kind, at, actor, phase, state, duration, idx, total, data"
+
+# Needs work and nobody holds a live lease (the states mirror store_common.LEASED_STATES).
+_CLAIMABLE = """SELECT d.* FROM deployments AS d
+  LEFT JOIN leases AS l ON l.deployment_id = d.id
+ WHERE (l.expires_at IS NULL OR l.expires_at <= :now)
+   AND (d.state IN ('queued', 'running', 'rolling_back', 'destroying')
+        OR (d.state = 'rollback_failed' AND d.retry_at <= :now))
+ ORDER BY d.created_at, d.id
+ LIMIT 1"""
+
+_TAKE_LEASE = """INSERT INTO leases (deployment_id, owner, expires_at, heartbeat_at)
+VALUES (:id, :owner, :expires_at, :now)
+ON CONFLICT (deployment_id) DO UPDATE SET
+    owner = excluded.owner, expires_at = excluded.expires_at,
+    heartbeat_at = excluded.heartbeat_at"""
+
+Params = dict[str, Any] | tuple[Any, ...]
+Row = dict[str, Any]
+
+
+class SqliteStore:
+    def __init__(self, conn: aiosqlite.Connection, applied_migrations: list[int]) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+        self.applied_migrations = applied_migrations  # what this open applied (tests, logs)
+
+    @classmethod
+    async def open(cls, path: str | Path, *, busy_timeout_ms: int = 5000) -> SqliteStore:
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            conn.row_factory = aiosqlite.Row
+            await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            return cls(conn, await migrate_sqlite(conn))
+        except BaseException:
+            await conn.close()
+            raise
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._conn.close()
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction holding the database write lock from its start."""
+        async with self._lock:
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+                yield self._conn
+                await self._conn.execute("COMMIT")
+            except BaseException as exc:
+                if self._conn.in_transaction:
+                    await self._conn.rollback()
+                if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                    raise TransientError(f"SQLite database is busy: {exc}") from exc
+                raise
+
+    async def _fetch(self, sql: str, params: Params = ()) -> list[Row]:
+        async with self._lock, self._conn.execute(sql, params) as cursor:
+            return [dict(row) for row in await cursor.fetchall()]
+
+    # -- deployments ---------------------------------------------------------------------
+
+    async def create(self, deployment: Deployment, *, dedup_key: str | None = None) -> Deployment:
+        async with self._tx() as conn:
+            if dedup_key is not None and (known := await _by_key(conn, dedup_key)):
+                return known
+            try:
+                row = await _one(conn, _INSERT, _deployment_params(deployment))
+                if dedup_key is not None:
+                    await conn.execute(
+                        "INSERT INTO dedup_keys (key, deployment_id, created_at) VALUES (?, ?, ?)",
+                        (dedup_key, deployment.id, iso(utcnow())),
+                    )
+            except sqlite3.IntegrityError:
+                return await _after_conflict(conn, deployment, dedup_key)
+        assert row is not None
+        return deployment_from_row(row)
+
+    async def get(self, deployment_id: str) -> Deployment:
+        rows = await self._fetch("SELECT * FROM deployments WHERE id = ?", (deployment_id,))
+        if not rows:
+            raise NotFound(f"no deployment {deployment_id}")
+        return deployment_from_row(rows[0])
+
+    async def latest(self, stack: str) -> Deployment | None:
+        rows = await self._fetch(
+            "SELECT * FROM deployments WHERE stack = ? ORDER BY created_at DESC, id DESC LIMIT 1",
+            (stack,),
+        )
+        return deployment_from_row(rows[0]) if rows else None
+
+    async def list_latest(self) -> list[Deployment]:
+        return [deployment_from_row(row) for row in await self._fetch(_LATEST)]
+
+    async def transition(
+        self,
+        deployment: Deployment,
+        target: DeploymentState,
+        *,
+        error: str | None = None,
+        leftovers: Sequence[str] | None = None,
+        approver: str | None = None,
+    ) -> Deployment:
+        check_transition(deployment.state, target)
+        params = {
+            "id": deployment.id,
+            "version": deployment.version,
+            "state": deployment.state,
+            "target": target,
+            "now": iso(utcnow()),
+            "error": error,
+            "approver": approver,
+            "active_stack": active_stack(deployment.stack, target),
+            "leftovers": None if leftovers is None else json.dumps(list(leftovers)),
+        }
+        async with self._tx() as conn:
+            try:
+                row = await _one(conn, _TRANSITION, params)
+            except sqlite3.IntegrityError:
+                raise StackBusy(await _busy_text(conn, deployment.stack)) from None
+            if row is None:
+                current = await _current(conn, deployment.id)
+                raise IllegalTransition(stale_message(deployment, target, current))
+        return deployment_from_row(row)
+
+    async def set_message(self, deployment_id: str, channel: str, ts: str) -> Deployment:
+        async with self._tx() as conn:
+            row = await _one(
+                conn,
+                "UPDATE deployments SET channel = ?, message_ts = ? WHERE id = ? RETURNING *",
+                (channel, ts, deployment_id),
+            )
+        if row is None:
+            raise NotFound(f"no deployment {deployment_id}")
+        return deployment_from_row(row)
+
+    # -- phases and events ---------------------------------------------------------------
+
+    async def save_phase(self, record: PhaseRecord) -> None:
+        values = record.model_dump(mode="json")
+        values["outputs"] = json.dumps(values["outputs"])
+        values["started_at"], values["finished_at"] = (
+            iso(record.started_at),
+            iso(record.finished_at),
+        )
+        async with self._tx() as conn:
+            try:
+                await conn.execute(_SAVE_PHASE, values)
+            except sqlite3.IntegrityError:
+                raise NotFound(f"no deployment {record.deployment_id}") from None
+
+    async def phases(self, deployment_id: str) -> list[PhaseRecord]:
+        rows = await self._fetch(
+            "SELECT * FROM phases WHERE deployment_id = ? ORDER BY rowid", (deployment_id,)
+        )
+        return [phase_from_row(row) for row in rows]
+
+    async def append_event(self, event: Event) -> None:
+        values = event.model_dump(mode="json")
+        values["at"], values["data"] = iso(event.at), json.dumps(values["data"])
+        async with self._tx() as conn:
+            await conn.execute(_APPEND_EVENT, values)
+
+    async def events(self, stack: str) -> list[Event]:
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE stack = ? ORDER BY id"
+        return [event_from_row(row) for row in await self._fetch(sql, (stack,))]
+
+    async def events_for(self, deployment_id: str) -> list[Event]:
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE deployment_id = ? ORDER BY id"
+        return [event_from_row(row) for row in await self._fetch(sql, (deployment_id,))]
+
+    # -- the work queue ------------------------------------------------------------------
+
+    async def claim(self, owner: str, lease_seconds: float, now: datetime) -> Deployment | None:
+        expires_at = now + timedelta(seconds=lease_seconds)
+        async with self._tx() as conn:
+            row = await _one(conn, _CLAIMABLE, {"now": iso(now)})
+            if row is None:
+                return None
+            lease = {"id": row["id"], "owner": owner, "expires_at": iso(expires_at)}
+            await conn.execute(_TAKE_LEASE, lease | {"now": iso(now)})
+        return deployment_from_row(row)
+
+    async def heartbeat(
+        self, deployment_id: str, owner: str, lease_seconds: float, now: datetime
+    ) -> bool:
+        expires_at = iso(now + timedelta(seconds=lease_seconds))
+        async with self._tx() as conn:
+            row = await _one(
+                conn,
+                """UPDATE leases SET expires_at = ?, heartbeat_at = ?
+                    WHERE deployment_id = ? AND owner = ? RETURNING owner""",
+                (expires_at, iso(now), deployment_id, owner),
+            )
+        return row is not None
+
+    async def release(self, deployment_id: str, owner: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                "DELETE FROM leases WHERE deployment_id = ? AND owner = ?", (deployment_id, owner)
+            )
+
+    async def queued_before(self, cutoff: datetime) -> list[Deployment]:
+        rows = await self._fetch(
+            """SELECT * FROM deployments WHERE state = 'queued' AND updated_at < ?
+                ORDER BY updated_at, id""",
+            (iso(cutoff),),
+        )
+        return [deployment_from_row(row) for row in rows]
+
+    async def schedule_retry(self, deployment_id: str, at: datetime) -> None:
+        await self._set_retry(deployment_id, iso(at))
+
+    async def give_up(self, deployment_id: str) -> None:
+        await self._set_retry(deployment_id, None)
+
+    async def _set_retry(self, deployment_id: str, at: str | None) -> None:
+        async with self._tx() as conn:
+            row = await _one(
+                conn,
+                "UPDATE deployments SET retry_at = ? WHERE id = ? RETURNING id",
+                (at, deployment_id),
+            )
+        if row is None:
+            raise NotFound(f"no deployment {deployment_id}")
+
+
+# -- helpers (each runs inside the caller's transaction) -------------------------------------
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return any(word in str(exc) for word in ("locked", "busy"))
+
+
+def _deployment_params(deployment: Deployment) -> dict[str, Any]:
+    values = deployment_values(deployment)
+    values["spec"], values["leftovers"] = (
+        json.dumps(values["spec"]),
+        json.dumps(values["leftovers"]),
+    )
+    values["created_at"], values["updated_at"] = (
+        iso(deployment.created_at),
+        iso(deployment.updated_at),
+    )
+    return values
+
+
+async def _one(conn: aiosqlite.Connection, sql: str, params: Params) -> Row | None:
+    async with conn.execute(sql, params) as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else dict(row)
+
+
+async def _by_key(conn: aiosqlite.Connection, key: str) -> Deployment | None:
+    row = await _one(
+        conn,
+        """SELECT d.* FROM dedup_keys AS k JOIN deployments AS d ON d.id = k.deployment_id
+            WHERE k.key = ?""",
+        (key,),
+    )
+    return None if row is None else deployment_from_row(row)
+
+
+async def _current(conn: aiosqlite.Connection, deployment_id: str) -> Deployment:
+    row = await _one(conn, "SELECT * FROM deployments WHERE id = ?", (deployment_id,))
+    if row is None:
+        raise NotFound(f"no deployment {deployment_id}")
+    return deployment_from_row(row)
+
+
+async def _busy_text(conn: aiosqlite.Connection, stack: str) -> str:
+    row = await _one(conn, "SELECT * FROM deployments WHERE active_stack = ?", (stack,))
+    return busy_unknown(stack) if row is None else busy_message(deployment_from_row(row))
+
+
+async def _after_conflict(
+    conn: aiosqlite.Connection, deployment: Deployment, dedup_key: str | None
+) -> Deployment:
+    """The insert collided: a replayed request, a retried create, or the stack is held."""
+    if dedup_key is not None and (known := await _by_key(conn, dedup_key)):
+        return known
+    row = await _one(conn, "SELECT * FROM deployments WHERE id = ?", (deployment.id,))
+    if row is not None:
+        return deployment_from_row(row)
+    raise StackBusy(await _busy_text(conn, deployment.stack))

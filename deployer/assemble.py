@@ -1,0 +1,86 @@
+"""Composition: settings -> upstreams -> adapters -> saga -> Deployer, opened and closed as one."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from deployer.adapters.dokploy import DokployPaas
+from deployer.adapters.hetzner import HetznerDns
+from deployer.adapters.probe import HttpProbe
+from deployer.adapters.stores import open_store
+from deployer.clock import SystemClock
+from deployer.core.phases import Timeout
+from deployer.journal import Journal
+from deployer.ports import Clock, Notifier, Store
+from deployer.resilience import RetryPolicy, Upstream
+from deployer.saga import Saga
+from deployer.service import Deployer
+from deployer.settings import DeployerSettings
+from deployer.steps import StackSteps
+
+
+def upstream(name: str, settings: DeployerSettings, clock: Clock) -> Upstream:
+    policy = RetryPolicy(
+        settings.retry_attempts, settings.retry_initial, settings.retry_max, settings.retry_deadline
+    )
+    return Upstream(
+        name,
+        policy,
+        sleep=clock.sleep,
+        fail_max=settings.breaker_fail_max,
+        reset_seconds=settings.breaker_reset,
+    )
+
+
+def timeouts(settings: DeployerSettings) -> dict[Timeout, float]:
+    return {
+        Timeout.PHASE: settings.phase_timeout,
+        Timeout.DEPLOY: settings.deploy_timeout,
+        # the probe loop gives up at health_timeout; the phase limit is only a backstop
+        Timeout.HEALTH: settings.health_timeout + settings.http_timeout + 5,
+    }
+
+
+@asynccontextmanager
+async def open_deployer(
+    settings: DeployerSettings,
+    notifier: Notifier,
+    *,
+    store: Store | None = None,
+    clock: Clock | None = None,
+) -> AsyncIterator[Deployer]:
+    clock = clock or SystemClock()
+    async with AsyncExitStack() as stack:
+        if store is None:
+            store = await open_store(settings.database_url)
+            stack.push_async_callback(store.close)
+        paas = DokployPaas(
+            settings.dokploy_url,
+            settings.dokploy_api_key,
+            upstream("Dokploy", settings, clock),
+            settings.http_timeout,
+        )
+        stack.push_async_callback(paas.close)
+        dns = HetznerDns(
+            settings.hetzner_url,
+            settings.hetzner_token,
+            settings.dns_zone,
+            upstream("Hetzner DNS", settings, clock),
+            settings.http_timeout,
+            sleep=clock.sleep,
+            clock=clock.monotonic,
+        )
+        stack.push_async_callback(dns.close)
+        probe = HttpProbe(
+            path=settings.health_path,
+            accepted=settings.health_statuses,
+            timeout=settings.http_timeout,
+            resolve=settings.health_resolve,
+            scheme=settings.health_scheme,
+        )
+        stack.push_async_callback(probe.close)
+        journal = Journal(store, notifier)
+        steps = StackSteps(settings, paas, dns, probe, clock)
+        saga = Saga(journal, steps, timeouts(settings))
+        yield Deployer(settings, journal, paas, dns, saga)

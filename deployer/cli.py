@@ -1,0 +1,180 @@
+"""`aistack`: the operator CLI. preflight, deploy, status, list, destroy, sandbox, demo.
+
+Exit codes: 0 done; 1 the deployment failed and was rolled back; 2 bad input or settings;
+3 rollback failed, resources left behind; 4 an upstream refused or is unreachable;
+5 the stack is busy with another deployment; 6 no such stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from deployer.adapters.store_memory import MemoryStore
+from deployer.assemble import open_deployer
+from deployer.console import TerminalNotifier, render_list, render_preflight, render_status
+from deployer.core.states import DeploymentState
+from deployer.errors import (
+    AistackError,
+    ConfigError,
+    InvalidStackName,
+    NotFound,
+    PermanentError,
+    StackBusy,
+    TransientError,
+)
+from deployer.logs import configure_logging
+from deployer.models import Deployment
+from deployer.sandbox.server import Sandbox
+from deployer.service import Deployer
+from deployer.settings import load_settings
+
+S = DeploymentState
+EXIT_FOR_STATE = {S.SUCCEEDED: 0, S.DESTROYED: 0, S.ROLLED_BACK: 1, S.ROLLBACK_FAILED: 3}
+Command = Callable[[Deployer, argparse.Namespace, TerminalNotifier], Awaitable[int]]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="aistack", description="Deploy per-user AI stacks.")
+    p.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="run this one command against in-process fakes (no credentials)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="error",
+        help="structlog level on stderr: debug, info (one line per phase), warning, error",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("preflight", help="check Dokploy, the DNS zone and the ingress")
+    deploy = sub.add_parser("deploy", help="deploy a stack and wait until it answers")
+    deploy.add_argument("name")
+    deploy.add_argument("--image", help="container image (default: AISTACK_STACK_IMAGE)")
+    status = sub.add_parser("status", help="one stack, or all of them")
+    status.add_argument("name", nargs="?")
+    sub.add_parser("list", help="every stack, from Dokploy and our records")
+    destroy = sub.add_parser("destroy", help="remove a stack and everything it made")
+    destroy.add_argument("name")
+    sandbox = sub.add_parser("sandbox", help="serve the fakes on 127.0.0.1 until Ctrl-C")
+    sandbox.add_argument("--deploy-delay", type=float, default=2.0)
+    sub.add_parser("demo", help="a guided tour against the sandbox")
+    return p
+
+
+async def cmd_preflight(d: Deployer, _: argparse.Namespace, out: TerminalNotifier) -> int:
+    _print(out, render_preflight(await d.preflight()))
+    return 0
+
+
+async def cmd_deploy(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
+    return _exit(await d.deploy(args.name, requester=_operator(), image=args.image))
+
+
+async def cmd_destroy(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
+    return _exit(await d.destroy(args.name, requester=_operator()))
+
+
+async def cmd_status(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
+    if args.name is None:
+        return await cmd_list(d, args, out)
+    _print(out, render_status(await d.status(args.name)))
+    return 0
+
+
+async def cmd_list(d: Deployer, _: argparse.Namespace, out: TerminalNotifier) -> int:
+    _print(out, render_list(await d.list_stacks()))
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "preflight": cmd_preflight,
+    "deploy": cmd_deploy,
+    "destroy": cmd_destroy,
+    "status": cmd_status,
+    "list": cmd_list,
+}
+
+
+async def run(args: argparse.Namespace, out: TerminalNotifier) -> int:
+    if args.command == "sandbox":
+        return await serve_sandbox(args.deploy_delay, out)
+    if args.command == "demo":
+        from deployer.demo import run_demo
+
+        return await run_demo(out)
+    async with _deployer(args.sandbox, out) as deployer:
+        return await COMMANDS[args.command](deployer, args, out)
+
+
+@asynccontextmanager
+async def _deployer(sandboxed: bool, out: TerminalNotifier) -> AsyncIterator[Deployer]:
+    if not sandboxed:
+        async with open_deployer(load_settings(), out) as deployer:
+            yield deployer
+        return
+    async with (
+        Sandbox() as sandbox,
+        open_deployer(sandbox.settings(), out, store=MemoryStore()) as deployer,
+    ):
+        yield deployer
+
+
+async def serve_sandbox(deploy_delay: float, out: TerminalNotifier) -> int:
+    async with Sandbox(deploy_delay=deploy_delay) as sandbox:
+        _print(out, ["# aistack sandbox on 127.0.0.1; point the CLI or the bot at it with:"])
+        _print(out, [f"export {key}={value}" for key, value in sandbox.env().items()])
+        _print(out, ["# fault knobs: POST JSON to <url>/_sandbox/faults; Ctrl-C stops"])
+        await asyncio.Event().wait()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    configure_logging(args.log_level)
+    out = TerminalNotifier()
+    try:
+        return asyncio.run(run(args, out))
+    except KeyboardInterrupt:
+        return 130
+    except AistackError as exc:
+        out.console.print(f"aistack: {exc}", markup=False, style="red")
+        return _exit_for_error(exc)
+
+
+def _exit_for_error(exc: AistackError) -> int:
+    for kind, code in (
+        (ConfigError, 2),
+        (InvalidStackName, 2),
+        (StackBusy, 5),
+        (NotFound, 6),
+        (TransientError, 4),
+        (PermanentError, 4),
+    ):
+        if isinstance(exc, kind):
+            return code
+    return 1
+
+
+def _exit(dep: Deployment) -> int:
+    return EXIT_FOR_STATE.get(dep.state, 1)
+
+
+def _operator() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _print(out: TerminalNotifier, lines: list[str]) -> None:
+    for line in lines:
+        out.console.print(line, markup=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""What the operator CLI shows: live phase progress and stack views, on a terminal or a pipe."""
+
+from __future__ import annotations
+
+import time
+from typing import IO
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from deployer.models import Event, StackStatus
+from deployer.service import PreflightReport
+
+ENDINGS = {
+    "deployment.succeeded",
+    "deployment.rolled_back",
+    "deployment.rollback_failed",
+    "deployment.destroyed",
+}
+
+
+def describe(event: Event, total_seconds: float | None = None) -> str | None:
+    """One line for an event, or None for events only a progress bar shows. Pure."""
+    step = f"[{event.index}/{event.total}] " if event.index else ""
+    title = event.data.get("title", event.phase)
+    took = f" ({event.duration:.2f} s)" if event.duration is not None else ""
+    total = f" (total {total_seconds:.1f} s)" if total_seconds is not None else ""
+    error = event.data.get("error", "")
+    lines = {
+        "phase.done": f"  ok   {step}{title}{took}",
+        "phase.failed": f"  FAIL {step}{title}{took}: {error}",
+        "undo.done": f"  undo {event.phase}: {event.data.get('outcome', '')}{took}",
+        "undo.failed": f"  UNDO FAILED {event.phase}: {error}",
+        "deployment.running": f"{event.stack}: deploying",
+        "deployment.destroying": f"{event.stack}: destroying",
+        "deployment.rolling_back": f"{event.stack}: failed ({error}); rolling back",
+        "deployment.succeeded": f"{event.stack}: live at {event.data.get('url', '')}{total}",
+        "deployment.rolled_back": f"{event.stack}: rolled back, nothing left behind{total}",
+        "deployment.destroyed": f"{event.stack}: destroyed{total}",
+        "deployment.rollback_failed": f"{event.stack}: ROLLBACK FAILED{total}; left behind: "
+        + "; ".join(event.data.get("leftovers", [])),
+    }
+    return lines.get(event.kind)
+
+
+class TerminalNotifier:
+    """The CLI's Notifier: a progress bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, stream: IO[str] | None = None, *, live: bool | None = None) -> None:
+        self.console = Console(file=stream, highlight=False, soft_wrap=True)
+        self._live = self.console.is_terminal if live is None else live
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._started: dict[str, float] = {}
+        self.events: list[Event] = []
+
+    async def notify(self, event: Event) -> None:
+        self.events.append(event)
+        if event.kind in ("deployment.running", "deployment.destroying"):
+            self._started[event.deployment_id] = time.monotonic()
+        total = None
+        if event.kind in ENDINGS and event.deployment_id in self._started:
+            total = time.monotonic() - self._started.pop(event.deployment_id)
+        if self._live:
+            self._advance(event)
+        line = describe(event, total)
+        if line is not None:
+            self.console.print(line, markup=False)
+        if event.kind in ENDINGS:
+            self._stop()
+
+    def _advance(self, event: Event) -> None:
+        if event.kind == "phase.running" and self._progress is None:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(event.stack, total=event.total or 1)
+        if self._progress is None or self._task is None:
+            return
+        if event.kind == "phase.running":
+            self._progress.update(self._task, description=f"{event.stack}: {event.data['title']}")
+        elif event.kind == "phase.done":
+            self._progress.advance(self._task)
+
+    def _stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+        self._progress, self._task = None, None
+
+
+def render_status(status: StackStatus) -> list[str]:
+    dep = status.deployment
+    lines = [f"{status.name}  {dep.state if dep else 'no record'}  {status.url}"]
+    if dep:
+        lines.append(
+            f"  last {dep.operation} by {dep.requester or '?'} at "
+            f"{dep.updated_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
+        if dep.error:
+            lines.append(f"  error: {dep.error}")
+        if dep.leftovers:
+            lines.append(f"  left behind: {'; '.join(dep.leftovers)}")
+    live = status.live
+    lines.append(
+        f"  dokploy: {live.project_name} application {live.application_status or 'none'}"
+        if live
+        else "  dokploy: nothing"
+    )
+    if status.dns_values is not None:
+        lines.append(f"  dns: {', '.join(status.dns_values)}")
+    for phase in status.phases:
+        took = f" {phase.duration:.2f} s" if phase.duration is not None else ""
+        lines.append(f"    {phase.name:<20} {phase.state}{took}")
+    lines.extend(f"  DRIFT: {d}" for d in status.drift)
+    return lines
+
+
+def render_list(stacks: list[StackStatus]) -> list[str]:
+    if not stacks:
+        return ["no stacks"]
+    rows = [f"{'NAME':<20} {'STATE':<16} {'DOKPLOY':<10} URL"]
+    for s in stacks:
+        state = str(s.deployment.state) if s.deployment else "no record"
+        live = (s.live.application_status or "no app") if s.live else "-"
+        flag = "  DRIFT" if s.drift else ""
+        rows.append(f"{s.name:<20} {state:<16} {live:<10} {s.url}{flag}")
+    return rows
+
+
+def render_preflight(report: PreflightReport) -> list[str]:
+    lines = [
+        f"Dokploy   {report.dokploy_url}: reachable and authorized, {report.projects} projects",
+        f"DNS zone  {report.zone.name} (id {report.zone.zone_id}): "
+        f"{report.zone.rrset_count} rrsets",
+        f"Ingress   {report.ingress_ip} (DNS mode {report.dns_mode})",
+    ]
+    if report.wildcard is not None:
+        ok = report.ingress_ip in report.wildcard
+        lines.append(
+            f"Wildcard  {'covers' if ok else 'does NOT cover'} the ingress "
+            f"({', '.join(report.wildcard) or 'no record'})"
+        )
+    return lines

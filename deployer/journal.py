@@ -1,0 +1,66 @@
+"""Journal: every state change and phase event is stored (audit), logged and notified."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from deployer.core.states import DeploymentState
+from deployer.models import Deployment, Event
+from deployer.ports import Notifier, Store
+
+log = structlog.get_logger("aistack.journal")
+
+
+class Journal:
+    def __init__(self, store: Store, notifier: Notifier) -> None:
+        self.store = store
+        self._notifier = notifier
+
+    async def move(
+        self,
+        dep: Deployment,
+        target: DeploymentState,
+        *,
+        error: str | None = None,
+        leftovers: Sequence[str] | None = None,
+        actor: str = "aistack",
+        approver: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Deployment:
+        """Apply a transition (the store checks it) and record it as an event."""
+        moved = await self.store.transition(
+            dep, target, error=error, leftovers=leftovers, approver=approver
+        )
+        data = dict(data or {})
+        if error:
+            data["error"] = error
+        if leftovers:
+            data["leftovers"] = list(leftovers)
+        await self.emit(moved, f"deployment.{target}", state=str(target), actor=actor, data=data)
+        return moved
+
+    async def emit(self, dep: Deployment, kind: str, **fields: Any) -> None:
+        event = Event(deployment_id=dep.id, stack=dep.stack, kind=kind, **fields)
+        await self.store.append_event(event)
+        _log(event)
+        try:
+            await self._notifier.notify(event)
+        except Exception as exc:  # a notifier outage must not stop the deployment
+            log.warning("notifier failed", kind=kind, error=str(exc))
+
+
+def _log(event: Event) -> None:
+    fields: dict[str, Any] = {"deployment_id": event.deployment_id, "stack": event.stack}
+    if event.phase:
+        fields["phase"] = event.phase
+    if event.duration is not None:
+        fields["duration_s"] = round(event.duration, 3)
+    if "error" in event.data:
+        fields["error"] = event.data["error"]
+    if event.kind.endswith("failed"):
+        log.warning(event.kind, **fields)
+    else:
+        log.info(event.kind, **fields)

@@ -1,0 +1,355 @@
+"""The orchestrator: runs a deployment's phases, checkpoints them, compensates on failure.
+
+Forward: a phase starts when everything it needs is done, so independent phases run side by
+side. Before a phase's work begins its record is stored as `running`: that record is the
+registration of its undo, durable across a crash. After, `done` with the ids it made.
+Backward: on failure, undo steps run in reverse start order, shielded from cancellation,
+each outcome recorded; the deployment ends `rolled_back`, or `rollback_failed` naming what
+is left. A deployment picked up again (after a crash or for a retry) resumes from its
+checkpoints: done phases are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from deployer.core.phases import PhaseDef, Timeout, phases_for
+from deployer.core.states import DeploymentState, Operation, PhaseState
+from deployer.journal import Journal
+from deployer.models import Deployment, PhaseRecord, utcnow
+
+S = DeploymentState
+UNDOABLE = frozenset(
+    {
+        PhaseState.RUNNING,
+        PhaseState.DONE,
+        PhaseState.FAILED,
+        PhaseState.UNDOING,
+        PhaseState.UNDO_FAILED,
+    }
+)
+
+
+@dataclass
+class PhaseContext:
+    """What a step sees: the deployment, the outputs so far, and a way to save progress."""
+
+    deployment: Deployment
+    outputs: dict[str, str]
+    save: Callable[[Mapping[str, str]], Awaitable[None]] = field(repr=False)
+
+
+Step = Callable[[PhaseContext], Awaitable[Mapping[str, str]]]
+Undo = Callable[[PhaseContext], Awaitable[str]]
+
+
+class Steps(Protocol):
+    def do(self, phase: str) -> Step: ...
+    def undo(self, phase: str) -> Undo: ...
+    def leftover(self, phase: str, ctx: PhaseContext) -> str: ...
+
+
+class PhaseFailed(Exception):
+    def __init__(self, phase: str, reason: str) -> None:
+        super().__init__(f"{phase}: {reason}")
+        self.phase = phase
+        self.reason = reason
+
+
+class Saga:
+    def __init__(
+        self,
+        journal: Journal,
+        steps: Steps,
+        timeouts: Mapping[Timeout, float],
+    ) -> None:
+        self._journal = journal
+        self._store = journal.store
+        self._steps = steps
+        self._timeouts = timeouts
+
+    async def run(self, deployment: Deployment) -> Deployment:
+        """Drive a deployment from where it stands to a terminal state (or until cancelled)."""
+        dep = deployment
+        with structlog.contextvars.bound_contextvars(deployment_id=dep.id, stack=dep.stack):
+            dep = await self._start(dep)
+            if dep.state in (S.RUNNING, S.DESTROYING):
+                dep = await self._forward(dep)
+            if dep.state is S.ROLLING_BACK:
+                dep = await _shielded(self._compensate(dep))
+        return dep
+
+    async def _start(self, dep: Deployment) -> Deployment:
+        destroy = dep.operation is Operation.DESTROY
+        if dep.state is S.QUEUED:
+            return await self._move(dep, S.DESTROYING if destroy else S.RUNNING)
+        if dep.state is S.ROLLBACK_FAILED:  # retry rollback / retry teardown
+            return await self._move(dep, S.DESTROYING if destroy else S.ROLLING_BACK)
+        return dep
+
+    # -- forward ----------------------------------------------------------------------------
+    async def _forward(self, dep: Deployment) -> Deployment:
+        try:
+            await self._run_phases(dep)
+        except PhaseFailed as failed:
+            if dep.operation is Operation.DESTROY:
+                leftovers = await self._teardown_leftovers(dep)
+                return await self._move(
+                    dep, S.ROLLBACK_FAILED, error=str(failed), leftovers=leftovers
+                )
+            return await self._move(dep, S.ROLLING_BACK, error=str(failed))
+        if dep.operation is Operation.DESTROY:
+            return await self._move(dep, S.DESTROYED)
+        return await self._journal.move(dep, S.SUCCEEDED, data={"url": dep.spec.url})
+
+    async def _run_phases(self, dep: Deployment) -> None:
+        plan = phases_for(dep.operation)
+        records = {r.name: r for r in await self._store.phases(dep.id)}
+        done = {n for n, r in records.items() if r.state is PhaseState.DONE}
+        outputs = _merged(records.values(), only_done=True)
+        running: dict[asyncio.Task[Mapping[str, str]], PhaseDef] = {}
+        failure: PhaseFailed | None = None
+        try:
+            failure = await self._drive(dep, plan, records, done, outputs, running)
+        finally:
+            await _cancel_all(running)  # only non-empty when the saga itself is cancelled
+        if failure is not None:
+            raise failure
+
+    async def _drive(
+        self,
+        dep: Deployment,
+        plan: tuple[PhaseDef, ...],
+        records: dict[str, PhaseRecord],
+        done: set[str],
+        outputs: dict[str, str],
+        running: dict[asyncio.Task[Mapping[str, str]], PhaseDef],
+    ) -> PhaseFailed | None:
+        failure: PhaseFailed | None = None
+        while True:
+            if failure is None:
+                for phase in _ready(plan, done, {p.name for p in running.values()}):
+                    task = asyncio.create_task(self._phase(dep, phase, plan, records, outputs))
+                    running[task] = phase
+            if not running:
+                break
+            finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in finished:
+                phase = running.pop(task)
+                if task.cancelled() or task.exception() is not None:
+                    failure = failure or _as_failure(phase, task)
+                    continue
+                done.add(phase.name)
+                outputs.update(task.result())
+            if failure is not None:
+                await _cancel_all(running)
+                running.clear()
+        return failure
+
+    async def _phase(
+        self,
+        dep: Deployment,
+        phase: PhaseDef,
+        plan: tuple[PhaseDef, ...],
+        records: dict[str, PhaseRecord],
+        outputs: dict[str, str],
+    ) -> Mapping[str, str]:
+        previous = records.get(phase.name)
+        record = PhaseRecord(
+            deployment_id=dep.id,
+            name=phase.name,
+            state=PhaseState.RUNNING,
+            attempt=(previous.attempt if previous else 0) + 1,
+            outputs=dict(previous.outputs) if previous else {},
+            started_at=utcnow(),
+        )
+        await self._store.save_phase(record)  # registers the undo before any work
+        index = [p.name for p in plan].index(phase.name) + 1
+        await self._emit(
+            dep,
+            "phase.running",
+            phase=phase.name,
+            index=index,
+            total=len(plan),
+            data={"title": phase.title},
+        )
+        holder = [record]
+
+        async def save(progress: Mapping[str, str]) -> None:
+            holder[0] = holder[0].model_copy(update={"outputs": {**holder[0].outputs, **progress}})
+            await self._store.save_phase(holder[0])
+
+        ctx = PhaseContext(dep, {**outputs, **record.outputs}, save)
+        limit = self._timeouts[phase.timeout]
+        try:
+            async with asyncio.timeout(limit):
+                made = dict(await self._steps.do(phase.name)(ctx))
+        except BaseException as exc:
+            reason = (
+                f"timed out after {limit:.0f} s"
+                if isinstance(exc, TimeoutError)
+                else ("cancelled" if isinstance(exc, asyncio.CancelledError) else str(exc))
+            )
+            failed = holder[0].model_copy(
+                update={"state": PhaseState.FAILED, "error": reason, "finished_at": utcnow()}
+            )
+            await asyncio.shield(self._store.save_phase(failed))
+            await asyncio.shield(
+                self._emit(
+                    dep,
+                    "phase.failed",
+                    phase=phase.name,
+                    index=index,
+                    total=len(plan),
+                    duration=failed.duration,
+                    data={"title": phase.title, "error": reason},
+                )
+            )
+            if isinstance(exc, Exception):
+                raise PhaseFailed(phase.name, reason) from exc
+            raise
+        finished = holder[0].model_copy(
+            update={
+                "state": PhaseState.DONE,
+                "outputs": {**holder[0].outputs, **made},
+                "finished_at": utcnow(),
+            }
+        )
+        await self._store.save_phase(finished)
+        await self._emit(
+            dep,
+            "phase.done",
+            phase=phase.name,
+            index=index,
+            total=len(plan),
+            duration=finished.duration,
+            data={"title": phase.title, **made},
+        )
+        return made
+
+    # -- backward ---------------------------------------------------------------------------
+    async def _compensate(self, dep: Deployment) -> Deployment:
+        plan = {p.name: p for p in phases_for(dep.operation)}
+        records = await self._store.phases(dep.id)
+        outputs = _merged(records, only_done=False)
+        pending = [r for r in records if plan[r.name].undo and r.state in UNDOABLE]
+        pending.sort(key=lambda r: r.started_at or utcnow(), reverse=True)
+        leftovers = []
+        for record in pending:
+            if not await self._undo(dep, record, outputs):
+                leftovers.append(self._steps.leftover(record.name, self._ctx(dep, outputs)))
+        if leftovers:
+            return await self._move(dep, S.ROLLBACK_FAILED, leftovers=leftovers)
+        return await self._move(dep, S.ROLLED_BACK)
+
+    async def _undo(self, dep: Deployment, record: PhaseRecord, outputs: dict[str, str]) -> bool:
+        undoing = record.model_copy(
+            update={
+                "state": PhaseState.UNDOING,
+                "error": None,
+                "started_at": utcnow(),
+                "finished_at": None,
+            }
+        )
+        await self._store.save_phase(undoing)
+        await self._emit(dep, "undo.running", phase=record.name)
+        try:
+            async with asyncio.timeout(self._timeouts[Timeout.PHASE]):
+                outcome = await self._steps.undo(record.name)(self._ctx(dep, outputs))
+        except Exception as exc:
+            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+            failed = undoing.model_copy(
+                update={"state": PhaseState.UNDO_FAILED, "error": reason, "finished_at": utcnow()}
+            )
+            await self._store.save_phase(failed)
+            await self._emit(
+                dep,
+                "undo.failed",
+                phase=record.name,
+                duration=failed.duration,
+                data={"error": reason},
+            )
+            return False
+        undone = undoing.model_copy(update={"state": PhaseState.UNDONE, "finished_at": utcnow()})
+        await self._store.save_phase(undone)
+        await self._emit(
+            dep, "undo.done", phase=record.name, duration=undone.duration, data={"outcome": outcome}
+        )
+        return True
+
+    async def _teardown_leftovers(self, dep: Deployment) -> list[str]:
+        records = {r.name: r for r in await self._store.phases(dep.id)}
+        ctx = self._ctx(dep, _merged(records.values(), only_done=False))
+        items = (
+            self._steps.leftover(p.name, ctx)
+            for p in phases_for(dep.operation)
+            if p.name not in records or records[p.name].state is not PhaseState.DONE
+        )
+        return [item for item in items if item]
+
+    def _ctx(self, dep: Deployment, outputs: dict[str, str]) -> PhaseContext:
+        async def no_save(_: Mapping[str, str]) -> None:
+            return None
+
+        return PhaseContext(dep, dict(outputs), no_save)
+
+    # -- state and events -------------------------------------------------------------------
+    async def _move(
+        self,
+        dep: Deployment,
+        target: DeploymentState,
+        *,
+        error: str | None = None,
+        leftovers: list[str] | None = None,
+    ) -> Deployment:
+        return await self._journal.move(dep, target, error=error, leftovers=leftovers)
+
+    async def _emit(self, dep: Deployment, kind: str, **fields: Any) -> None:
+        await self._journal.emit(dep, kind, **fields)
+
+
+def _ready(plan: tuple[PhaseDef, ...], done: set[str], running: set[str]) -> list[PhaseDef]:
+    return [
+        p
+        for p in plan
+        if p.name not in done and p.name not in running and all(n in done for n in p.needs)
+    ]
+
+
+def _merged(records: Any, *, only_done: bool) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for record in records:
+        if not only_done or record.state is PhaseState.DONE:
+            merged.update(record.outputs)
+    return merged
+
+
+def _as_failure(phase: PhaseDef, task: asyncio.Task[Any]) -> PhaseFailed:
+    if task.cancelled():
+        return PhaseFailed(phase.name, "cancelled")
+    exc = task.exception()
+    return exc if isinstance(exc, PhaseFailed) else PhaseFailed(phase.name, str(exc))
+
+
+async def _cancel_all(tasks: Mapping[asyncio.Task[Any], PhaseDef]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(BaseException):
+            await task
+
+
+async def _shielded(work: Awaitable[Deployment]) -> Deployment:
+    """Compensation runs to its end even if the caller is cancelled meanwhile."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise

@@ -1,0 +1,470 @@
+"""A local fake of the Dokploy REST API (v0.30.2), as an aiohttp server.
+
+Behaviour follows `../shared/specs/dokploy-api.md` §7 and, where they differ, the recorded
+exchanges of a real server. Input validation is the OpenAPI document's own request schemas run
+through jsonschema, with errors reworded the way zod v4 words them, so the fake cannot drift
+from the spec. Rows and response shapes live in `dokploy_state.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import hdrs, web
+from jsonschema import Draft202012Validator, ValidationError  # type: ignore[import-untyped]
+
+from deployer.sandbox.dokploy_state import ApiError, Row, Store, now_iso
+from deployer.sandbox.faults import Faults, control_routes, fault_middleware
+
+OPENAPI_NAME = "dokploy-openapi.json"
+TRPC_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    409: "CONFLICT",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "TOO_MANY_REQUESTS",
+}
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+}
+# Dokploy refinements that the OpenAPI document cannot express (recordings 55-57).
+HOSTNAME = re.compile(
+    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+)
+HOSTNAME_MESSAGE = (
+    "Invalid domain name. Use only letters, numbers, hyphens and dots (e.g. example.com). "
+    "Underscores are not allowed."
+)
+PORT_MESSAGES = {"too_small": "Port must be at least 1", "too_big": "Port must be 65535 or below"}
+# Schemas built with zod's `.required()`: a missing key reads "expected nonoptional".
+NONOPTIONAL = {"application.saveDockerProvider", "application.saveEnvironment"}
+
+
+@dataclass(frozen=True)
+class Procedure:
+    method: str  # GET for tRPC queries, POST for mutations
+    schema: Row | None  # the request body schema, or the query parameters as one object
+
+
+@dataclass(frozen=True)
+class _Job:
+    app_id: str
+    title: str
+    description: str
+
+
+def _openapi_path() -> Path:
+    """The packaged subset of Dokploy's OpenAPI document (the procedures this fake serves)."""
+    return Path(__file__).parent / "specs" / OPENAPI_NAME
+
+
+@functools.cache
+def load_procedures(path: Path) -> dict[str, Procedure]:
+    """Every `/<router>.<procedure>` of the OpenAPI document, with its request schema."""
+    doc = json.loads(path.read_text())
+    out: dict[str, Procedure] = {}
+    for route, item in doc["paths"].items():
+        for method, op in item.items():
+            if "requestBody" in op:
+                # two upload procedures take multipart/form-data; the fake has neither
+                schema = op["requestBody"]["content"].get("application/json", {}).get("schema")
+            elif op.get("parameters"):
+                params = op["parameters"]
+                schema = {
+                    "type": "object",
+                    "properties": {p["name"]: p["schema"] for p in params},
+                    "required": [p["name"] for p in params if p.get("required")],
+                }
+            else:
+                schema = None
+            out[route.lstrip("/")] = Procedure(method.upper(), schema)
+    return out
+
+
+# -- validation: jsonschema errors reworded as zod v4 issues ----------------------------------
+
+
+def _type_name(value: Any) -> str:
+    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
+    return "null" if value is None else names.get(type(value), "object")
+
+
+def _expected(schema: Row) -> str:
+    """The type zod names in its messages; nullable fields name their non-null branch."""
+    if "anyOf" in schema:
+        return _expected(next(b for b in schema["anyOf"] if b != {"type": "null"}))
+    kind = schema.get("type", "string")
+    return "number" if kind == "integer" else str(kind)
+
+
+def _invalid_type(expected: str, received: str, path: list[Any]) -> Row:
+    message = f"Invalid input: expected {expected}, received {received}"
+    return {"expected": expected, "code": "invalid_type", "path": path, "message": message}
+
+
+# jsonschema keyword -> (zod issue code, origin, limit key, message word, comparison)
+BOUNDS = {
+    "minLength": ("too_small", "string", "minimum", "Too small", ">="),
+    "maxLength": ("too_big", "string", "maximum", "Too big", "<="),
+    "minimum": ("too_small", "number", "minimum", "Too small", ">="),
+    "maximum": ("too_big", "number", "maximum", "Too big", "<="),
+}
+
+
+def _translate(err: ValidationError, nonoptional: bool) -> list[Row]:
+    path, kind, value = list(err.absolute_path), err.validator, err.validator_value
+    if kind == "required":
+        props = err.schema.get("properties", {})
+        missing = [k for k in value if k not in err.instance]
+        return [
+            _invalid_type("nonoptional" if nonoptional else _expected(props.get(k, {})),
+                          "undefined", [*path, k])
+            for k in missing
+        ]  # fmt: skip
+    if kind == "anyOf":  # a nullable field: report what its non-null branch says
+        branch = next(i for i, b in enumerate(value) if b != {"type": "null"})
+        inner = [e for e in err.context if e.relative_schema_path[0] == branch]
+        return [issue for e in inner for issue in _translate(e, False)]
+    if kind == "type":
+        if "enum" in err.schema:  # zod reports a bad enum value once, as invalid_value
+            return []
+        return [_invalid_type(_expected(err.schema), _type_name(err.instance), path)]
+    if kind in BOUNDS:
+        code, origin, key, word, sign = BOUNDS[kind]
+        rule = f"to have {sign}{value} characters" if origin == "string" else f"to be {sign}{value}"
+        message = f"{word}: expected {origin} {rule}"
+        return [dict(origin=origin, code=code, **{key: value}, inclusive=True, path=path,
+                     message=message)]  # fmt: skip
+    if kind == "enum":
+        message = "Invalid option: expected one of " + "|".join(json.dumps(v) for v in value)
+        return [{"code": "invalid_value", "values": value, "path": path, "message": message}]
+    if kind == "pattern":
+        message = f"Invalid string: must match pattern /{value}/"
+        return [dict(origin="string", code="invalid_format", format="regex",
+                     pattern=f"/{value}/", path=path, message=message)]  # fmt: skip
+    return [{"code": "custom", "path": path, "message": err.message}]
+
+
+def validate(procedure: str, schema: Row, data: Any) -> list[Row]:
+    """The zod-style issues for `data`, in the schema's field order (zod checks in that order)."""
+    issues: list[Row] = []
+    seen: set[tuple[Any, ...]] = set()
+    for err in Draft202012Validator(schema).iter_errors(data):
+        top_level = not err.absolute_path
+        for issue in _translate(err, procedure in NONOPTIONAL and top_level):
+            key = (*issue["path"], issue["code"])
+            if key not in seen:
+                seen.add(key)
+                issues.append(issue)
+    if procedure == "domain.create" and isinstance(data, dict):
+        for issue in issues:
+            if issue["path"] == ["port"] and issue["code"] in PORT_MESSAGES:
+                issue["message"] = PORT_MESSAGES[issue["code"]]
+        host = data.get("host")
+        if isinstance(host, str) and host and not HOSTNAME.fullmatch(host):
+            issues.append({"code": "custom", "path": ["host"], "message": HOSTNAME_MESSAGE})
+    order = {name: i for i, name in enumerate(schema.get("properties", {}))}
+    issues.sort(key=lambda issue: order.get(issue["path"][0], -1) if issue["path"] else -1)
+    return issues
+
+
+# -- responses --------------------------------------------------------------------------------
+
+
+def json_body(value: Any, status: int = 200) -> web.Response:
+    """tRPC adapter responses: compact JSON, `Content-Type: application/json` without charset."""
+    body = json.dumps(value, separators=(",", ":")).encode()
+    return web.Response(status=status, body=body, headers={hdrs.CONTENT_TYPE: "application/json"})
+
+
+def trpc_error(
+    status: int,
+    message: str,
+    path: str | None = None,
+    issues: list[Row] | None = None,
+    retry_after: float | None = None,
+) -> web.Response:
+    code = TRPC_CODES.get(status, "INTERNAL_SERVER_ERROR" if status >= 500 else "BAD_REQUEST")
+    data: Row = {"code": code, "httpStatus": status}
+    if path is not None:
+        data["path"] = path
+    data["zodError"] = None
+    if issues is not None:
+        fields: dict[str, list[str]] = {}
+        for issue in issues:
+            if issue["path"]:
+                fields.setdefault(str(issue["path"][0]), []).append(issue["message"])
+        form = [issue["message"] for issue in issues if not issue["path"]]
+        data["zodError"] = {"formErrors": form, "fieldErrors": fields}
+    body: Row = {"message": message, "code": code, "data": data}
+    if issues is not None:
+        body["issues"] = issues
+    response = json_body(body, status)
+    if retry_after is not None:
+        response.headers[hdrs.RETRY_AFTER] = f"{retry_after:g}"
+    return response
+
+
+def unauthorized() -> web.Response:
+    """The auth gate answers before tRPC, through Next's res.json (hence charset and ETag)."""
+    return web.Response(
+        status=401,
+        body=b'{"message":"Unauthorized"}',
+        headers={hdrs.CONTENT_TYPE: "application/json; charset=utf-8", hdrs.ETAG: '"hwxzxeosy8q"'},
+    )
+
+
+class _BareResponse(web.Response):
+    """Next.js rejects malformed JSON with a text body and no Content-Type header at all.
+
+    aiohttp always fills in application/octet-stream, so drop it just before the headers go out.
+    """
+
+    async def _write_headers(self) -> None:
+        self.headers.popall(hdrs.CONTENT_TYPE, None)
+        await super()._write_headers()
+
+
+async def _security_headers(_: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
+async def _health(_: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+# -- the server -------------------------------------------------------------------------------
+
+
+class FakeDokploy:
+    """The fake server. `app()` builds the aiohttp app; tests and benchmarks read `calls`,
+    `snapshot()` and `live_hosts()`, and steer it with `faults`, `fail_deploys` and
+    `deploy_delay`."""
+
+    def __init__(
+        self,
+        *,
+        api_keys: Iterable[str] = ("sandbox-key",),
+        deploy_delay: float = 0.05,
+        faults: Faults | None = None,
+        rate_limit: tuple[int, float] | None = None,
+        build_concurrency: int = 4,
+    ) -> None:
+        self.api_keys = set(api_keys)
+        self.deploy_delay = deploy_delay
+        self.faults = faults if faults is not None else Faults()
+        self.rate_limit = rate_limit
+        self.build_concurrency = build_concurrency
+        self.fail_deploys: set[str] = set()
+        self.calls: list[tuple[str, str]] = []
+        self.store = Store()
+        self.procedures = load_procedures(_openapi_path())
+        self._usage: dict[str, tuple[float, int]] = {}  # api key -> (window start, units used)
+        self._queue: asyncio.Queue[_Job] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        store = self.store
+        self._handlers: dict[str, Callable[[Row], Any]] = {
+            "project.all": store.project_all,
+            "project.one": store.project_one,
+            "project.create": store.project_create,
+            "project.remove": store.project_remove,
+            "environment.byProjectId": store.environment_by_project_id,
+            "application.create": store.application_create,
+            "application.one": store.application_one,
+            "application.update": store.application_update,
+            "application.saveDockerProvider": store.application_save_docker_provider,
+            "application.saveEnvironment": store.application_save_environment,
+            "application.deploy": lambda i: self._enqueue(i, "Manual deployment"),
+            "application.redeploy": lambda i: self._enqueue(i, "Rebuild deployment"),
+            "application.stop": store.application_stop,
+            "application.start": store.application_start,
+            "application.delete": store.application_delete,
+            "domain.create": store.domain_create,
+            "domain.byApplicationId": store.domain_by_application_id,
+            "domain.delete": store.domain_delete,
+            "deployment.all": store.deployment_all,
+        }
+
+    def app(self) -> web.Application:
+        app = web.Application(
+            middlewares=[fault_middleware(self.faults, self._op_of, self._render)]
+        )
+        app.router.add_routes(control_routes(self.faults, self.snapshot, self.reset))
+        app.router.add_get("/api/health", _health)
+        app.router.add_route("*", "/api/{procedure:.+}", self._dispatch)
+        app.on_response_prepare.append(_security_headers)
+        app.on_startup.append(self._start_workers)
+        app.on_cleanup.append(self._stop_workers)
+        return app
+
+    # -- inspection, used by tests and benchmarks ---------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        s = self.store
+        return {
+            "projects": [{k: p[k] for k in ("projectId", "name")} for p in s.projects.values()],
+            "applications": [
+                {k: a[k] for k in ("applicationId", "name", "appName", "applicationStatus")}
+                for a in s.applications.values()
+            ],
+            "domains": [
+                {k: d[k] for k in ("domainId", "host", "applicationId")} for d in s.domains.values()
+            ],
+            "deployments": len(s.deployments),
+        }
+
+    def reset(self) -> None:
+        """Back to an empty server with no faults; queued deploys are dropped and running ones
+        find no row to finish."""
+        self.store.clear()
+        self.faults.clear()
+        self.calls.clear()
+        self.fail_deploys.clear()
+        self._usage.clear()
+        while self._queue is not None and not self._queue.empty():
+            self._queue.get_nowait()
+            self._queue.task_done()
+
+    def live_hosts(self) -> dict[str, int]:
+        """Hosts that would answer: newest deployment `done` and the service not stopped."""
+        live: dict[str, int] = {}
+        for domain in self.store.domains.values():
+            app_id, port = domain["applicationId"], domain["port"]
+            if app_id is None or port is None or app_id in self.store.stopped:
+                continue
+            newest = self.store.deployments_of(app_id)[:1]
+            if newest and newest[0]["status"] == "done":
+                live[domain["host"]] = port
+        return live
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _op_of(request: web.Request) -> str:
+        return request.match_info.get("procedure", request.path)
+
+    @staticmethod
+    def _render(status: int, _code: str, message: str, retry_after: float | None) -> web.Response:
+        return trpc_error(status, message, retry_after=retry_after)
+
+    def _authorized(self, request: web.Request) -> bool:
+        key = request.headers.get("x-api-key")
+        if key not in self.api_keys:
+            return False
+        if self.rate_limit is None:
+            return True
+        # better-auth's api-key limit; each REST call verifies the key twice (2 units).
+        max_units, window = self.rate_limit
+        now = time.monotonic()
+        start, used = self._usage.get(key, (now, 0))
+        if now - start > window:
+            start, used = now, 0
+        if used + 2 > max_units:
+            return False
+        self._usage[key] = (start, used + 2)
+        return True
+
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        name = request.match_info["procedure"]
+        body: Any = None
+        if request.method == "POST" and request.content_type == "application/json":
+            # Next.js parses the body before any Dokploy code runs (even before the auth gate).
+            raw = await request.read()
+            try:
+                body = json.loads(raw) if raw.strip() else {}
+            except ValueError:
+                return _BareResponse(status=400, reason="Invalid JSON", body=b"Invalid JSON")
+        if not self._authorized(request):
+            return unauthorized()
+        self.calls.append((request.method, name))
+        procedure = self.procedures.get(name)
+        if procedure is None or procedure.method != request.method:
+            return trpc_error(404, "Not found")
+        if request.method == "POST" and request.content_type != "application/json":
+            ctype = request.headers.get(hdrs.CONTENT_TYPE)
+            # The closing quote really is missing in Dokploy's message (recording 21).
+            message = (
+                f'Unsupported content-type "{ctype}' if ctype else "Missing content-type header"
+            )
+            return trpc_error(415, message, name)
+        if request.method == "GET":
+            data: Any = {
+                k: (v[0] if len(v) == 1 else v)
+                for k in request.query
+                for v in [request.query.getall(k)]
+            }
+        else:
+            data = body
+        if procedure.schema is not None:
+            issues = validate(name, procedure.schema, data)
+            if issues:
+                return trpc_error(400, "Input validation failed", name, issues)
+            # zod objects strip unknown keys silently
+            data = {k: v for k, v in data.items() if k in procedure.schema.get("properties", {})}
+        handler = self._handlers.get(name)
+        if handler is None:
+            return trpc_error(501, f"sandbox: {name} is not implemented by the fake", name)
+        try:
+            result = handler(data or {})
+        except ApiError as exc:
+            return trpc_error(exc.status, exc.message, name)
+        if result is None:  # void procedures (deploy, redeploy): 200 with an empty body
+            return web.Response(body=b"", headers={hdrs.CONTENT_TYPE: "application/json"})
+        return json_body(result)
+
+    # -- deploy queue -------------------------------------------------------------------------
+
+    def _enqueue(self, i: Row, default_title: str) -> None:
+        app = self.store.application(i["applicationId"])
+        assert self._queue is not None, "the aiohttp app has not started"
+        title = i.get("title") or default_title
+        self._queue.put_nowait(_Job(app["applicationId"], title, i.get("description", "")))
+
+    async def _start_workers(self, _: web.Application) -> None:
+        self._queue = asyncio.Queue()
+        self._workers = [asyncio.create_task(self._worker()) for _ in range(self.build_concurrency)]
+
+    async def _stop_workers(self, _: web.Application) -> None:
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers.clear()
+
+    async def _worker(self) -> None:
+        assert self._queue is not None
+        while True:
+            job = await self._queue.get()
+            try:
+                await self._build(job)
+            finally:
+                self._queue.task_done()
+
+    async def _build(self, job: _Job) -> None:
+        app = self.store.applications.get(job.app_id)
+        if app is None:  # deleted while queued
+            return
+        # The row appears when a worker picks the job up, not when deploy is called (§4.2).
+        deployment = self.store.add_deployment(app, job.title, job.description)
+        app["applicationStatus"] = "running"
+        await asyncio.sleep(self.deploy_delay)
+        if deployment["deploymentId"] not in self.store.deployments:  # deleted or reset
+            return
+        status = "error" if app["name"] in self.fail_deploys else "done"
+        deployment.update(status=status, finishedAt=now_iso())
+        app["applicationStatus"] = status
+        if status == "done":
+            self.store.stopped.discard(job.app_id)  # a deploy (re)creates the service

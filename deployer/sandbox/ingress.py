@@ -1,0 +1,52 @@
+"""A local stand-in for the Traefik ingress in front of the deployed stacks.
+
+Any path on a host that has a running stack answers 200 with a small JSON page (like the
+OpenCode agent's); any other host gets Traefik's 404. The shared fault knobs (op `ingress.get`)
+let a test make the stacks answer 502 for a while.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from deployer.sandbox.faults import Faults, control_routes, fault_middleware
+
+
+def _render(status: int, code: str, message: str, retry_after: float | None) -> web.Response:
+    """Plain-text errors, as Traefik and a crashed upstream give them."""
+    response = web.Response(status=status, text=f"{status} {message}\n")
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, round(retry_after)))
+    return response
+
+
+class FakeIngress:
+    """Routes by Host header to the stacks `live_hosts()` reports as running."""
+
+    def __init__(
+        self, live_hosts: Callable[[], Mapping[str, int]], *, faults: Faults | None = None
+    ) -> None:
+        self.live_hosts = live_hosts
+        self.faults = faults if faults is not None else Faults()
+        self.hits: list[tuple[str, str]] = []  # (host, path) of every request served
+
+    def app(self) -> web.Application:
+        app = web.Application(
+            middlewares=[fault_middleware(self.faults, lambda _: "ingress.get", _render)]
+        )
+        app.add_routes(control_routes(self.faults, self.state, self.hits.clear))
+        app.router.add_route("*", "/{tail:.*}", self._serve)
+        return app
+
+    def state(self) -> dict[str, Any]:
+        return {"live_hosts": dict(self.live_hosts()), "hits": [list(h) for h in self.hits]}
+
+    async def _serve(self, request: web.Request) -> web.Response:
+        host = (request.url.host or "").lower()
+        self.hits.append((host, request.path))
+        if host not in {h.lower() for h in self.live_hosts()}:
+            return web.Response(status=404, text="no such stack\n")
+        return web.json_response({"service": "opencode", "host": host})

@@ -1,0 +1,149 @@
+"""Deployer: the small surface the CLI and the bot drive. It plans, records and runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deployer.core.reconcile import drift
+from deployer.core.states import DeploymentState, Operation
+from deployer.errors import NotFound
+from deployer.journal import Journal
+from deployer.models import Deployment, ProjectView, StackSpec, StackStatus
+from deployer.ports import Dns, Paas, ZoneInfo
+from deployer.saga import Saga
+from deployer.settings import DeployerSettings
+
+S = DeploymentState
+
+
+@dataclass(frozen=True)
+class PreflightReport:
+    dokploy_url: str
+    projects: int
+    zone: ZoneInfo
+    ingress_ip: str
+    dns_mode: str
+    wildcard: list[str] | None = None
+
+
+class Deployer:
+    def __init__(
+        self, settings: DeployerSettings, journal: Journal, paas: Paas, dns: Dns, saga: Saga
+    ) -> None:
+        self.settings = settings
+        self.journal = journal
+        self.store = journal.store
+        self._paas = paas
+        self._dns = dns
+        self._saga = saga
+
+    def spec(self, name: str, image: str | None = None) -> StackSpec:
+        return self.settings.spec_for(name, image)
+
+    async def request(
+        self,
+        name: str,
+        *,
+        requester: str,
+        operation: Operation = Operation.DEPLOY,
+        image: str | None = None,
+        dedup_key: str | None = None,
+    ) -> Deployment:
+        """Record a new deployment in `requested`; the store refuses a second active one."""
+        spec = self.spec(name, image)
+        if operation is Operation.DESTROY:
+            spec = await self._spec_of_live(spec)
+        draft = Deployment(stack=spec.name, operation=operation, requester=requester, spec=spec)
+        dep = await self.store.create(draft, dedup_key=dedup_key)
+        if dep.id == draft.id:
+            await self.journal.emit(
+                dep,
+                "deployment.requested",
+                state=str(S.REQUESTED),
+                actor=requester,
+                data={"image": spec.image},
+            )
+        return dep
+
+    async def approve(self, dep: Deployment, approver: str) -> Deployment:
+        dep = await self.journal.move(dep, S.APPROVED, actor=approver, approver=approver)
+        return await self.journal.move(dep, S.QUEUED, actor=approver)
+
+    async def run(self, dep: Deployment) -> Deployment:
+        return await self._saga.run(dep)
+
+    async def deploy(self, name: str, *, requester: str, image: str | None = None) -> Deployment:
+        """Operator path (CLI): request, approve as the operator, run to the end."""
+        dep = await self.request(name, requester=requester, image=image)
+        return await self.run(await self.approve(dep, requester))
+
+    async def destroy(self, name: str, *, requester: str) -> Deployment:
+        dep = await self.request(name, requester=requester, operation=Operation.DESTROY)
+        return await self.run(await self.approve(dep, requester))
+
+    async def status(self, name: str) -> StackStatus:
+        spec = self.spec(name)
+        dep = await self.store.latest(spec.name)
+        live = await self._live(spec.project_name)
+        if dep is None and live is None:
+            raise NotFound(f"no stack named {spec.name}: nothing recorded, nothing in Dokploy")
+        return await self._status(spec, dep, live)
+
+    async def list_stacks(self) -> list[StackStatus]:
+        prefix, _, _ = self.settings.project_pattern.partition("{name}")
+        live = {v.project_name: v for v in await self._paas.stacks(prefix)}
+        records = {d.stack: d for d in await self.store.list_latest()}
+        names = set(records) | {self._name_of(p) for p in live}
+        result = []
+        for name in sorted(n for n in names if n):
+            dep = records.get(name)
+            spec = dep.spec if dep else self.spec(name)
+            result.append(await self._status(spec, dep, live.get(spec.project_name)))
+        return result
+
+    async def preflight(self) -> PreflightReport:
+        projects = await self._paas.count_projects()
+        zone = await self._dns.zone()
+        wildcard = None
+        if self.settings.dns_mode == "wildcard":
+            wildcard = await self._dns.a_record(f"*.{self.settings.record_label_suffix}") or []
+        return PreflightReport(
+            self.settings.dokploy_url,
+            projects,
+            zone,
+            str(self.settings.ingress_ip),
+            self.settings.dns_mode,
+            wildcard,
+        )
+
+    async def _status(
+        self, spec: StackSpec, dep: Deployment | None, live: ProjectView | None
+    ) -> StackStatus:
+        checked = self.settings.dns_mode == "record"
+        values = await self._dns.a_record(self.settings.record_name(spec.name)) if checked else None
+        phases = tuple(await self.store.phases(dep.id)) if dep else ()
+        found = drift(
+            dep, live, values, ingress_ip=str(self.settings.ingress_ip), dns_checked=checked
+        )
+        return StackStatus(
+            name=spec.name,
+            url=spec.url,
+            deployment=dep,
+            phases=phases,
+            live=live,
+            dns_values=tuple(values) if values else None,
+            drift=found,
+        )
+
+    async def _live(self, project_name: str) -> ProjectView | None:
+        views = await self._paas.stacks(project_name)
+        return next((v for v in views if v.project_name == project_name), None)
+
+    async def _spec_of_live(self, spec: StackSpec) -> StackSpec:
+        latest = await self.store.latest(spec.name)
+        return latest.spec if latest else spec
+
+    def _name_of(self, project_name: str) -> str:
+        prefix, _, suffix = self.settings.project_pattern.partition("{name}")
+        core = project_name.removeprefix(prefix)
+        return core.removesuffix(suffix) if suffix else core

@@ -1,0 +1,212 @@
+"""StackSteps: what each phase of the catalogue does and undoes, on the real ports.
+
+Every do looks up before it creates (the adapters' `ensure_*`), so running it again after a
+crash or a lost response makes nothing twice. Every undo finds its resource by id or, when
+the id never came back, by name, and answers "nothing to undo" when it is already gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from deployer.errors import DeployFailed, PermanentError
+from deployer.ports import Clock, Dns, Paas, Prober, ProjectRef
+from deployer.saga import PhaseContext, Step, Undo
+from deployer.settings import DeployerSettings
+
+Outputs = Mapping[str, str]
+GONE = "nothing to undo: already gone"
+
+
+class StackSteps:
+    def __init__(
+        self, settings: DeployerSettings, paas: Paas, dns: Dns, prober: Prober, clock: Clock
+    ) -> None:
+        self._s = settings
+        self._paas = paas
+        self._dns = dns
+        self._prober = prober
+        self._clock = clock
+
+    def do(self, phase: str) -> Step:
+        step: Step = getattr(self, f"_do_{phase}")
+        return step
+
+    def undo(self, phase: str) -> Undo:
+        step: Undo = getattr(self, f"_undo_{phase}")
+        return step
+
+    def leftover(self, phase: str, ctx: PhaseContext) -> str:
+        spec, out = ctx.deployment.spec, ctx.outputs
+        described = {
+            "project": f"Dokploy project {spec.project_name}"
+            f" ({out.get('project_id', 'id unknown')})",
+            "remove_project": f"Dokploy project {spec.project_name}",
+            "application": f"Dokploy application {spec.app_name}"
+            f" ({out.get('application_id', 'id unknown')})",
+            "remove_application": f"Dokploy application {spec.app_name}",
+            "domain": f"Dokploy domain {spec.host}",
+            "dns": f"DNS A record {self._dns_name(spec.name)}.{self._s.dns_zone}",
+            "remove_dns": f"DNS A record {self._dns_name(spec.name)}.{self._s.dns_zone}",
+        }
+        if self._s.dns_mode == "wildcard" and phase in ("dns", "remove_dns"):
+            return ""
+        return described.get(phase, "")
+
+    # -- deploy -----------------------------------------------------------------------------
+    async def _do_preflight(self, ctx: PhaseContext) -> Outputs:
+        projects = await self._paas.count_projects()
+        zone = await self._dns.zone()
+        return {"zone_id": str(zone.zone_id), "projects_before": str(projects)}
+
+    async def _do_project(self, ctx: PhaseContext) -> Outputs:
+        spec = ctx.deployment.spec
+        ref = await self._paas.ensure_project(spec.project_name, f"aistack stack {spec.name}")
+        return {"project_id": ref.project_id, "environment_id": ref.environment_id}
+
+    async def _do_dns(self, ctx: PhaseContext) -> Outputs:
+        name, ip = self._dns_name(ctx.deployment.stack), str(self._s.ingress_ip)
+        if self._s.dns_mode == "wildcard":
+            values = await self._dns.a_record(name) or []
+            if ip not in values:
+                raise PermanentError(
+                    f"wildcard {name}.{self._s.dns_zone} does not point at the ingress {ip} "
+                    f"(it holds {', '.join(values) or 'no record'}); fix the zone or use "
+                    "AISTACK_DNS_MODE=record"
+                )
+            return {"dns_name": name}
+        await self._dns.upsert_a_record(name, ip, self._s.dns_ttl)
+        return {"dns_name": name, "dns_ip": ip}
+
+    async def _do_application(self, ctx: PhaseContext) -> Outputs:
+        project = ProjectRef(ctx.outputs["project_id"], ctx.outputs["environment_id"])
+        app = await self._paas.ensure_application(project, ctx.deployment.spec.app_name)
+        return {"application_id": app.application_id, "app_name": app.app_name}
+
+    async def _do_image(self, ctx: PhaseContext) -> Outputs:
+        spec = ctx.deployment.spec
+        await self._paas.configure_image(ctx.outputs["application_id"], spec.image, spec.env)
+        return {"image": spec.image}
+
+    async def _do_domain(self, ctx: PhaseContext) -> Outputs:
+        spec = ctx.deployment.spec
+        domain_id = await self._paas.ensure_domain(
+            ctx.outputs["application_id"], spec.host, spec.container_port, self._s.https
+        )
+        return {"domain_id": domain_id}
+
+    async def _do_deploy(self, ctx: PhaseContext) -> Outputs:
+        app = ctx.outputs["application_id"]
+        if "deploy_known" not in ctx.outputs:  # not yet asked: remember what existed before
+            known = await self._paas.deployment_ids(app)
+            await ctx.save({"deploy_known": ",".join(sorted(known))})
+            ctx.outputs["deploy_known"] = ",".join(sorted(known))
+            await self._paas.start_deploy(app, f"aistack {ctx.deployment.id[:8]}")
+        known = set(filter(None, ctx.outputs["deploy_known"].split(",")))
+        return {"deployment_id": await self._watch_deploy(app, known)}
+
+    async def _watch_deploy(self, app: str, known: set[str]) -> str:
+        delay = self._s.poll_initial
+        while True:
+            run = await self._paas.newest_deployment(app, known)
+            if run is not None and run.status == "done":
+                return run.deployment_id
+            if run is not None and run.status in ("error", "cancelled"):
+                detail = f": {run.error_message}" if run.error_message else ""
+                raise DeployFailed(
+                    f"Dokploy deployment {run.deployment_id} ended {run.status}{detail} "
+                    "(the build log is on the Dokploy server)"
+                )
+            await self._clock.sleep(delay)
+            delay = min(delay * 1.5, self._s.poll_max)
+
+    async def _do_health(self, ctx: PhaseContext) -> Outputs:
+        url = ctx.deployment.spec.url
+        started = self._clock.monotonic()
+        while True:
+            result = await self._prober.check(url)
+            if result.ready:
+                return {"url": url}
+            if self._clock.monotonic() - started >= self._s.health_timeout:
+                raise DeployFailed(
+                    f"{url} did not answer within {self._s.health_timeout:.0f} s "
+                    f"(last: {result.detail})"
+                )
+            await self._clock.sleep(self._s.health_interval)
+
+    # -- undo -------------------------------------------------------------------------------
+    async def _undo_project(self, ctx: PhaseContext) -> str:
+        spec = ctx.deployment.spec
+        ref = await self._project(ctx)
+        if ref is None:
+            return GONE
+        # project.remove leaves Swarm services running: remove our application first.
+        app = await self._paas.find_application(ref.project_id, spec.app_name)
+        if app is not None:
+            await self._paas.delete_application(app.application_id)
+        removed = await self._paas.remove_project(ref.project_id)
+        return f"removed project {spec.project_name}" if removed else GONE
+
+    async def _undo_dns(self, ctx: PhaseContext) -> str:
+        if self._s.dns_mode == "wildcard":
+            return "nothing to undo: wildcard mode creates no record"
+        name = self._dns_name(ctx.deployment.stack)
+        removed = await self._dns.delete_a_record(name)
+        return f"removed DNS record {name}" if removed else GONE
+
+    async def _undo_application(self, ctx: PhaseContext) -> str:
+        app_id = await self._application_id(ctx)
+        if app_id is None:
+            return GONE
+        removed = await self._paas.delete_application(app_id)
+        return f"removed application {ctx.deployment.spec.app_name}" if removed else GONE
+
+    async def _undo_domain(self, ctx: PhaseContext) -> str:
+        domain_id = ctx.outputs.get("domain_id")
+        app_id = await self._application_id(ctx)
+        if domain_id is None and app_id is not None:
+            domain_id = await self._paas.find_domain(app_id, ctx.deployment.spec.host)
+        if domain_id is None:
+            return GONE
+        removed = await self._paas.delete_domain(domain_id)
+        return f"removed domain {ctx.deployment.spec.host}" if removed else GONE
+
+    # -- teardown ---------------------------------------------------------------------------
+    async def _do_locate(self, ctx: PhaseContext) -> Outputs:
+        found: dict[str, str] = {}
+        ref = await self._paas.find_project(ctx.deployment.spec.project_name)
+        if ref is not None:
+            found.update(project_id=ref.project_id, environment_id=ref.environment_id)
+            app = await self._paas.find_application(ref.project_id, ctx.deployment.spec.app_name)
+            if app is not None:
+                found.update(application_id=app.application_id, app_name=app.app_name)
+        return found
+
+    async def _do_remove_dns(self, ctx: PhaseContext) -> Outputs:
+        return {"dns": await self._undo_dns(ctx)}
+
+    async def _do_remove_application(self, ctx: PhaseContext) -> Outputs:
+        return {"application": await self._undo_application(ctx)}
+
+    async def _do_remove_project(self, ctx: PhaseContext) -> Outputs:
+        return {"project": await self._undo_project(ctx)}
+
+    # -- lookups ----------------------------------------------------------------------------
+    async def _project(self, ctx: PhaseContext) -> ProjectRef | None:
+        if "project_id" in ctx.outputs and "environment_id" in ctx.outputs:
+            return ProjectRef(ctx.outputs["project_id"], ctx.outputs["environment_id"])
+        return await self._paas.find_project(ctx.deployment.spec.project_name)
+
+    async def _application_id(self, ctx: PhaseContext) -> str | None:
+        if "application_id" in ctx.outputs:
+            return ctx.outputs["application_id"]
+        ref = await self._project(ctx)
+        if ref is None:
+            return None
+        app = await self._paas.find_application(ref.project_id, ctx.deployment.spec.app_name)
+        return app.application_id if app else None
+
+    def _dns_name(self, stack: str) -> str:
+        if self._s.dns_mode == "wildcard":
+            return ".".join(p for p in ("*", self._s.record_label_suffix) if p)
+        return self._s.record_name(stack)

@@ -1,0 +1,119 @@
+"""HetznerDns over HTTP against the sandbox fake: actions, retries, rate limits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from pydantic import SecretStr
+
+from deployer.adapters.hetzner import HetznerDns
+from deployer.errors import AuthError, PermanentError
+from deployer.resilience import RetryPolicy, Upstream
+from deployer.sandbox.faults import FailRule
+from deployer.sandbox.server import TOKEN, ZONE, Sandbox
+from tests.conftest import FakeClock
+
+
+@pytest.fixture
+async def dns(sandbox: Sandbox, clock: FakeClock) -> AsyncIterator[HetznerDns]:
+    dns = make(sandbox, clock)
+    yield dns
+    await dns.close()
+
+
+def make(sandbox: Sandbox, clock: FakeClock, token: str = TOKEN) -> HetznerDns:
+    upstream = Upstream("Hetzner DNS", RetryPolicy(attempts=4), sleep=clock.sleep)
+    return HetznerDns(
+        f"{sandbox.urls['dns']}/v1",
+        SecretStr(token),
+        ZONE,
+        upstream,
+        0.5,
+        sleep=clock.sleep,
+        clock=clock.monotonic,
+    )
+
+
+def records(sandbox: Sandbox) -> dict[str, list[str]]:
+    return {
+        r["name"]: sorted(r["records"])
+        for r in sandbox.dns.snapshot()["zones"][ZONE]
+        if r["type"] == "A"
+    }
+
+
+async def test_zone_is_found_by_name_with_its_rrset_count(dns: HetznerDns) -> None:
+    zone = await dns.zone()
+    assert zone.name == ZONE
+    assert zone.rrset_count == 2  # a fresh zone holds @/SOA and @/NS
+
+
+async def test_upsert_creates_then_replaces_then_leaves_alone(
+    dns: HetznerDns, sandbox: Sandbox
+) -> None:
+    await dns.upsert_a_record("alice.ai", "203.0.113.10", 60)
+    assert records(sandbox) == {"alice.ai": ["203.0.113.10"]}
+    await dns.upsert_a_record("alice.ai", "203.0.113.11", 60)
+    assert records(sandbox) == {"alice.ai": ["203.0.113.11"]}
+    writes = len([c for c in sandbox.dns.calls if c[0] != "GET"])
+    await dns.upsert_a_record("alice.ai", "203.0.113.11", 60)
+    assert len([c for c in sandbox.dns.calls if c[0] != "GET"]) == writes
+    assert await dns.a_record("alice.ai") == ["203.0.113.11"]
+
+
+async def test_writes_wait_for_their_action(
+    dns: HetznerDns, sandbox: Sandbox, clock: FakeClock
+) -> None:
+    sandbox.dns.action_polls = 2
+    await dns.upsert_a_record("alice.ai", "203.0.113.10", 60)
+    assert clock.sleeps == [1.0, 2.0, 4.0]  # polled until the third look said success
+
+
+async def test_delete_treats_missing_as_already_gone(dns: HetznerDns, sandbox: Sandbox) -> None:
+    await dns.upsert_a_record("alice.ai", "203.0.113.10", 60)
+    assert await dns.delete_a_record("alice.ai") is True
+    assert await dns.delete_a_record("alice.ai") is False
+    assert records(sandbox) == {}
+
+
+async def test_failed_action_is_an_error_naming_its_code(dns: HetznerDns, sandbox: Sandbox) -> None:
+    sandbox.dns.fail_actions.add("alice.ai")
+    with pytest.raises(PermanentError, match="action_failed"):
+        await dns.upsert_a_record("alice.ai", "203.0.113.10", 60)
+
+
+async def test_locked_zone_and_5xx_are_retried(
+    dns: HetznerDns, sandbox: Sandbox, clock: FakeClock
+) -> None:
+    sandbox.dns.faults.fail_ops["rrsets.create"] = FailRule(status=423, times=1)
+    sandbox.dns.faults.fail_ops["rrsets.get"] = FailRule(status=503, times=1)
+    await dns.upsert_a_record("alice.ai", "203.0.113.10", 60)
+    assert records(sandbox) == {"alice.ai": ["203.0.113.10"]}
+    assert clock.sleeps[:2] == [1.0, 2.0]  # the retries; then the action poll
+
+
+async def test_429_waits_until_ratelimit_reset(
+    dns: HetznerDns, sandbox: Sandbox, clock: FakeClock
+) -> None:
+    sandbox.dns.faults.retry_after = 30
+    sandbox.dns.faults.burst_429 = 1
+    assert await dns.a_record("nothing.ai") is None
+    assert len(clock.sleeps) == 1 and 25 <= clock.sleeps[0] <= 31
+
+
+async def test_bad_token_is_an_auth_error_without_the_token(
+    sandbox: Sandbox, clock: FakeClock
+) -> None:
+    dns = make(sandbox, clock, token="not-the-token")
+    try:
+        with pytest.raises(AuthError, match="AISTACK_HETZNER_TOKEN") as caught:
+            await dns.zone()
+    finally:
+        await dns.close()
+    assert "not-the-token" not in str(caught.value)
+
+
+async def test_wildcard_rrset_is_readable(dns: HetznerDns) -> None:
+    await dns.upsert_a_record("*.ai", "203.0.113.10", 60)
+    assert await dns.a_record("*.ai") == ["203.0.113.10"]

@@ -1,0 +1,435 @@
+"""The Store contract: what every store (memory, SQLite, PostgreSQL) promises an operator."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from deployer.adapters.store_postgres import PostgresStore
+from deployer.adapters.store_sqlite import SqliteStore
+from deployer.adapters.stores import open_store
+from deployer.core.states import DeploymentState, Operation, PhaseState
+from deployer.errors import ConfigError, IllegalTransition, NotFound, StackBusy, TransientError
+from deployer.models import Deployment, Event, PhaseRecord, StackSpec
+from deployer.ports import Store
+
+from .conftest import PG_URL, Backend, fresh_schema
+
+S = DeploymentState
+T0 = datetime(2026, 11, 26, 22, 10, tzinfo=UTC)
+LEASE = 30.0
+
+
+def make(stack: str = "alice", *, at: datetime = T0, **fields: object) -> Deployment:
+    spec = StackSpec(
+        name=stack,
+        project_name=f"ai-stack-{stack}",
+        app_name=f"opencode-{stack}",
+        host=f"{stack}.ai.example.com",
+        image="ghcr.io/sst/opencode:latest",
+        container_port=4096,
+        env={"MODEL": "gpt"},
+    )
+    values: dict[str, object] = {
+        "stack": stack,
+        "spec": spec,
+        "requester": "U123",
+        "created_at": at,
+        "updated_at": at,
+    }
+    return Deployment.model_validate(values | fields)
+
+
+async def walk(store: Store, d: Deployment, *states: DeploymentState) -> Deployment:
+    for state in states:
+        d = await store.transition(d, state)
+    return d
+
+
+async def queued(store: Store, stack: str, at: datetime = T0) -> Deployment:
+    return await store.create(make(stack, at=at, state=S.QUEUED))
+
+
+# -- deployments -----------------------------------------------------------------------------
+
+
+async def test_create_get_latest_and_list_latest(store: Store) -> None:
+    first = await store.create(make("alice", at=T0))
+    await store.transition(first, S.REJECTED)
+    second = await store.create(make("alice", at=T0 + timedelta(minutes=1)))
+    bob = await store.create(make("bob"))
+
+    assert first == make("alice", at=T0, id=first.id)
+    assert await store.get(second.id) == second
+    assert await store.latest("alice") == second
+    assert await store.latest("nobody") is None
+    assert [d.id for d in await store.list_latest()] == [second.id, bob.id]
+
+
+async def test_timestamps_come_back_as_aware_utc(store: Store) -> None:
+    d = await store.create(make())
+    got = await store.get(d.id)
+    assert got.created_at == T0 and got.created_at.utcoffset() == timedelta(0)
+    moved = await store.transition(got, S.APPROVED)
+    assert moved.updated_at.utcoffset() == timedelta(0) and moved.updated_at > T0
+
+
+async def test_unknown_deployment_is_not_found(store: Store) -> None:
+    with pytest.raises(NotFound):
+        await store.get("nope")
+    with pytest.raises(NotFound):
+        await store.transition(make(id="nope"), S.APPROVED)
+    with pytest.raises(NotFound):
+        await store.set_message("nope", "C1", "1.2")
+
+
+async def test_second_active_deployment_is_refused_naming_the_holder(store: Store) -> None:
+    holder = await walk(store, await store.create(make()), S.APPROVED, S.QUEUED, S.RUNNING)
+
+    with pytest.raises(StackBusy) as refused:
+        await store.create(make(requester="U999"))
+
+    assert re.fullmatch(
+        r"alice is busy: deploy requested by U123 is running since "
+        r"\d{4}-\d\d-\d\d \d\d:\d\d UTC",
+        str(refused.value),
+    )
+    assert await store.latest("alice") == holder
+    assert len(await store.list_latest()) == 1
+    await store.create(make("bob"))  # other stacks are not affected
+
+
+async def test_terminal_state_frees_the_stack(store: Store) -> None:
+    first = await store.create(make())
+    await store.transition(first, S.REJECTED)
+    second = await store.create(make(at=T0 + timedelta(seconds=1)))
+    done = await walk(store, second, S.APPROVED, S.QUEUED, S.RUNNING, S.SUCCEEDED)
+    destroy = await store.create(make(at=T0 + timedelta(seconds=2), operation=Operation.DESTROY))
+    assert done.state == S.SUCCEEDED and destroy.operation == Operation.DESTROY
+
+
+async def test_rollback_failed_still_holds_the_stack(store: Store) -> None:
+    d = await walk(store, await store.create(make()), S.APPROVED, S.QUEUED, S.RUNNING)
+    await walk(store, d, S.ROLLING_BACK, S.ROLLBACK_FAILED)
+
+    with pytest.raises(StackBusy, match="rollback_failed"):
+        await store.create(make())
+
+
+async def test_transitions_follow_the_table(store: Store) -> None:
+    d = await store.create(make())
+    with pytest.raises(IllegalTransition, match="cannot go from requested to running"):
+        await store.transition(d, S.RUNNING)
+    assert await store.get(d.id) == d
+
+    approved = await store.transition(d, S.APPROVED, approver="U777")
+    assert (approved.state, approved.version, approved.approver) == (S.APPROVED, 1, "U777")
+    run = await walk(store, approved, S.QUEUED, S.RUNNING)
+    failed = await walk(store, run, S.ROLLING_BACK)
+    failed = await store.transition(
+        failed, S.ROLLBACK_FAILED, error="dns: 503", leftovers=["dns record alice.ai"]
+    )
+    assert failed == await store.get(d.id)
+    assert (failed.version, failed.error, failed.leftovers) == (
+        5,
+        "dns: 503",
+        ("dns record alice.ai",),
+    )
+    assert failed.approver == "U777"  # kept when not given
+
+
+async def test_stale_transition_is_refused_and_changes_nothing(store: Store) -> None:
+    d = await store.create(make())
+    moved = await store.transition(d, S.APPROVED)
+
+    with pytest.raises(IllegalTransition, match="stale"):
+        await store.transition(d, S.REJECTED)
+    assert await store.get(d.id) == moved
+
+
+async def test_concurrent_transitions_exactly_one_wins(store: Store) -> None:
+    d = await store.create(make())
+    results = await asyncio.gather(
+        store.transition(d, S.APPROVED, approver="U1"),
+        store.transition(d, S.REJECTED, approver="U2"),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if isinstance(r, Deployment)]
+    losers = [r for r in results if isinstance(r, IllegalTransition)]
+    assert len(winners) == 1 and len(losers) == 1 and "stale" in str(losers[0])
+    assert await store.get(d.id) == winners[0]
+
+
+async def test_dedup_key_replay_returns_the_same_deployment(store: Store) -> None:
+    first = await store.create(make(), dedup_key="trigger-1")
+    again = await store.create(make(requester="U999"), dedup_key="trigger-1")
+    assert again == first
+
+    racing = await asyncio.gather(
+        *(store.create(make("bob"), dedup_key="trigger-2") for _ in range(3))
+    )
+    assert len({d.id for d in racing}) == 1
+    assert len(await store.list_latest()) == 2
+
+
+async def test_retried_create_of_the_same_deployment_is_idempotent(store: Store) -> None:
+    d = make()
+    assert await store.create(d) == await store.create(d) == d
+
+
+async def test_set_message_is_kept_across_transitions(store: Store) -> None:
+    d = await store.create(make())
+    placed = await store.set_message(d.id, "C42", "1764195000.000100")
+    moved = await store.transition(d, S.APPROVED)  # d is older than the card: still fine
+    assert (placed.channel, moved.channel, moved.message_ts) == ("C42", "C42", placed.message_ts)
+
+
+# -- phases and events -----------------------------------------------------------------------
+
+
+async def test_phases_upsert_and_keep_their_order(store: Store) -> None:
+    d = await store.create(make())
+    for name in ("preflight", "project", "dns"):
+        await store.save_phase(PhaseRecord(deployment_id=d.id, name=name))
+    done = PhaseRecord(
+        deployment_id=d.id,
+        name="project",
+        state=PhaseState.DONE,
+        attempt=2,
+        outputs={"project_id": "p1"},
+        started_at=T0,
+        finished_at=T0 + timedelta(seconds=3),
+    )
+    await store.save_phase(done)
+
+    phases = await store.phases(d.id)
+    assert [p.name for p in phases] == ["preflight", "project", "dns"]
+    assert phases[1] == done and phases[1].duration == 3.0
+    assert await store.phases("other") == []
+
+
+async def test_phase_of_unknown_deployment_is_not_found(store: Store) -> None:
+    with pytest.raises(NotFound):
+        await store.save_phase(PhaseRecord(deployment_id="nope", name="preflight"))
+
+
+async def test_events_are_appended_in_order(store: Store) -> None:
+    a, b = await store.create(make("alice")), await store.create(make("bob"))
+    kinds = ["requested", "approved", "phase", "succeeded"]
+    for n, kind in enumerate(kinds):
+        await store.append_event(
+            Event(
+                deployment_id=a.id,
+                stack="alice",
+                kind=kind,
+                at=T0,
+                index=n,
+                total=4,
+                phase="dns" if kind == "phase" else None,
+                duration=0.5,
+                data={"n": n},
+            )
+        )
+        await store.append_event(Event(deployment_id=b.id, stack="bob", kind=kind, at=T0))
+
+    alice = await store.events("alice")
+    assert [e.kind for e in alice] == kinds
+    assert alice[2] == Event(
+        deployment_id=a.id,
+        stack="alice",
+        kind="phase",
+        at=T0,
+        index=2,
+        total=4,
+        phase="dns",
+        duration=0.5,
+        data={"n": 2},
+    )
+    assert await store.events_for(b.id) == await store.events("bob")
+    assert await store.events("carol") == []
+
+
+# -- the work queue --------------------------------------------------------------------------
+
+
+async def test_queued_job_is_claimed_once_until_its_lease_expires(store: Store) -> None:
+    await store.create(make("waiting"))  # requested: not work yet
+    job = await queued(store, "alice")
+
+    got = await store.claim("w1", LEASE, T0)
+    assert got == job
+    assert await store.claim("w2", LEASE, T0 + timedelta(seconds=29)) is None
+    assert await store.claim("w2", LEASE, T0 + timedelta(seconds=30)) == job
+
+
+async def test_running_job_of_a_dead_worker_is_resumed_after_expiry(store: Store) -> None:
+    job = await queued(store, "alice")
+    assert await store.claim("w1", LEASE, T0) == job
+    running = await store.transition(job, S.RUNNING)
+
+    assert await store.claim("w2", LEASE, T0 + timedelta(seconds=10)) is None
+    assert await store.claim("w2", LEASE, T0 + timedelta(seconds=31)) == running
+    done = await store.transition(running, S.SUCCEEDED)
+    await store.release(done.id, "w2")
+    assert await store.claim("w3", LEASE, T0 + timedelta(hours=1)) is None
+
+
+async def test_release_hands_the_job_over_at_once(store: Store) -> None:
+    job = await queued(store, "alice")
+    await store.claim("w1", LEASE, T0)
+    await store.release(job.id, "w2")  # not the owner: nothing happens
+    assert await store.claim("w2", LEASE, T0) is None
+    await store.release(job.id, "w1")
+    assert await store.claim("w2", LEASE, T0) == job
+
+
+async def test_heartbeat_extends_the_lease_and_reports_a_lost_one(store: Store) -> None:
+    job = await queued(store, "alice")
+    await store.claim("w1", LEASE, T0)
+
+    assert await store.heartbeat(job.id, "w1", LEASE, T0 + timedelta(seconds=20)) is True
+    assert await store.claim("w2", LEASE, T0 + timedelta(seconds=40)) is None
+    assert await store.claim("w2", LEASE, T0 + timedelta(seconds=51)) == job
+    assert await store.heartbeat(job.id, "w1", LEASE, T0 + timedelta(seconds=52)) is False
+    assert await store.heartbeat(job.id, "w2", LEASE, T0 + timedelta(seconds=52)) is True
+
+
+async def test_oldest_job_is_claimed_first(store: Store) -> None:
+    late = await queued(store, "late", T0 + timedelta(minutes=1))
+    early = await queued(store, "early", T0)
+    assert await store.claim("w", LEASE, T0) == early
+    assert await store.claim("w", LEASE, T0) == late
+
+
+async def test_rollback_failed_is_claimable_only_when_its_retry_is_due(store: Store) -> None:
+    job = await queued(store, "alice")
+    stuck = await walk(store, job, S.RUNNING, S.ROLLING_BACK, S.ROLLBACK_FAILED)
+    assert await store.claim("w", LEASE, T0) is None  # no retry scheduled
+
+    await store.schedule_retry(stuck.id, T0 + timedelta(minutes=5))
+    assert await store.claim("w", LEASE, T0 + timedelta(minutes=4)) is None
+    assert await store.claim("w", LEASE, T0 + timedelta(minutes=5)) == stuck
+    await store.release(stuck.id, "w")
+
+    await store.give_up(stuck.id)
+    assert await store.claim("w", LEASE, T0 + timedelta(hours=1)) is None
+    with pytest.raises(NotFound):
+        await store.schedule_retry("nope", T0)
+
+
+async def test_retry_is_cleared_by_the_next_transition(store: Store) -> None:
+    job = await queued(store, "alice")
+    stuck = await walk(store, job, S.RUNNING, S.ROLLING_BACK, S.ROLLBACK_FAILED)
+    await store.schedule_retry(stuck.id, T0)
+    again = await walk(store, stuck, S.ROLLING_BACK)
+    await store.claim("w", LEASE, T0)
+    await store.release(again.id, "w")
+    await store.transition(again, S.ROLLBACK_FAILED)
+    assert await store.claim("w", LEASE, T0 + timedelta(days=1)) is None
+
+
+async def test_queued_before_lists_jobs_waiting_too_long(store: Store) -> None:
+    old = await queued(store, "old", T0)
+    await queued(store, "fresh", T0 + timedelta(minutes=10))
+    await store.create(make("asking", at=T0))  # requested, not queued
+
+    assert await store.queued_before(T0 + timedelta(minutes=5)) == [old]
+
+
+async def test_racing_claimers_take_each_job_exactly_once(backend: Backend) -> None:
+    one, two = await backend.open(), await backend.open()
+    jobs = {(await queued(one, f"s{n:02d}", T0 + timedelta(seconds=n))).id for n in range(50)}
+
+    async def drain(store: Store, owner: str) -> list[str]:
+        taken = []
+        while (job := await store.claim(owner, LEASE, T0 + timedelta(minutes=5))) is not None:
+            taken.append(job.id)
+        return taken
+
+    results = await asyncio.gather(*(drain(s, f"w{n}") for n, s in enumerate([one, two] * 2)))
+    claimed = [job for taken in results for job in taken]
+    assert sorted(claimed) == sorted(jobs)
+
+
+# -- schema ----------------------------------------------------------------------------------
+
+
+def applied(store: Store) -> list[int]:
+    """The migration versions this store applied when it opened."""
+    assert isinstance(store, SqliteStore | PostgresStore)
+    return store.applied_migrations
+
+
+def _needs_schema(backend: Backend) -> None:
+    if backend.kind == "memory":
+        pytest.skip("the memory store has no schema")
+
+
+async def test_migrations_run_twice_are_a_no_op(backend: Backend) -> None:
+    _needs_schema(backend)
+    first = await backend.open()
+    d = await first.create(make())
+    second = await backend.open()
+
+    assert applied(first) == [1]
+    assert applied(second) == []
+    assert await second.get(d.id) == d
+
+
+async def test_two_stores_opening_the_same_database_at_once(backend: Backend) -> None:
+    _needs_schema(backend)
+    one, two = await asyncio.gather(backend.open(), backend.open())
+    assert sorted([applied(one), applied(two)]) == [[], [1]]
+    d = await one.create(make())
+    with pytest.raises(StackBusy):
+        await two.create(make())
+    assert await two.get(d.id) == d
+
+
+# -- open_store ------------------------------------------------------------------------------
+
+
+async def test_open_store_by_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    memory = await open_store("memory://")
+    absolute = await open_store(f"sqlite:///{tmp_path}/abs.db")
+    monkeypatch.chdir(tmp_path)
+    relative = await open_store("sqlite:///./rel.db")
+    for store in (memory, absolute, relative):
+        await store.create(make())
+        await store.close()
+    assert (tmp_path / "abs.db").is_file() and (tmp_path / "rel.db").is_file()
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://root:hunter2@db/aistack", "scheme 'mysql'"),
+        ("aistack.db", "no scheme"),
+        ("sqlite://", "must look like"),
+        ("sqlite:////no/such/dir/aistack.db", "not a directory"),
+    ],
+)
+async def test_open_store_refuses_a_bad_url(url: str, says: str) -> None:
+    with pytest.raises(ConfigError, match="AISTACK_DATABASE_URL") as refused:
+        await open_store(url)
+    assert says in str(refused.value) and "hunter2" not in str(refused.value)
+
+
+async def test_open_store_for_postgres_urls() -> None:
+    async with fresh_schema() as schema:
+        joiner = "&" if "?" in PG_URL else "?"
+        for scheme in ("postgresql", "postgres"):
+            url = scheme + PG_URL[PG_URL.index("://") :] + f"{joiner}search_path={schema}"
+            store = await open_store(url)
+            assert isinstance(store, PostgresStore)
+            await store.close()
+
+
+async def test_unreachable_postgres_is_transient_and_keeps_the_password_out() -> None:
+    with pytest.raises(TransientError) as refused:
+        await PostgresStore.open("postgresql://aistack:hunter2@127.0.0.1:1/aistack")
+    assert "127.0.0.1:1/aistack" in str(refused.value) and "hunter2" not in str(refused.value)

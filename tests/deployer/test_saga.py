@@ -1,0 +1,227 @@
+"""The saga against the real adapters and the sandbox: forward, rollback, resume, teardown."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from structlog.testing import capture_logs
+
+from deployer.adapters.store_memory import MemoryStore
+from deployer.assemble import open_deployer
+from deployer.core.phases import DEPLOY_PHASES
+from deployer.core.states import DeploymentState, PhaseState
+from deployer.sandbox.faults import FailRule
+from deployer.sandbox.server import Sandbox
+from deployer.service import Deployer
+from tests.conftest import FakeClock, RecordingNotifier
+
+S = DeploymentState
+
+
+def owned(sandbox: Sandbox, name: str) -> dict[str, list[str]]:
+    """Every sandbox resource that belongs to stack `name`."""
+    return {kind: [r for r in items if name in r] for kind, items in sandbox.resources().items()}
+
+
+def nothing_of(sandbox: Sandbox, name: str) -> bool:
+    return not any(owned(sandbox, name).values())
+
+
+async def test_deploy_creates_every_resource_and_ends_live(
+    deployer: Deployer, sandbox: Sandbox, notifier: RecordingNotifier
+) -> None:
+    dep = await deployer.deploy("alice", requester="U1")
+    assert dep.state is S.SUCCEEDED
+    assert owned(sandbox, "alice") == {
+        "projects": ["ai-stack-alice"],
+        "applications": ["opencode-alice"],
+        "domains": ["alice.ai.example.test"],
+        "dns": ["alice.ai/A"],
+    }
+    done = [e.phase for e in notifier.events if e.kind == "phase.done"]
+    assert sorted(done) == sorted(p.name for p in DEPLOY_PHASES)
+    final = notifier.events[-1]
+    assert final.kind == "deployment.succeeded"
+    assert final.data["url"] == "https://alice.ai.example.test"
+
+
+async def test_dns_runs_beside_the_dokploy_project(
+    deployer: Deployer, notifier: RecordingNotifier
+) -> None:
+    await deployer.deploy("alice", requester="U1")
+    order = [(e.kind, e.phase) for e in notifier.events if e.phase in ("project", "dns")]
+    # both started before either finished
+    assert order[:2] in (
+        [("phase.running", "project"), ("phase.running", "dns")],
+        [("phase.running", "dns"), ("phase.running", "project")],
+    )
+
+
+async def test_each_phase_logs_one_line_with_its_duration(deployer: Deployer) -> None:
+    with capture_logs() as logs:
+        await deployer.deploy("alice", requester="U1")
+    done = [line for line in logs if line["event"] == "phase.done"]
+    assert [line["phase"] for line in done] == [line["phase"] for line in done] and len(
+        done
+    ) == len(DEPLOY_PHASES)
+    assert all(line["duration_s"] >= 0 and line["stack"] == "alice" for line in done)
+
+
+# Each phase in turn fails (permanently) at the call that does its work.
+FAILURES = {
+    "preflight": ("dokploy", "project.all"),
+    "project": ("dokploy", "project.create"),
+    "dns": ("dns", "rrsets.create"),
+    "application": ("dokploy", "application.create"),
+    "image": ("dokploy", "application.saveEnvironment"),
+    "domain": ("dokploy", "domain.create"),
+    "deploy": ("build", ""),
+    "health": ("ingress", "ingress.get"),
+}
+
+
+@pytest.mark.parametrize("phase", list(FAILURES))
+async def test_failure_at_any_phase_rolls_back_everything(
+    phase: str, deployer: Deployer, sandbox: Sandbox, notifier: RecordingNotifier
+) -> None:
+    where, op = FAILURES[phase]
+    if where == "dokploy":
+        sandbox.dokploy.faults.fail_ops[op] = FailRule(status=400, times=1)
+    elif where == "dns":
+        sandbox.dns.faults.fail_ops[op] = FailRule(status=422, times=1)
+    elif where == "build":
+        sandbox.dokploy.fail_deploys.add("opencode-bob")
+    else:
+        sandbox.ingress.faults.error_rate = 1.0
+    dep = await deployer.deploy("bob", requester="U1")
+    assert dep.state is S.ROLLED_BACK
+    assert dep.error is not None and dep.error.startswith(phase)
+    assert nothing_of(sandbox, "bob"), owned(sandbox, "bob")
+    failed = [e.phase for e in notifier.events if e.kind == "phase.failed"]
+    assert phase in failed
+    assert "undo.failed" not in notifier.kinds()
+
+
+async def test_rollback_lists_each_undo(
+    deployer: Deployer, sandbox: Sandbox, notifier: RecordingNotifier
+) -> None:
+    sandbox.dokploy.fail_deploys.add("opencode-bob")
+    await deployer.deploy("bob", requester="U1")
+    undone = {e.phase: e.data["outcome"] for e in notifier.events if e.kind == "undo.done"}
+    assert undone["domain"] == "removed domain bob.ai.example.test"
+    assert undone["application"] == "removed application opencode-bob"
+    assert undone["dns"] == "removed DNS record bob.ai"
+    assert undone["project"] == "removed project ai-stack-bob"
+    order = [e.phase for e in notifier.events if e.kind == "undo.running"]
+    assert order.index("domain") < order.index("application") < order.index("project")
+
+
+async def test_lost_create_responses_create_nothing_twice(
+    deployer: Deployer, sandbox: Sandbox
+) -> None:
+    sandbox.dokploy.faults.lose_response_ops.update(
+        {"project.create": 1, "application.create": 1, "domain.create": 1}
+    )
+    sandbox.dns.faults.lose_response_ops["rrsets.create"] = 1
+    dep = await deployer.deploy("alice", requester="U1")
+    assert dep.state is S.SUCCEEDED
+    assert owned(sandbox, "alice") == {
+        "projects": ["ai-stack-alice"],
+        "applications": ["opencode-alice"],
+        "domains": ["alice.ai.example.test"],
+        "dns": ["alice.ai/A"],
+    }
+
+
+async def test_undo_that_keeps_failing_ends_rollback_failed_naming_leftovers(
+    deployer: Deployer, sandbox: Sandbox, notifier: RecordingNotifier
+) -> None:
+    sandbox.dokploy.fail_deploys.add("opencode-bob")
+    sandbox.dokploy.faults.fail_ops["project.remove"] = FailRule(status=400, times=None)
+    dep = await deployer.deploy("bob", requester="U1")
+    assert dep.state is S.ROLLBACK_FAILED
+    assert len(dep.leftovers) == 1
+    assert dep.leftovers[0].startswith("Dokploy project ai-stack-bob (")
+    assert owned(sandbox, "bob")["projects"] == ["ai-stack-bob"]
+    assert owned(sandbox, "bob")["applications"] == []  # everything else was undone
+    assert "undo.failed" in notifier.kinds()
+
+
+async def test_retry_rollback_cleans_up_once_the_upstream_recovers(
+    deployer: Deployer, sandbox: Sandbox
+) -> None:
+    sandbox.dokploy.fail_deploys.add("opencode-bob")
+    sandbox.dokploy.faults.fail_ops["project.remove"] = FailRule(status=400, times=None)
+    failed = await deployer.deploy("bob", requester="U1")
+    sandbox.dokploy.faults.clear()
+    retried = await deployer.run(failed)
+    assert retried.state is S.ROLLED_BACK
+    assert nothing_of(sandbox, "bob")
+
+
+async def test_transient_upstream_errors_are_ridden_out(
+    deployer: Deployer, sandbox: Sandbox, clock: FakeClock
+) -> None:
+    sandbox.dokploy.faults.burst_429 = 2
+    sandbox.dns.faults.burst_429 = 2
+    dep = await deployer.deploy("alice", requester="U1")
+    assert dep.state is S.SUCCEEDED
+    assert clock.sleeps  # waited (on the fake clock) instead of failing
+
+
+async def test_a_cancelled_run_resumes_from_its_checkpoints(
+    sandbox: Sandbox, notifier: RecordingNotifier, clock: FakeClock
+) -> None:
+    from tests.conftest import TEST_SETTINGS
+
+    store = MemoryStore()
+    settings = sandbox.settings(**TEST_SETTINGS)
+    sandbox.dokploy.deploy_delay = 0.3
+    async with open_deployer(settings, notifier, store=store, clock=clock) as deployer:
+        dep = await deployer.approve(await deployer.request("alice", requester="U1"), "U2")
+        first = asyncio.create_task(deployer.run(dep))
+        await notifier.wait_for("phase.running", "deploy")
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        interrupted = await store.get(dep.id)
+        assert interrupted.state is S.RUNNING
+        finished = await deployer.run(interrupted)
+    assert finished.state is S.SUCCEEDED
+    phases = {p.name: p for p in await store.phases(dep.id)}
+    assert phases["project"].attempt == 1  # done before the crash: not run again
+    assert all(p.state is PhaseState.DONE for p in phases.values())
+    assert len(sandbox.dokploy.snapshot()["applications"]) == 1
+
+
+async def test_destroy_removes_everything_the_deploy_made(
+    deployer: Deployer, sandbox: Sandbox
+) -> None:
+    await deployer.deploy("alice", requester="U1")
+    gone = await deployer.destroy("alice", requester="U1")
+    assert gone.state is S.DESTROYED
+    assert nothing_of(sandbox, "alice")
+
+
+async def test_destroy_of_a_stack_that_is_already_gone_succeeds(
+    deployer: Deployer, sandbox: Sandbox
+) -> None:
+    gone = await deployer.destroy("nobody", requester="U1")
+    assert gone.state is S.DESTROYED
+
+
+async def test_wildcard_mode_checks_the_wildcard_and_creates_no_record(
+    sandbox: Sandbox, notifier: RecordingNotifier, clock: FakeClock
+) -> None:
+    from tests.conftest import TEST_SETTINGS
+
+    settings = sandbox.settings(dns_mode="wildcard", **TEST_SETTINGS)
+    async with open_deployer(settings, notifier, store=MemoryStore(), clock=clock) as deployer:
+        refused = await deployer.deploy("alice", requester="U1")
+        assert refused.state is S.ROLLED_BACK
+        assert refused.error is not None and "does not point at the ingress" in refused.error
+        await deployer._dns.upsert_a_record("*.ai", "127.0.0.1", 60)
+        live = await deployer.deploy("alice", requester="U1")
+    assert live.state is S.SUCCEEDED
+    assert sandbox.resources()["dns"] == ["*.ai/A"]

@@ -1,0 +1,71 @@
+import pytest
+
+from deployer.errors import ConfigError
+from deployer.settings import load_settings
+
+REQUIRED = {
+    "AISTACK_DOKPLOY_URL": "https://dokploy.example.com",
+    "AISTACK_DOKPLOY_API_KEY": "dk-secret-value",
+    "AISTACK_HETZNER_TOKEN": "hz-secret-value",
+    "AISTACK_DNS_ZONE": "example.com",
+    "AISTACK_DOMAIN_SUFFIX": "ai.example.com",
+    "AISTACK_INGRESS_IP": "203.0.113.10",
+}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> pytest.MonkeyPatch:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for key, value in REQUIRED.items():
+        monkeypatch.setenv(key, value)
+    return monkeypatch
+
+
+def test_complete_environment_builds_stack_specs(env: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    spec = settings.spec_for("alice")
+    assert spec.project_name == "ai-stack-alice"
+    assert spec.app_name == "opencode-alice"
+    assert spec.url == "https://alice.ai.example.com"
+    assert settings.record_name("alice") == "alice.ai"
+
+
+def test_missing_variable_is_named(env: pytest.MonkeyPatch) -> None:
+    env.delenv("AISTACK_DOKPLOY_API_KEY")
+    with pytest.raises(ConfigError, match="AISTACK_DOKPLOY_API_KEY is required"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "says"),
+    [
+        ("AISTACK_DOKPLOY_URL", "dokploy.example.com", "AISTACK_DOKPLOY_URL"),
+        ("AISTACK_INGRESS_IP", "not-an-ip", "AISTACK_INGRESS_IP"),
+        ("AISTACK_DNS_MODE", "cname", "AISTACK_DNS_MODE"),
+        ("AISTACK_DOMAIN_SUFFIX", "ai.other.org", "must be inside AISTACK_DNS_ZONE"),
+        ("AISTACK_PROJECT_PATTERN", "ai-stack", "AISTACK_PROJECT_PATTERN"),
+        ("AISTACK_STACK_ENV", "not json", "AISTACK_STACK_ENV"),
+    ],
+)
+def test_malformed_variable_is_named(
+    env: pytest.MonkeyPatch, var: str, value: str, says: str
+) -> None:
+    env.setenv(var, value)
+    with pytest.raises(ConfigError, match=says):
+        load_settings()
+
+
+def test_config_errors_never_show_secret_values(env: pytest.MonkeyPatch) -> None:
+    env.setenv("AISTACK_DNS_TTL", "5")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "AISTACK_DNS_TTL" in str(caught.value)
+    assert "secret-value" not in str(caught.value)
+    assert "secret-value" not in repr(load_settings(dns_ttl=60))
+
+
+def test_dot_env_file_is_read(env: pytest.MonkeyPatch, tmp_path: object) -> None:
+    env.delenv("AISTACK_INGRESS_IP")
+    with open(".env", "w") as handle:
+        handle.write("AISTACK_INGRESS_IP=198.51.100.7\n")
+    assert str(load_settings().ingress_ip) == "198.51.100.7"
