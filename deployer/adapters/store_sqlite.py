@@ -101,7 +101,7 @@ class SqliteStore:
         try:
             conn.row_factory = aiosqlite.Row
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            await conn.execute("PRAGMA journal_mode = WAL")
+            await _enable_wal(conn)
             await conn.execute("PRAGMA foreign_keys = ON")
             return cls(conn, await migrate_sqlite(conn))
         except BaseException:
@@ -356,3 +356,17 @@ async def _after_conflict(
     if row is not None:
         return deployment_from_row(row)
     raise StackBusy(await _busy_text(conn, deployment.stack))
+
+
+async def _enable_wal(conn: aiosqlite.Connection, attempts: int = 50) -> None:
+    """Switch to WAL. The switch needs a moment alone with the file and SQLite does not
+    always wait for it (busy_timeout is skipped), so two processes opening a new database at
+    once would see "database is locked": try again briefly instead."""
+    for attempt in range(attempts):
+        try:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.02)
