@@ -70,6 +70,7 @@ async def open_deployer(
             settings.http_timeout,
             sleep=clock.sleep,
             clock=clock.monotonic,
+            poll_initial=settings.dns_poll_initial,
         )
         stack.push_async_callback(dns.close)
         probe = HttpProbe(

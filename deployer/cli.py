@@ -1,4 +1,5 @@
-"""`aistack`: the operator CLI. preflight, deploy, status, list, destroy, sandbox, demo.
+"""`aistack`: the operator CLI. preflight, deploy, status, list, destroy, history, gc, worker,
+sandbox, demo.
 
 Exit codes: 0 done; 1 the deployment failed and was rolled back; 2 bad input or settings;
 3 rollback failed, resources left behind; 4 an upstream refused or is unreachable;
@@ -10,13 +11,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from deployer.adapters.store_memory import MemoryStore
 from deployer.assemble import open_deployer
-from deployer.console import TerminalNotifier, render_list, render_preflight, render_status
+from deployer.console import (
+    TerminalNotifier,
+    render_history,
+    render_list,
+    render_preflight,
+    render_status,
+)
 from deployer.core.states import DeploymentState
 from deployer.errors import (
     AistackError,
@@ -60,6 +68,15 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="every stack, from Dokploy and our records")
     destroy = sub.add_parser("destroy", help="remove a stack and everything it made")
     destroy.add_argument("name")
+    history = sub.add_parser("history", help="the audit trail of a stack")
+    history.add_argument("name")
+    history.add_argument("--json", action="store_true", help="one JSON object per line")
+    gc = sub.add_parser("gc", help="find resources no record owns, and remove them")
+    gc.add_argument("--yes", action="store_true", help="remove without asking")
+    worker = sub.add_parser("worker", help="run queued deployments until stopped")
+    worker.add_argument(
+        "--exit-when-idle", action="store_true", help="stop when nothing is left to claim"
+    )
     sandbox = sub.add_parser("sandbox", help="serve the fakes on 127.0.0.1 until Ctrl-C")
     sandbox.add_argument("--deploy-delay", type=float, default=2.0)
     sub.add_parser("demo", help="a guided tour against the sandbox")
@@ -91,12 +108,53 @@ async def cmd_list(d: Deployer, _: argparse.Namespace, out: TerminalNotifier) ->
     return 0
 
 
+async def cmd_history(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
+    events = await d.history(args.name)
+    if args.json:
+        for event in events:
+            print(event.model_dump_json(), file=out.console.file, flush=True)
+        return 0
+    _print(out, render_history(events))
+    return 0
+
+
+async def cmd_gc(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
+    orphans = await d.orphans()
+    if not orphans:
+        _print(out, ["no orphans: every Dokploy project and DNS record has an owner"])
+        return 0
+    _print(out, ["resources that no record owns, by stack:", *(f"  {n}" for n in orphans)])
+    if not args.yes and not _confirm(f"remove {len(orphans)} stack(s)? [y/N] "):
+        _print(out, ["nothing removed (use --yes in scripts)"])
+        return 1
+    results = [await d.destroy(name, requester=_operator()) for name in orphans]
+    return max(_exit(r) for r in results)
+
+
+async def cmd_worker(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
+    worker = d.worker()
+    if args.exit_when_idle:
+        while await worker.run_once() is not None:
+            pass
+        return 0
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    _print(out, [f"worker {worker.owner} taking jobs; SIGTERM or Ctrl-C stops it"])
+    await worker.run_forever(stop)
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "preflight": cmd_preflight,
     "deploy": cmd_deploy,
     "destroy": cmd_destroy,
     "status": cmd_status,
     "list": cmd_list,
+    "history": cmd_history,
+    "gc": cmd_gc,
+    "worker": cmd_worker,
 }
 
 
@@ -162,6 +220,13 @@ def _exit_for_error(exc: AistackError) -> int:
 
 def _exit(dep: Deployment) -> int:
     return EXIT_FOR_STATE.get(dep.state, 1)
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except EOFError:  # no one to ask
+        return False
 
 
 def _operator() -> str:

@@ -147,3 +147,21 @@ def render_preflight(report: PreflightReport) -> list[str]:
             f"({', '.join(report.wildcard) or 'no record'})"
         )
     return lines
+
+
+def render_history(events: list[Event]) -> list[str]:
+    """The audit trail: who asked, who approved, each phase and undo with its duration."""
+    lines = []
+    for e in events:
+        if e.kind in ("phase.running", "undo.running"):
+            continue  # the done or failed line that follows carries the duration
+        took = f" {e.duration:.2f} s" if e.duration is not None else ""
+        what = e.phase or ""
+        extra = e.data.get("error") or e.data.get("outcome") or ""
+        if e.data.get("leftovers"):
+            extra = "left: " + "; ".join(e.data["leftovers"])
+        lines.append(
+            f"{e.at:%Y-%m-%d %H:%M:%S}  {e.deployment_id[:8]}  {e.kind:<26} {what:<12}"
+            f" by {e.actor}{took}{'  ' + extra if extra else ''}"
+        )
+    return lines

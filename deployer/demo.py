@@ -7,11 +7,18 @@ did not happen as it should.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 
-from deployer.adapters.store_memory import MemoryStore
+from deployer.adapters.stores import open_store
 from deployer.assemble import open_deployer
-from deployer.console import TerminalNotifier, render_list, render_preflight, render_status
+from deployer.console import (
+    TerminalNotifier,
+    render_history,
+    render_list,
+    render_preflight,
+    render_status,
+)
 from deployer.core.states import DeploymentState
 from deployer.errors import AistackError
 from deployer.sandbox.server import Sandbox
@@ -26,10 +33,21 @@ class DemoFailed(AistackError):
 
 async def run_demo(out: TerminalNotifier) -> int:
     say = _sayer(out)
+    with tempfile.TemporaryDirectory(prefix="aistack-demo-") as folder:
+        url = f"sqlite:///{folder}/demo.db"  # the durable store, as the CLI uses by default
+        await _tour(out, say, url)
+    say("\ndemo finished: every step happened as expected")
+    return 0
+
+
+async def _tour(out: TerminalNotifier, say: Callable[..., None], database_url: str) -> None:
     async with Sandbox(deploy_delay=1.5, action_polls=1) as sandbox:
         sandbox.dokploy.faults.latency = sandbox.dns.faults.latency = LATENCY
-        settings = sandbox.settings(health_interval=0.5, poll_initial=0.5, poll_max=1.0)
-        async with open_deployer(settings, out, store=MemoryStore()) as deployer:
+        settings = sandbox.settings(
+            health_interval=0.5, poll_initial=0.5, poll_max=1.0, database_url=database_url
+        )
+        store = await open_store(database_url)
+        async with open_deployer(settings, out, store=store) as deployer:
             say("\n== preflight")
             say(*render_preflight(await deployer.preflight()))
             say("\n== deploy alice (succeeds)")
@@ -48,8 +66,10 @@ async def run_demo(out: TerminalNotifier) -> int:
             left = sandbox.resources()
             _expect(not any(left.values()), f"the sandbox should be empty, holds {left}")
             say("\n== list", *render_list(await deployer.list_stacks()))
-    say("\ndemo finished: every step happened as expected")
-    return 0
+            say(
+                "\n== history bob (the audit trail)", *render_history(await deployer.history("bob"))
+            )
+        await store.close()
 
 
 def _sayer(out: TerminalNotifier) -> Callable[..., None]:

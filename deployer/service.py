@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deployer.core.reconcile import drift
-from deployer.core.states import DeploymentState, Operation
+from deployer.core.states import ACTIVE, TERMINAL, DeploymentState, Operation
 from deployer.errors import NotFound
 from deployer.journal import Journal
-from deployer.models import Deployment, ProjectView, StackSpec, StackStatus
+from deployer.models import Deployment, Event, ProjectView, StackSpec, StackStatus
 from deployer.ports import Dns, Paas, ZoneInfo
 from deployer.saga import Saga
 from deployer.settings import DeployerSettings
+from deployer.worker import Worker, WorkerSettings
 
 S = DeploymentState
 
@@ -72,14 +73,50 @@ class Deployer:
     async def run(self, dep: Deployment) -> Deployment:
         return await self._saga.run(dep)
 
+    def worker(self, *, owner: str | None = None) -> Worker:
+        s = self.settings
+        limits = WorkerSettings(
+            lease_seconds=s.lease_seconds,
+            heartbeat_seconds=s.heartbeat_seconds,
+            queue_limit_seconds=s.queue_limit,
+            retry_initial_seconds=s.rollback_retry_initial,
+            retry_max_seconds=s.rollback_retry_max,
+        )
+        return Worker(self.journal, self.run, limits, owner=owner)
+
     async def deploy(self, name: str, *, requester: str, image: str | None = None) -> Deployment:
-        """Operator path (CLI): request, approve as the operator, run to the end."""
+        """Operator path (CLI): request, approve as the operator, work the queue until done."""
         dep = await self.request(name, requester=requester, image=image)
-        return await self.run(await self.approve(dep, requester))
+        return await self._work_until_settled(await self.approve(dep, requester))
 
     async def destroy(self, name: str, *, requester: str) -> Deployment:
         dep = await self.request(name, requester=requester, operation=Operation.DESTROY)
-        return await self.run(await self.approve(dep, requester))
+        return await self._work_until_settled(await self.approve(dep, requester))
+
+    async def history(self, name: str) -> list[Event]:
+        events = await self.store.events(self.spec(name).name)
+        if not events:
+            raise NotFound(f"no history for {name}: it was never requested")
+        return events
+
+    async def orphans(self) -> list[str]:
+        """Stack names with Dokploy or DNS resources that no live record owns."""
+        names = {s.name for s in await self.list_stacks() if any("orphan" in d for d in s.drift)}
+        if self.settings.dns_mode == "record":
+            suffix = self.settings.record_label_suffix
+            for record in await self._dns.a_records(suffix):
+                name = record.removesuffix(f".{suffix}")
+                latest = await self.store.latest(name)
+                if latest is None or latest.state not in (S.SUCCEEDED, *ACTIVE):
+                    names.add(name)
+        return sorted(names)
+
+    async def _work_until_settled(self, dep: Deployment) -> Deployment:
+        async def settled() -> bool:
+            return (await self.store.get(dep.id)).state in TERMINAL
+
+        await self.worker().run_until(settled)
+        return await self.store.get(dep.id)
 
     async def status(self, name: str) -> StackStatus:
         spec = self.spec(name)

@@ -58,8 +58,14 @@ class DeployerSettings(BaseSettings):
     poll_max: float = Field(default=10.0, gt=0)
     phase_timeout: float = Field(default=180.0, gt=0)
     deploy_timeout: float = Field(default=900.0, gt=0)
-    # State
+    dns_poll_initial: float = Field(default=1.0, gt=0)
+    # State and worker
     database_url: str = "sqlite:///./aistack.db"
+    lease_seconds: float = Field(default=30.0, gt=0)
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    queue_limit: float = Field(default=600.0, gt=0)
+    rollback_retry_initial: float = Field(default=60.0, gt=0)
+    rollback_retry_max: float = Field(default=3600.0, gt=0)
 
     @field_validator("dokploy_url", "hetzner_url")
     @classmethod
@@ -91,6 +97,15 @@ class DeployerSettings(BaseSettings):
             raise ValueError(
                 f"AISTACK_DOMAIN_SUFFIX ({self.domain_suffix}) must be inside "
                 f"AISTACK_DNS_ZONE ({self.dns_zone})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _heartbeat_inside_lease(self) -> DeployerSettings:
+        if self.heartbeat_seconds >= self.lease_seconds:
+            raise ValueError(
+                "AISTACK_HEARTBEAT_SECONDS must be shorter than AISTACK_LEASE_SECONDS, "
+                "or a healthy worker would lose its lease"
             )
         return self
 

@@ -76,12 +76,14 @@ class HetznerDns:
         *,
         sleep: Sleep,
         clock: Callable[[], float] = time.monotonic,
+        poll_initial: float = ACTION_POLL_FIRST,
     ):
         self._base = base_url
         self._zone = zone
         self._upstream = upstream
         self._sleep = sleep
         self._clock = clock
+        self._poll_initial = poll_initial
         self._session = new_session(
             timeout, {"Authorization": f"Bearer {token.get_secret_value()}"}
         )
@@ -105,6 +107,24 @@ class HetznerDns:
     async def a_record(self, name: str) -> list[str] | None:
         rrset = await self._upstream.call(lambda: self._get_rrset(name))
         return None if rrset is None else sorted(r.value for r in rrset.records)
+
+    async def a_records(self, suffix: str) -> dict[str, list[str]]:
+        """Every A RRSet whose name ends with `.<suffix>` (relative names), with its values."""
+
+        async def read() -> dict[str, list[str]]:
+            found: dict[str, list[str]] = {}
+            page = 1
+            while page:
+                params = {"type": "A", "per_page": "100", "page": str(page)}
+                listing = await self._request("GET", f"{self._zone_path()}/rrsets", params=params)
+                for raw in listing["rrsets"]:
+                    rrset = _RRSet.model_validate(raw)
+                    if rrset.name.endswith(f".{suffix}") and not rrset.name.startswith("*"):
+                        found[rrset.name] = sorted(r.value for r in rrset.records)
+                page = listing["meta"]["pagination"].get("next_page") or 0
+            return found
+
+        return await self._upstream.call(read)
 
     async def upsert_a_record(self, name: str, ip: str, ttl: int) -> None:
         async def upsert() -> None:
@@ -163,7 +183,7 @@ class HetznerDns:
 
     async def _wait_action(self, raw: dict[str, Any]) -> None:
         action = _Action.model_validate(raw)
-        delay, started = ACTION_POLL_FIRST, self._clock()
+        delay, started = self._poll_initial, self._clock()
         while action.status == "running":
             if self._clock() - started > ACTION_DEADLINE:
                 raise TransientError(

@@ -1,0 +1,154 @@
+"""Worker: takes deployments from the store's queue under a lease and runs them.
+
+A lease says "this worker is running this deployment until <time>"; a heartbeat moves the
+time on while the saga runs. A worker that dies stops heartbeating, its lease expires and any
+other worker reclaims the deployment, which resumes from its checkpoints. A deployment that
+ends `rollback_failed` is tried again later with growing pauses, until nothing is left or an
+operator gives up on it. A deployment that waits in the queue too long is reported once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from deployer.core.states import DeploymentState
+from deployer.journal import Journal
+from deployer.models import Deployment, utcnow
+
+S = DeploymentState
+log = structlog.get_logger("aistack.worker")
+Run = Callable[[Deployment], Coroutine[Any, Any, Deployment]]
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float = 10.0
+    idle_seconds: float = 1.0
+    queue_limit_seconds: float = 600.0
+    retry_initial_seconds: float = 60.0
+    retry_max_seconds: float = 3600.0
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Worker:
+    def __init__(
+        self,
+        journal: Journal,
+        run: Run,
+        settings: WorkerSettings | None = None,
+        *,
+        owner: str | None = None,
+        now: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._journal = journal
+        self._store = journal.store
+        self._run = run
+        self._s = settings or WorkerSettings()
+        self.owner = owner or default_owner()
+        self._now = now
+        self._sleep = sleep
+        self._reported: set[str] = set()
+
+    async def run_once(self) -> Deployment | None:
+        """Claim one deployment that needs work and drive it; None when there is none."""
+        dep = await self._store.claim(self.owner, self._s.lease_seconds, self._now())
+        if dep is None:
+            return None
+        log.info(
+            "claimed", deployment_id=dep.id, stack=dep.stack, state=str(dep.state), owner=self.owner
+        )
+        try:
+            result = await self._run_leased(dep)
+        finally:
+            await asyncio.shield(self._store.release(dep.id, self.owner))
+        if result is not None and result.state is S.ROLLBACK_FAILED:
+            await self._schedule_retry(result)
+        return result
+
+    async def run_until(self, done: Callable[[], Awaitable[bool]]) -> None:
+        """Work the queue until `done()` says so (the CLI waits for its own deployment)."""
+        while not await done():
+            if await self.run_once() is None:
+                await self.report_stale()
+                await self._sleep(self._s.idle_seconds)
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if await self.run_once() is None:
+                await self.report_stale()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._s.idle_seconds)
+
+    async def report_stale(self) -> list[Deployment]:
+        """Deployments queued for longer than the limit: reported once as not started."""
+        cutoff = self._now() - timedelta(seconds=self._s.queue_limit_seconds)
+        stale = [d for d in await self._store.queued_before(cutoff) if d.id not in self._reported]
+        for dep in stale:
+            self._reported.add(dep.id)
+            await self._journal.emit(
+                dep,
+                "deployment.not_started",
+                state=str(dep.state),
+                data={
+                    "error": f"queued since {dep.updated_at:%Y-%m-%d %H:%M} UTC and not started: "
+                    "is a worker running?"
+                },
+            )
+        return stale
+
+    async def _run_leased(self, dep: Deployment) -> Deployment | None:
+        saga = asyncio.create_task(self._run(dep))
+        beat = asyncio.create_task(self._heartbeat(dep, saga))
+        try:
+            return await saga
+        except asyncio.CancelledError:
+            if beat.done() and not beat.cancelled() and beat.result() is False:
+                log.warning("lease lost; another worker took over", deployment_id=dep.id)
+                return None
+            raise
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+
+    async def _heartbeat(self, dep: Deployment, saga: asyncio.Task[Deployment]) -> bool:
+        while True:
+            await self._sleep(self._s.heartbeat_seconds)
+            kept = await self._store.heartbeat(
+                dep.id, self.owner, self._s.lease_seconds, self._now()
+            )
+            if not kept:
+                saga.cancel()
+                return False
+
+    async def _schedule_retry(self, dep: Deployment) -> None:
+        failures = sum(
+            1
+            for e in await self._store.events_for(dep.id)
+            if e.kind == "deployment.rollback_failed"
+        )
+        pause = min(
+            self._s.retry_initial_seconds * 2 ** max(failures - 1, 0), self._s.retry_max_seconds
+        )
+        at = self._now() + timedelta(seconds=pause)
+        await self._store.schedule_retry(dep.id, at)
+        await self._journal.emit(
+            dep,
+            "rollback.retry_scheduled",
+            state=str(dep.state),
+            data={"at": at.isoformat(), "attempt": failures + 1},
+        )
