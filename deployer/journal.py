@@ -8,7 +8,7 @@ from typing import Any
 import structlog
 
 from deployer.core.states import DeploymentState
-from deployer.models import Deployment, Event
+from deployer.models import Deployment, Event, PhaseRecord
 from deployer.ports import Notifier, Store
 
 log = structlog.get_logger("aistack.journal")
@@ -30,26 +30,42 @@ class Journal:
         approver: str | None = None,
         data: dict[str, Any] | None = None,
     ) -> Deployment:
-        """Apply a transition (the store checks it) and record it as an event."""
-        moved = await self.store.transition(
-            dep, target, error=error, leftovers=leftovers, approver=approver
-        )
+        """Apply a transition (the store checks it) and record its event in the same write."""
         data = dict(data or {})
         if error:
             data["error"] = error
         if leftovers:
             data["leftovers"] = list(leftovers)
-        await self.emit(moved, f"deployment.{target}", state=str(target), actor=actor, data=data)
+        event = _event(dep, f"deployment.{target}", state=str(target), actor=actor, data=data)
+        moved = await self.store.transition(
+            dep, target, error=error, leftovers=leftovers, approver=approver, event=event
+        )
+        await self._publish(event)
         return moved
 
+    async def checkpoint(
+        self, dep: Deployment, record: PhaseRecord, kind: str, **fields: Any
+    ) -> None:
+        """Save a phase checkpoint and its event in one write: a crash keeps both or neither."""
+        event = _event(dep, kind, phase=record.name, **fields)
+        await self.store.save_phase(record, event)
+        await self._publish(event)
+
     async def emit(self, dep: Deployment, kind: str, **fields: Any) -> None:
-        event = Event(deployment_id=dep.id, stack=dep.stack, kind=kind, **fields)
+        event = _event(dep, kind, **fields)
         await self.store.append_event(event)
+        await self._publish(event)
+
+    async def _publish(self, event: Event) -> None:
         _log(event)
         try:
             await self._notifier.notify(event)
         except Exception as exc:  # a notifier outage must not stop the deployment
-            log.warning("notifier failed", kind=kind, error=str(exc))
+            log.warning("notifier failed", kind=event.kind, error=str(exc))
+
+
+def _event(dep: Deployment, kind: str, **fields: Any) -> Event:
+    return Event(deployment_id=dep.id, stack=dep.stack, kind=kind, **fields)
 
 
 def _log(event: Event) -> None:

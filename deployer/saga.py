@@ -169,15 +169,11 @@ class Saga:
             outputs=dict(previous.outputs) if previous else {},
             started_at=utcnow(),
         )
-        await self._store.save_phase(record)  # registers the undo before any work
         index = [p.name for p in plan].index(phase.name) + 1
-        await self._emit(
-            dep,
-            "phase.running",
-            phase=phase.name,
-            index=index,
-            total=len(plan),
-            data={"title": phase.title},
+        where = {"index": index, "total": len(plan)}
+        # Stored before any work: this record is the registration of the phase's undo.
+        await self._journal.checkpoint(
+            dep, record, "phase.running", **where, data={"title": phase.title}
         )
         holder = [record]
 
@@ -191,22 +187,14 @@ class Saga:
             async with asyncio.timeout(limit):
                 made = dict(await self._steps.do(phase.name)(ctx))
         except BaseException as exc:
-            reason = (
-                f"timed out after {limit:.0f} s"
-                if isinstance(exc, TimeoutError)
-                else ("cancelled" if isinstance(exc, asyncio.CancelledError) else str(exc))
-            )
-            failed = holder[0].model_copy(
-                update={"state": PhaseState.FAILED, "error": reason, "finished_at": utcnow()}
-            )
-            await asyncio.shield(self._store.save_phase(failed))
+            reason = _reason(exc, limit)
+            failed = _finish(holder[0], PhaseState.FAILED, error=reason)
             await asyncio.shield(
-                self._emit(
+                self._journal.checkpoint(
                     dep,
+                    failed,
                     "phase.failed",
-                    phase=phase.name,
-                    index=index,
-                    total=len(plan),
+                    **where,
                     duration=failed.duration,
                     data={"title": phase.title, "error": reason},
                 )
@@ -214,21 +202,13 @@ class Saga:
             if isinstance(exc, Exception):
                 raise PhaseFailed(phase.name, reason) from exc
             raise
-        finished = holder[0].model_copy(
-            update={
-                "state": PhaseState.DONE,
-                "outputs": {**holder[0].outputs, **made},
-                "finished_at": utcnow(),
-            }
-        )
-        await self._store.save_phase(finished)
-        await self._emit(
+        done = _finish(holder[0], PhaseState.DONE, outputs={**holder[0].outputs, **made})
+        await self._journal.checkpoint(
             dep,
+            done,
             "phase.done",
-            phase=phase.name,
-            index=index,
-            total=len(plan),
-            duration=finished.duration,
+            **where,
+            duration=done.duration,
             data={"title": phase.title, **made},
         )
         return made
@@ -257,29 +237,20 @@ class Saga:
                 "finished_at": None,
             }
         )
-        await self._store.save_phase(undoing)
-        await self._emit(dep, "undo.running", phase=record.name)
+        await self._journal.checkpoint(dep, undoing, "undo.running")
         try:
             async with asyncio.timeout(self._timeouts[Timeout.PHASE]):
                 outcome = await self._steps.undo(record.name)(self._ctx(dep, outputs))
         except Exception as exc:
-            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
-            failed = undoing.model_copy(
-                update={"state": PhaseState.UNDO_FAILED, "error": reason, "finished_at": utcnow()}
-            )
-            await self._store.save_phase(failed)
-            await self._emit(
-                dep,
-                "undo.failed",
-                phase=record.name,
-                duration=failed.duration,
-                data={"error": reason},
+            reason = _reason(exc, self._timeouts[Timeout.PHASE])
+            failed = _finish(undoing, PhaseState.UNDO_FAILED, error=reason)
+            await self._journal.checkpoint(
+                dep, failed, "undo.failed", duration=failed.duration, data={"error": reason}
             )
             return False
-        undone = undoing.model_copy(update={"state": PhaseState.UNDONE, "finished_at": utcnow()})
-        await self._store.save_phase(undone)
-        await self._emit(
-            dep, "undo.done", phase=record.name, duration=undone.duration, data={"outcome": outcome}
+        undone = _finish(undoing, PhaseState.UNDONE)
+        await self._journal.checkpoint(
+            dep, undone, "undo.done", duration=undone.duration, data={"outcome": outcome}
         )
         return True
 
@@ -310,8 +281,15 @@ class Saga:
     ) -> Deployment:
         return await self._journal.move(dep, target, error=error, leftovers=leftovers)
 
-    async def _emit(self, dep: Deployment, kind: str, **fields: Any) -> None:
-        await self._journal.emit(dep, kind, **fields)
+
+def _finish(record: PhaseRecord, state: PhaseState, **changes: Any) -> PhaseRecord:
+    return record.model_copy(update={"state": state, "finished_at": utcnow(), **changes})
+
+
+def _reason(exc: BaseException, limit: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"timed out after {limit:.0f} s"
+    return "cancelled" if isinstance(exc, asyncio.CancelledError) else str(exc)
 
 
 def _ready(plan: tuple[PhaseDef, ...], done: set[str], running: set[str]) -> list[PhaseDef]:

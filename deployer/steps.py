@@ -96,14 +96,22 @@ class StackSteps:
         return {"domain_id": domain_id}
 
     async def _do_deploy(self, ctx: PhaseContext) -> Outputs:
+        # Each step is checkpointed, so a run resumed after a crash neither misses the
+        # deploy request nor takes an older deployment for ours.
         app = ctx.outputs["application_id"]
-        if "deploy_known" not in ctx.outputs:  # not yet asked: remember what existed before
-            known = await self._paas.deployment_ids(app)
-            await ctx.save({"deploy_known": ",".join(sorted(known))})
-            ctx.outputs["deploy_known"] = ",".join(sorted(known))
+        if "deploy_known" not in ctx.outputs:
+            before = sorted(await self._paas.deployment_ids(app))
+            await self._progress(ctx, deploy_known=",".join(before))
+        if "deploy_requested" not in ctx.outputs:
             await self._paas.start_deploy(app, f"aistack {ctx.deployment.id[:8]}")
+            await self._progress(ctx, deploy_requested="yes")
         known = set(filter(None, ctx.outputs["deploy_known"].split(",")))
         return {"deployment_id": await self._watch_deploy(app, known)}
+
+    @staticmethod
+    async def _progress(ctx: PhaseContext, **values: str) -> None:
+        await ctx.save(values)
+        ctx.outputs.update(values)
 
     async def _watch_deploy(self, app: str, known: set[str]) -> str:
         delay = self._s.poll_initial

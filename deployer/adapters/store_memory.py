@@ -87,6 +87,7 @@ class MemoryStore:
         error: str | None = None,
         leftovers: Sequence[str] | None = None,
         approver: str | None = None,
+        event: Event | None = None,
     ) -> Deployment:
         check_transition(deployment.state, target)
         async with self._lock:
@@ -99,6 +100,8 @@ class MemoryStore:
             moved = Deployment.model_validate(current.model_dump() | changes)
             self._deployments[moved.id] = moved
             self._retry_at.pop(moved.id, None)
+            if event is not None:
+                self._events.append(_copy(event))
             return _copy(moved)
 
     async def set_message(self, deployment_id: str, channel: str, ts: str) -> Deployment:
@@ -128,10 +131,12 @@ class MemoryStore:
 
     # -- phases and events ---------------------------------------------------------------
 
-    async def save_phase(self, record: PhaseRecord) -> None:
+    async def save_phase(self, record: PhaseRecord, event: Event | None = None) -> None:
         async with self._lock:
             self._get(record.deployment_id)
             self._phases.setdefault(record.deployment_id, {})[record.name] = _copy(record)
+            if event is not None:
+                self._events.append(_copy(event))
 
     async def phases(self, deployment_id: str) -> list[PhaseRecord]:
         async with self._lock:

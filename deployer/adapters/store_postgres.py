@@ -185,6 +185,7 @@ class PostgresStore:
         error: str | None = None,
         leftovers: Sequence[str] | None = None,
         approver: str | None = None,
+        event: Event | None = None,
     ) -> Deployment:
         check_transition(deployment.state, target)
         args = (
@@ -200,7 +201,10 @@ class PostgresStore:
         )
         async with self._conn() as conn:
             try:
-                row = await conn.fetchrow(_TRANSITION, *args)
+                async with conn.transaction():
+                    row = await conn.fetchrow(_TRANSITION, *args)
+                    if row is not None and event is not None:
+                        await _append(conn, event)
             except asyncpg.UniqueViolationError:
                 raise StackBusy(await _busy_text(conn, deployment.stack)) from None
             if row is None:
@@ -221,7 +225,7 @@ class PostgresStore:
 
     # -- phases and events ---------------------------------------------------------------
 
-    async def save_phase(self, record: PhaseRecord) -> None:
+    async def save_phase(self, record: PhaseRecord, event: Event | None = None) -> None:
         started = None if record.started_at is None else utc(record.started_at)
         finished = None if record.finished_at is None else utc(record.finished_at)
         args = (
@@ -235,7 +239,10 @@ class PostgresStore:
             record.error,
         )
         try:
-            await self._fetch(_SAVE_PHASE, *args)
+            async with self._tx() as conn:
+                await conn.execute(_SAVE_PHASE, *args)
+                if event is not None:
+                    await _append(conn, event)
         except asyncpg.ForeignKeyViolationError:
             raise NotFound(f"no deployment {record.deployment_id}") from None
 
@@ -246,21 +253,8 @@ class PostgresStore:
         return [phase_from_row(row) for row in rows]
 
     async def append_event(self, event: Event) -> None:
-        data = event.model_dump(mode="json")["data"]
-        await self._fetch(
-            _APPEND_EVENT,
-            event.deployment_id,
-            event.stack,
-            event.kind,
-            utc(event.at),
-            event.actor,
-            event.phase,
-            event.state,
-            event.duration,
-            event.index,
-            event.total,
-            data,
-        )
+        async with self._conn() as conn:
+            await _append(conn, event)
 
     async def events(self, stack: str) -> list[Event]:
         sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE stack = $1 ORDER BY id"
@@ -384,3 +378,21 @@ async def _after_conflict(conn: Any, deployment: Deployment, dedup_key: str | No
     if row is not None:
         return deployment_from_row(row)
     raise StackBusy(await _busy_text(conn, deployment.stack))
+
+
+async def _append(conn: Any, event: Event) -> None:
+    data = event.model_dump(mode="json")["data"]
+    await conn.execute(
+        _APPEND_EVENT,
+        event.deployment_id,
+        event.stack,
+        event.kind,
+        utc(event.at),
+        event.actor,
+        event.phase,
+        event.state,
+        event.duration,
+        event.index,
+        event.total,
+        data,
+    )

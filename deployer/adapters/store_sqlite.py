@@ -173,6 +173,7 @@ class SqliteStore:
         error: str | None = None,
         leftovers: Sequence[str] | None = None,
         approver: str | None = None,
+        event: Event | None = None,
     ) -> Deployment:
         check_transition(deployment.state, target)
         params = {
@@ -194,6 +195,8 @@ class SqliteStore:
             if row is None:
                 current = await _current(conn, deployment.id)
                 raise IllegalTransition(stale_message(deployment, target, current))
+            if event is not None:
+                await _append(conn, event)
         return deployment_from_row(row)
 
     async def set_message(self, deployment_id: str, channel: str, ts: str) -> Deployment:
@@ -209,7 +212,7 @@ class SqliteStore:
 
     # -- phases and events ---------------------------------------------------------------
 
-    async def save_phase(self, record: PhaseRecord) -> None:
+    async def save_phase(self, record: PhaseRecord, event: Event | None = None) -> None:
         values = record.model_dump(mode="json")
         values["outputs"] = json.dumps(values["outputs"])
         values["started_at"], values["finished_at"] = (
@@ -221,6 +224,8 @@ class SqliteStore:
                 await conn.execute(_SAVE_PHASE, values)
             except sqlite3.IntegrityError:
                 raise NotFound(f"no deployment {record.deployment_id}") from None
+            if event is not None:
+                await _append(conn, event)
 
     async def phases(self, deployment_id: str) -> list[PhaseRecord]:
         rows = await self._fetch(
@@ -229,10 +234,8 @@ class SqliteStore:
         return [phase_from_row(row) for row in rows]
 
     async def append_event(self, event: Event) -> None:
-        values = event.model_dump(mode="json")
-        values["at"], values["data"] = iso(event.at), json.dumps(values["data"])
         async with self._tx() as conn:
-            await conn.execute(_APPEND_EVENT, values)
+            await _append(conn, event)
 
     async def events(self, stack: str) -> list[Event]:
         sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE stack = ? ORDER BY id"
@@ -370,3 +373,9 @@ async def _enable_wal(conn: aiosqlite.Connection, attempts: int = 50) -> None:
             if not _is_busy(exc) or attempt == attempts - 1:
                 raise
             await asyncio.sleep(0.02)
+
+
+async def _append(conn: aiosqlite.Connection, event: Event) -> None:
+    values = event.model_dump(mode="json")
+    values["at"], values["data"] = iso(event.at), json.dumps(values["data"])
+    await conn.execute(_APPEND_EVENT, values)

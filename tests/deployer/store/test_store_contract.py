@@ -16,8 +16,7 @@ from deployer.core.states import DeploymentState, Operation, PhaseState
 from deployer.errors import ConfigError, IllegalTransition, NotFound, StackBusy, TransientError
 from deployer.models import Deployment, Event, PhaseRecord, StackSpec
 from deployer.ports import Store
-
-from .conftest import PG_URL, Backend, fresh_schema
+from tests.deployer.conftest import PG_URL, Backend, fresh_schema
 
 S = DeploymentState
 T0 = datetime(2026, 11, 26, 22, 10, tzinfo=UTC)

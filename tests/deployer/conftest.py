@@ -1,4 +1,4 @@
-"""Backends for the Store contract suite: memory, SQLite (a temp file) and PostgreSQL.
+"""Store backends for the contract suites: memory, SQLite (a temp file) and PostgreSQL.
 
 Every PostgreSQL test gets its own schema (search_path set per connection) dropped after.
 PostgreSQL unreachable: the tests skip, or fail when CI is set (CI must run them).

@@ -1,0 +1,120 @@
+"""The operator CLI, run as a user runs it: a process per command, state in SQLite."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from deployer.adapters.dokploy import DokployPaas
+from deployer.resilience import RetryPolicy, Upstream
+from deployer.sandbox.server import API_KEY, Sandbox
+from tests.deployer.cli_helpers import aistack, cli_env
+
+
+@pytest.fixture
+def env(sandbox: Sandbox, tmp_path: Path) -> dict[str, str]:
+    return cli_env(sandbox, tmp_path / "aistack.db")
+
+
+async def test_deploy_then_status_in_another_process(env: dict[str, str]) -> None:
+    deployed = await aistack(env, "deploy", "alice")
+    assert deployed.code == 0, deployed.output
+    assert "alice: live at https://alice.ai.example.test (total" in deployed.output
+    assert "ok   [8/8] Wait until the stack answers" in deployed.output
+    status = await aistack(env, "status", "alice")
+    assert status.code == 0, status.output
+    assert "alice  succeeded  https://alice.ai.example.test" in status.output
+    assert "dokploy: ai-stack-alice application done" in status.output
+    assert "DRIFT" not in status.output
+
+
+async def test_failed_deploy_exits_1_listing_each_undo(
+    env: dict[str, str], sandbox: Sandbox
+) -> None:
+    sandbox.dokploy.fail_deploys.add("opencode-bob")
+    result = await aistack(env, "deploy", "bob")
+    assert result.code == 1, result.output
+    for undo in ("undo domain: removed domain bob.ai.example.test",
+                 "undo application: removed application opencode-bob",
+                 "undo dns: removed DNS record bob.ai",
+                 "undo project: removed project ai-stack-bob"):  # fmt: skip
+        assert undo in result.output
+    assert "bob: rolled back, nothing left behind" in result.output
+
+
+async def test_history_json_is_the_audit_trail(env: dict[str, str], sandbox: Sandbox) -> None:
+    sandbox.dokploy.fail_deploys.add("opencode-bob")
+    await aistack(env, "deploy", "bob")
+    result = await aistack(env, "history", "bob", "--json")
+    assert result.code == 0, result.output
+    events = [json.loads(line) for line in result.output.splitlines()]
+    kinds = [e["kind"] for e in events]
+    assert kinds[:3] == ["deployment.requested", "deployment.approved", "deployment.queued"]
+    assert kinds[-1] == "deployment.rolled_back"
+    assert events[0]["actor"].startswith("cli")
+    assert [e["phase"] for e in events if e["kind"] == "undo.done"] == [
+        "domain", "application", "dns", "project"
+    ]  # fmt: skip
+    assert all(e["duration"] is not None for e in events if e["kind"] == "phase.done")
+
+
+async def test_destroy_leaves_nothing(env: dict[str, str], sandbox: Sandbox) -> None:
+    assert (await aistack(env, "deploy", "alice")).code == 0
+    result = await aistack(env, "destroy", "alice")
+    assert result.code == 0, result.output
+    assert "alice: destroyed" in result.output
+    assert not any(sandbox.resources().values())
+
+
+async def test_gc_finds_orphans_and_removes_them_only_when_told(
+    env: dict[str, str], sandbox: Sandbox
+) -> None:
+    upstream = Upstream("Dokploy", RetryPolicy(), sleep=_no_sleep)
+    paas = DokployPaas(sandbox.urls["dokploy"], SecretStr(API_KEY), upstream, 2.0)
+    await paas.ensure_project("ai-stack-ghost", "made by hand")
+    await paas.close()
+    asked = await aistack(env, "gc", stdin=b"n\n")
+    assert asked.code == 1 and "ghost" in asked.output and "nothing removed" in asked.output
+    assert sandbox.resources()["projects"] == ["ai-stack-ghost"]
+    removed = await aistack(env, "gc", "--yes")
+    assert removed.code == 0, removed.output
+    assert sandbox.resources()["projects"] == []
+    assert "no orphans" in (await aistack(env, "gc")).output
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (("deploy", "Alice"), 2, "lowercase: try 'alice'"),
+        (("deploy", "www"), 2, "reserved"),
+        (("status", "nobody"), 6, "no stack named nobody"),
+        (("history", "nobody"), 6, "never requested"),
+    ],
+)
+async def test_bad_input_gets_a_specific_answer_and_exit_code(
+    env: dict[str, str], args: tuple[str, ...], code: int, says: str
+) -> None:
+    result = await aistack(env, *args)
+    assert result.code == code, result.output
+    assert says in result.output
+
+
+async def test_missing_setting_is_named(env: dict[str, str]) -> None:
+    env = {k: v for k, v in env.items() if k != "AISTACK_DOKPLOY_URL"}
+    result = await aistack(env, "list")
+    assert result.code == 2
+    assert "AISTACK_DOKPLOY_URL is required" in result.output
+
+
+async def test_unreachable_dokploy_exits_4_with_a_clear_message(env: dict[str, str]) -> None:
+    env = env | {"AISTACK_DOKPLOY_URL": "http://127.0.0.1:9", "AISTACK_RETRY_ATTEMPTS": "2"}
+    result = await aistack(env, "preflight")
+    assert result.code == 4, result.output
+    assert "Dokploy: connection failed" in result.output
+
+
+async def _no_sleep(_: float) -> None:
+    return None

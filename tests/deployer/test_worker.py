@@ -1,0 +1,177 @@
+"""The worker and the queue: leases, sharing, retries, stale jobs, one run per stack."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from deployer.assemble import open_deployer
+from deployer.core.states import TERMINAL, DeploymentState
+from deployer.errors import StackBusy
+from deployer.journal import Journal
+from deployer.models import Deployment, utcnow
+from deployer.sandbox.server import Sandbox
+from deployer.worker import Worker, WorkerSettings
+from tests.conftest import TEST_SETTINGS, FakeClock, RecordingNotifier
+from tests.deployer.conftest import Backend
+
+S = DeploymentState
+
+
+async def test_two_simultaneous_deploys_of_one_name_exactly_one_runs(
+    backend: Backend, sandbox: Sandbox
+) -> None:
+    store = await backend.open()
+    settings = sandbox.settings(**TEST_SETTINGS)
+    async with open_deployer(settings, RecordingNotifier(), store=store) as deployer:
+        results = await asyncio.gather(
+            deployer.request("alice", requester="U1"),
+            deployer.request("alice", requester="U2"),
+            return_exceptions=True,
+        )
+    made = [r for r in results if isinstance(r, Deployment)]
+    refused = [r for r in results if isinstance(r, StackBusy)]
+    assert len(made) == 1 and len(refused) == 1
+    holder = made[0].requester
+    said = str(refused[0])
+    assert f"alice is busy: deploy requested by {holder} is waiting for approval since" in said
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_two_workers_on_postgres_share_50_jobs_each_run_once(
+    backend: Backend, sandbox: Sandbox
+) -> None:
+    names = [f"user{i:02d}" for i in range(50)]
+    settings = sandbox.settings(**TEST_SETTINGS)
+    seen = RecordingNotifier()
+    async with open_deployer(settings, seen, store=await backend.open()) as deployer:
+        for name in names:
+            await deployer.approve(await deployer.request(name, requester="U1"), "U2")
+    runs: dict[str, list[str]] = {"a": [], "b": []}
+
+    async def work(owner: str) -> None:
+        store = await backend.open()  # its own pool: as another replica would have
+        async with open_deployer(settings, seen, store=store, clock=FakeClock()) as deployer:
+            worker = deployer.worker(owner=owner)
+            while (done := await worker.run_once()) is not None:
+                runs[owner].append(done.stack)
+
+    await asyncio.gather(work("a"), work("b"))
+    assert sorted(runs["a"] + runs["b"]) == names  # every job once, none twice
+    assert runs["a"] and runs["b"]  # and the two really shared them
+    started = Counter(e.stack for e in seen.events if e.kind == "deployment.running")
+    assert set(started.values()) == {1}
+    store = await backend.open()
+    assert all([(await store.latest(n)).state is S.SUCCEEDED for n in names])  # type: ignore[union-attr]
+
+
+class Blocked:
+    """A run that waits until released (or cancelled): the worker's lease is what is tested."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.cancelled = False
+
+    async def __call__(self, dep: Deployment) -> Deployment:
+        self.started.set()
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return dep
+
+
+async def _queued(journal: Journal, sandbox: Sandbox, name: str = "alice") -> Deployment:
+    dep = Deployment(stack=name, spec=sandbox.settings().spec_for(name))
+    dep = await journal.store.create(dep)
+    dep = await journal.move(dep, S.APPROVED)
+    return await journal.move(dep, S.QUEUED)
+
+
+async def test_a_worker_that_loses_its_lease_stops_and_another_resumes(
+    backend: Backend, sandbox: Sandbox
+) -> None:
+    store = await backend.open()
+    journal = Journal(store, RecordingNotifier())
+    dep = await _queued(journal, sandbox)
+    clock = {"now": utcnow()}
+    beats = asyncio.Event()
+
+    async def tick(_: float) -> None:
+        beats.set()
+        await asyncio.sleep(0.01)
+
+    limits = WorkerSettings(lease_seconds=5, heartbeat_seconds=1)
+    first = Worker(journal, Blocked(), limits, owner="a", now=lambda: clock["now"], sleep=tick)
+    run = first._run  # the Blocked instance
+    task = asyncio.create_task(first.run_once())
+    await run.started.wait()  # type: ignore[attr-defined]
+    clock["now"] += timedelta(seconds=10)  # "a" stalls past its lease; "b" takes over
+    taken = await store.claim("b", 5, clock["now"])
+    assert taken is not None and taken.id == dep.id
+    assert await task is None  # "a" noticed at its next heartbeat and let go
+    assert run.cancelled  # type: ignore[attr-defined]
+
+
+async def test_rollback_failed_is_retried_later_with_growing_pauses(
+    backend: Backend, sandbox: Sandbox
+) -> None:
+    store = await backend.open()
+    journal = Journal(store, RecordingNotifier())
+    dep = await _queued(journal, sandbox)
+    now = utcnow()
+
+    async def fail_rollback(d: Deployment) -> Deployment:
+        d = await journal.move(d, S.RUNNING) if d.state is S.QUEUED else d
+        d = await journal.move(d, S.ROLLING_BACK) if d.state is not S.ROLLING_BACK else d
+        return await journal.move(d, S.ROLLBACK_FAILED, leftovers=["Dokploy project x"])
+
+    limits = WorkerSettings(retry_initial_seconds=60, retry_max_seconds=3600)
+    worker = Worker(journal, fail_rollback, limits, owner="w", now=lambda: now)
+    assert (await worker.run_once()).state is S.ROLLBACK_FAILED  # type: ignore[union-attr]
+    assert await store.claim("w", 30, now + timedelta(seconds=59)) is None  # not yet due
+    retried = await store.claim("w", 30, now + timedelta(seconds=61))
+    assert retried is not None and retried.id == dep.id
+    await store.release(dep.id, "w")
+    now += timedelta(seconds=61)
+    await worker.run_once()  # the retry fails again: the pause doubles
+    assert await store.claim("w", 30, now + timedelta(seconds=119)) is None
+    assert await store.claim("w", 30, now + timedelta(seconds=121)) is not None
+    scheduled = [e for e in await store.events_for(dep.id) if e.kind == "rollback.retry_scheduled"]
+    assert [e.data["attempt"] for e in scheduled] == [2, 3]
+
+
+async def test_a_job_queued_too_long_is_reported_once(backend: Backend, sandbox: Sandbox) -> None:
+    store = await backend.open()
+    notifier = RecordingNotifier()
+    journal = Journal(store, notifier)
+    await _queued(journal, sandbox)
+    later = utcnow() + timedelta(minutes=11)
+    worker = Worker(journal, Blocked(), WorkerSettings(queue_limit_seconds=600), now=lambda: later)
+    assert [d.stack for d in await worker.report_stale()] == ["alice"]
+    assert await worker.report_stale() == []
+    reports = [e for e in notifier.events if e.kind == "deployment.not_started"]
+    assert len(reports) == 1 and "is a worker running?" in reports[0].data["error"]
+
+
+async def test_every_job_ends_terminal_when_the_worker_runs_the_real_saga(
+    backend: Backend, sandbox: Sandbox
+) -> None:
+    settings = sandbox.settings(**TEST_SETTINGS)
+    sandbox.dokploy.fail_deploys.add("opencode-bob")
+    async with open_deployer(
+        settings, RecordingNotifier(), store=await backend.open(), clock=FakeClock()
+    ) as deployer:
+        for name in ("alice", "bob"):
+            await deployer.approve(await deployer.request(name, requester="U1"), "U2")
+        worker = deployer.worker(owner="w")
+        while await worker.run_once() is not None:
+            pass
+        states = {n: (await deployer.store.latest(n)).state for n in ("alice", "bob")}  # type: ignore[union-attr]
+    assert states == {"alice": S.SUCCEEDED, "bob": S.ROLLED_BACK}
+    assert all(s in TERMINAL for s in states.values())
