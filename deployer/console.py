@@ -29,6 +29,7 @@ def describe(event: Event, total_seconds: float | None = None) -> str | None:
     lines = {
         "phase.done": f"  ok   {step}{title}{took}",
         "phase.failed": f"  FAIL {step}{title}{took}: {error}",
+        "phase.interrupted": f"  stop {step}{title}{took}: interrupted",
         "undo.done": f"  undo {event.phase}: {event.data.get('outcome', '')}{took}",
         "undo.failed": f"  UNDO FAILED {event.phase}: {error}",
         "deployment.running": f"{event.stack}: deploying",

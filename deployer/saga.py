@@ -189,11 +189,15 @@ class Saga:
         except BaseException as exc:
             reason = _reason(exc, limit)
             failed = _finish(holder[0], PhaseState.FAILED, error=reason)
+            # A cancelled phase did not fail: it was stopped (shutdown, or a sibling failed).
+            kind = (
+                "phase.interrupted" if isinstance(exc, asyncio.CancelledError) else "phase.failed"
+            )
             await asyncio.shield(
                 self._journal.checkpoint(
                     dep,
                     failed,
-                    "phase.failed",
+                    kind,
                     **where,
                     duration=failed.duration,
                     data={"title": phase.title, "error": reason},
@@ -289,7 +293,7 @@ def _finish(record: PhaseRecord, state: PhaseState, **changes: Any) -> PhaseReco
 def _reason(exc: BaseException, limit: float) -> str:
     if isinstance(exc, TimeoutError):
         return f"timed out after {limit:.0f} s"
-    return "cancelled" if isinstance(exc, asyncio.CancelledError) else str(exc)
+    return "interrupted" if isinstance(exc, asyncio.CancelledError) else str(exc)
 
 
 def _ready(plan: tuple[PhaseDef, ...], done: set[str], running: set[str]) -> list[PhaseDef]:
@@ -310,7 +314,7 @@ def _merged(records: Any, *, only_done: bool) -> dict[str, str]:
 
 def _as_failure(phase: PhaseDef, task: asyncio.Task[Any]) -> PhaseFailed:
     if task.cancelled():
-        return PhaseFailed(phase.name, "cancelled")
+        return PhaseFailed(phase.name, "interrupted")
     exc = task.exception()
     return exc if isinstance(exc, PhaseFailed) else PhaseFailed(phase.name, str(exc))
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from datetime import timedelta
 
+from deployer.core.plan import Target, describe
 from deployer.core.reconcile import drift
 from deployer.core.states import ACTIVE, TERMINAL, DeploymentState, Operation
 from deployer.errors import NotFound
 from deployer.journal import Journal
-from deployer.models import Deployment, Event, ProjectView, StackSpec, StackStatus
+from deployer.models import Deployment, Event, ProjectView, StackSpec, StackStatus, utcnow
 from deployer.ports import Dns, Paas, ZoneInfo
 from deployer.saga import Saga
 from deployer.settings import DeployerSettings
@@ -37,6 +40,7 @@ class Deployer:
         self._paas = paas
         self._dns = dns
         self._saga = saga
+        self.work_queued = asyncio.Event()  # wakes this process's workers
 
     def spec(self, name: str, image: str | None = None) -> StackSpec:
         return self.settings.spec_for(name, image)
@@ -68,7 +72,31 @@ class Deployer:
 
     async def approve(self, dep: Deployment, approver: str) -> Deployment:
         dep = await self.journal.move(dep, S.APPROVED, actor=approver, approver=approver)
-        return await self.journal.move(dep, S.QUEUED, actor=approver)
+        queued = await self.journal.move(dep, S.QUEUED, actor=approver)
+        self.work_queued.set()
+        return queued
+
+    async def reject(self, dep: Deployment, who: str) -> Deployment:
+        return await self.journal.move(dep, S.REJECTED, actor=who, approver=who)
+
+    async def expire_requests(self, ttl_seconds: float) -> list[Deployment]:
+        """Requests nobody decided on within the TTL become `expired`."""
+        cutoff = utcnow() - timedelta(seconds=ttl_seconds)
+        stale = [d for d in await self.store.list_latest()
+                 if d.state is S.REQUESTED and d.created_at < cutoff]  # fmt: skip
+        return [await self.journal.move(d, S.EXPIRED) for d in stale]
+
+    async def retry_rollback(self, dep: Deployment, who: str) -> None:
+        """Ask the worker to try a failed rollback again now rather than at its next pause."""
+        await self.store.schedule_retry(dep.id, utcnow())
+        self.work_queued.set()
+        await self.journal.emit(dep, "rollback.retry_requested", state=str(dep.state), actor=who)
+
+    def plan(self, spec: StackSpec, operation: Operation = Operation.DEPLOY) -> list[str]:
+        s = self.settings
+        target = Target(s.dokploy_url, s.dns_zone, s.dns_mode, s.record_name(spec.name),
+                        str(s.ingress_ip), s.https)  # fmt: skip
+        return describe(spec, target, operation)
 
     async def run(self, dep: Deployment) -> Deployment:
         return await self._saga.run(dep)
@@ -82,7 +110,7 @@ class Deployer:
             retry_initial_seconds=s.rollback_retry_initial,
             retry_max_seconds=s.rollback_retry_max,
         )
-        return Worker(self.journal, self.run, limits, owner=owner)
+        return Worker(self.journal, self.run, limits, owner=owner, wake=self.work_queued)
 
     async def deploy(self, name: str, *, requester: str, image: str | None = None) -> Deployment:
         """Operator path (CLI): request, approve as the operator, work the queue until done."""

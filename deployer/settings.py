@@ -149,7 +149,9 @@ def describe_validation_error(exc: ValidationError, prefix: str) -> str:
     lines = []
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"])
-        var = f"{prefix}{field.upper()}" if field else "settings"
+        # fields read under their own name (an alias such as SLACK_BOT_TOKEN) keep it
+        var = field if field.isupper() else f"{prefix}{field.upper()}" if field else "settings"
         problem = "is required but not set" if err["type"] == "missing" else err["msg"]
-        lines.append(f"{var} {problem}")
+        problem = problem.removeprefix("Value error, ")
+        lines.append(f"{var} {problem}" if field else problem)
     return "invalid configuration: " + "; ".join(lines)

@@ -53,6 +53,7 @@ class Worker:
         owner: str | None = None,
         now: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        wake: asyncio.Event | None = None,
     ) -> None:
         self._journal = journal
         self._store = journal.store
@@ -61,7 +62,9 @@ class Worker:
         self.owner = owner or default_owner()
         self._now = now
         self._sleep = sleep
+        self._wake = wake  # set when work is queued: no need to wait for the next poll
         self._reported: set[str] = set()
+        self.current: Deployment | None = None  # what this worker is running right now
 
     async def run_once(self) -> Deployment | None:
         """Claim one deployment that needs work and drive it; None when there is none."""
@@ -71,9 +74,11 @@ class Worker:
         log.info(
             "claimed", deployment_id=dep.id, stack=dep.stack, state=str(dep.state), owner=self.owner
         )
+        self.current = dep
         try:
             result = await self._run_leased(dep)
         finally:
+            self.current = None
             await asyncio.shield(self._store.release(dep.id, self.owner))
         if result is not None and result.state is S.ROLLBACK_FAILED:
             await self._schedule_retry(result)
@@ -90,8 +95,20 @@ class Worker:
         while not stop.is_set():
             if await self.run_once() is None:
                 await self.report_stale()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self._s.idle_seconds)
+                await self._idle(stop)
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        """Wait for new work, a stop, or the poll interval, whichever comes first."""
+        waits = [asyncio.ensure_future(stop.wait())]
+        if self._wake is not None:
+            waits.append(asyncio.ensure_future(self._wake.wait()))
+        try:
+            await asyncio.wait(waits, timeout=self._s.idle_seconds, return_when="FIRST_COMPLETED")
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+            if self._wake is not None:
+                self._wake.clear()
 
     async def report_stale(self) -> list[Deployment]:
         """Deployments queued for longer than the limit: reported once as not started."""

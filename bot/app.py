@@ -1,0 +1,92 @@
+"""The Bolt app and the aiohttp web app around it: /slack/events, /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.metrics import Metrics
+from deployer import AistackError, Store
+
+log = structlog.get_logger("aistack.bot.app")
+READY_CACHE_SECONDS = 30.0
+
+
+def build_bolt(client: AsyncWebClient, signing_secret: str | None) -> AsyncApp:
+    app = AsyncApp(
+        client=client,
+        signing_secret=signing_secret,
+        # Socket Mode requests are not signed; HTTP mode requires the secret (settings check).
+        request_verification_enabled=signing_secret is not None,
+        process_before_response=False,
+    )
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any]) -> None:
+        log.error(
+            "listener failed", error=repr(error), type=body.get("type") or body.get("command")
+        )
+
+    return app
+
+
+class Readiness:
+    """Ready when the store answers and Slack accepts our token (checked at most every 30 s)."""
+
+    def __init__(self, store: Store, client: AsyncWebClient, accepting: Callable[[], bool]) -> None:
+        self._store = store
+        self._client = client
+        self._accepting = accepting
+        self._slack_ok_at = float("-inf")
+
+    async def check(self) -> dict[str, str]:
+        problems: dict[str, str] = {}
+        if not self._accepting():
+            problems["worker"] = "shutting down"
+        try:
+            await self._store.latest("readyz-probe")
+        except AistackError as exc:
+            problems["store"] = str(exc)
+        if time.monotonic() - self._slack_ok_at > READY_CACHE_SECONDS:
+            try:
+                await self._client.auth_test()
+                self._slack_ok_at = time.monotonic()
+            except Exception as exc:  # any failure means "not ready", said in the body
+                problems["slack"] = type(exc).__name__
+        return problems
+
+
+def build_web(bolt: AsyncApp | None, readiness: Readiness, metrics: Metrics) -> web.Application:
+    async def slack_events(request: web.Request) -> web.Response:
+        assert bolt is not None
+        return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def readyz(_: web.Request) -> web.Response:
+        problems = await readiness.check()
+        return web.json_response({"ok": not problems, **problems}, status=503 if problems else 200)
+
+    async def prometheus(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(metrics.registry),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})  # fmt: skip
+
+    web_app = web.Application()
+    routes: list[web.RouteDef] = [
+        web.get("/healthz", healthz),
+        web.get("/readyz", readyz),
+        web.get("/metrics", prometheus),
+    ]
+    if bolt is not None:  # HTTP mode; Socket Mode receives over its websocket instead
+        routes.append(web.post("/slack/events", slack_events))
+    web_app.add_routes(routes)
+    return web_app

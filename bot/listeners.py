@@ -1,0 +1,280 @@
+"""Slash command and button listeners: ack at once, authorize, hand over to the deployer.
+
+Parsing is pure and happens before the ack, so a malformed command is answered in the ack
+itself (ephemeral). Everything that does I/O runs after the ack in a tracked task, wrapped so
+that every failure reaches the user as a clear message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+
+from bot import commands as c
+from bot import messages as m
+from bot.blocks import Message
+from bot.directory import Directory
+from bot.notifier import SlackNotifier
+from bot.settings import BotSettings
+from bot.slack_api import SlackWriter
+from bot.tasks import Tasks
+from deployer import (
+    AistackError,
+    Deployer,
+    Deployment,
+    DeploymentState,
+    IllegalTransition,
+    NotFound,
+    Operation,
+    StackBusy,
+)
+from deployer.core.access import AccessPolicy
+from deployer.models import utcnow
+
+S = DeploymentState
+log = structlog.get_logger("aistack.bot.listeners")
+Respond = Callable[..., Awaitable[Any]]
+NO_CARD = ("not_in_channel", "channel_not_found", "is_archived")
+
+
+@dataclass(frozen=True)
+class Click:
+    user: str
+    channel: str
+    deployment_id: str
+
+
+ClickHandler = Callable[[Click, Deployment], Awaitable[None]]
+
+
+class Listeners:
+    def __init__(
+        self,
+        deployer: Deployer,
+        settings: BotSettings,
+        slack: SlackWriter,
+        notifier: SlackNotifier,
+        directory: Directory,
+        tasks: Tasks,
+    ) -> None:
+        self._d = deployer
+        self._s = settings
+        self._policy: AccessPolicy = settings.policy()
+        self._slack = slack
+        self._notifier = notifier
+        self._dir = directory
+        self._tasks = tasks
+
+    def register(self, app: AsyncApp) -> None:
+        app.command("/aistack")(self.on_command)
+        for action in ("approve", "reject", "rollback", "retry", "retry_rollback"):
+            app.action(f"aistack_{action}")(self.on_click)
+
+    # -- the slash command ------------------------------------------------------------------
+    async def on_command(self, ack: Any, command: dict[str, Any], respond: Respond) -> None:
+        user, channel = command["user_id"], command["channel_id"]
+        try:
+            parsed = c.parse(command.get("text", ""), validate_name=self._validate)
+        except c.UsageError as exc:
+            message = m.usage_error(exc.problem, exc.hint)
+            await ack(text=message.text, blocks=message.blocks)
+            return
+        allowed = self._policy.in_channel(channel)
+        if not allowed.allowed:
+            await ack(text=m.refusal(allowed.reason).text)
+            return
+        await ack()
+        work = self._command(parsed, user, channel, command.get("trigger_id"), respond)
+        self._tasks.spawn(self._answering(work, respond), name=f"command:{user}")
+
+    async def _command(
+        self, cmd: c.Command, user: str, channel: str, trigger: str | None, respond: Respond
+    ) -> None:
+        match cmd:
+            case c.Help():
+                await _say(respond, m.help_message(c.USAGE), public=True)
+            case c.Deploy(name=name, image=image, dry_run=True):
+                spec = self._d.spec(name, image)
+                await _say(respond, m.dry_run_message(spec, self._d.plan(spec)))
+            case c.Deploy(name=name, image=image):
+                await self._request(name, user, channel, trigger, respond, image=image)
+            case c.Destroy(name=name):
+                await self._request_destroy(name, user, channel, trigger, respond)
+            case c.Status(name=None) | c.ListStacks():
+                stacks = await self._d.list_stacks()
+                mine = user if isinstance(cmd, c.ListStacks) and cmd.mine else None
+                if mine:
+                    stacks = [s for s in stacks if s.deployment and s.deployment.requester == mine]
+                await _say(respond, m.list_message(stacks, mine_of=mine), public=True)
+            case c.Status(name=str(name)):
+                await _say(respond, m.status_message(await self._d.status(name)), public=True)
+            case c.History(name=name):
+                events = await self._d.history(name)
+                await _say(respond, m.history_message(name, events), public=True)
+            case c.Preflight():
+                await _say(respond, m.preflight_message(await self._d.preflight()))
+
+    async def _request(
+        self, name: str, user: str, channel: str, trigger: str | None, respond: Respond,
+        *, image: str | None = None,
+    ) -> None:  # fmt: skip
+        refused = self._policy.may_request(user, await self._dir.groups_of(user))
+        if not refused.allowed:
+            await _say(respond, m.refusal(refused.reason))
+            return
+        dep = await self._d.request(name, requester=user, image=image, dedup_key=trigger)
+        if dep.message_ts is None:  # not a replay of a request we already carded
+            await self._post_card(dep, channel, respond, auto_approve=not self._s.approval_required)
+
+    async def _request_destroy(
+        self, name: str, user: str, channel: str, trigger: str | None, respond: Respond
+    ) -> None:
+        live = await self._d.store.latest(self._d.spec(name).name)
+        owner_live = live if live is not None and live.state is S.SUCCEEDED else None
+        direct = self._policy.may_destroy_directly(user, owner_live)
+        dep = await self._d.request(
+            name, requester=user, operation=Operation.DESTROY, dedup_key=trigger
+        )
+        if dep.message_ts is None:
+            await self._post_card(dep, channel, respond, auto_approve=direct)
+
+    async def _post_card(
+        self, dep: Deployment, channel: str, respond: Respond, *, auto_approve: bool
+    ) -> None:
+        plan = self._d.plan(dep.spec, dep.operation)
+        expires = utcnow() + timedelta(seconds=self._s.approval_ttl)
+        card = m.request_card(dep, plan, expires_at=expires, approval_required=not auto_approve)
+        try:
+            ts = await self._slack.post(channel, card.text, card.blocks)
+        except SlackApiError as exc:
+            if exc.response.get("error") not in NO_CARD:
+                raise
+            await self._d.journal.move(dep, S.EXPIRED, error="the request card could not be posted")
+            await _say(
+                respond, m.refusal("I cannot post in this channel: `/invite @aistack` first.")
+            )
+            return
+        dep = await self._d.store.set_message(dep.id, channel, ts)
+        if auto_approve:
+            await self._d.approve(dep, dep.requester)
+
+    # -- buttons ----------------------------------------------------------------------------
+    async def on_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        click = Click(body["user"]["id"], body["channel"]["id"], str(action.get("value", "")))
+        handler = {
+            "aistack_approve": self._approve,
+            "aistack_reject": self._reject,
+            "aistack_rollback": self._rollback,
+            "aistack_retry": self._retry,
+            "aistack_retry_rollback": self._retry_rollback,
+        }[action["action_id"]]
+        self._tasks.spawn(self._clicked(handler, click), name=f"click:{action['action_id']}")
+
+    async def _clicked(self, handler: ClickHandler, click: Click) -> None:
+        try:
+            dep = await self._d.store.get(click.deployment_id)
+            await handler(click, dep)
+        except NotFound:
+            await self._tell(click, "That deployment no longer exists.")
+        except AistackError as exc:
+            await self._tell(click, str(exc))
+        except Exception:
+            log.exception("button failed", deployment_id=click.deployment_id)
+            await self._tell(click, "Something went wrong on our side; the team has the details.")
+
+    async def _approve(self, click: Click, dep: Deployment) -> None:
+        if not await self._decidable(click, dep):
+            return
+        try:
+            await self._d.approve(dep, click.user)
+        except IllegalTransition:  # another approver, or a double click, got there first
+            await self._tell(click, _already(await self._d.store.get(dep.id)))
+
+    async def _reject(self, click: Click, dep: Deployment) -> None:
+        if not await self._decidable(click, dep):
+            return
+        try:
+            await self._d.reject(dep, click.user)
+        except IllegalTransition:
+            await self._tell(click, _already(await self._d.store.get(dep.id)))
+
+    async def _decidable(self, click: Click, dep: Deployment) -> bool:
+        if dep.state is not S.REQUESTED:
+            await self._tell(click, _already(dep))
+            return False
+        if utcnow() - dep.created_at > timedelta(seconds=self._s.approval_ttl):
+            await self._d.expire_requests(self._s.approval_ttl)
+            await self._tell(click, "This request expired before anyone approved it.")
+            return False
+        decision = self._policy.may_approve(click.user, await self._dir.groups_of(click.user), dep)
+        if not decision.allowed:
+            await self._tell(click, decision.reason)
+        return decision.allowed
+
+    async def _rollback(self, click: Click, dep: Deployment) -> None:
+        await self._request_destroy(
+            dep.stack, click.user, click.channel, None, self._ephemeral(click)
+        )
+
+    async def _retry(self, click: Click, dep: Deployment) -> None:
+        await self._request(dep.stack, click.user, click.channel, None, self._ephemeral(click),
+                            image=dep.spec.image)  # fmt: skip
+
+    async def _retry_rollback(self, click: Click, dep: Deployment) -> None:
+        groups = await self._dir.groups_of(click.user)
+        decision = self._policy.may_retry_rollback(click.user, groups, dep)
+        if not decision.allowed:
+            await self._tell(click, decision.reason)
+        elif dep.state is not S.ROLLBACK_FAILED:
+            await self._tell(click, _already(dep))
+        else:
+            await self._d.retry_rollback(dep, click.user)
+            await self._tell(click, "Retrying the rollback now; progress goes to the thread.")
+
+    # -- answering --------------------------------------------------------------------------
+    async def _answering(self, work: Awaitable[None], respond: Respond) -> None:
+        try:
+            await work
+        except StackBusy as exc:
+            await _say(respond, m.busy_message(str(exc)))
+        except NotFound as exc:
+            await _say(respond, m.refusal(str(exc)))
+        except AistackError as exc:
+            await _say(respond, m.refusal(f"That did not work: {exc}"))
+        except Exception:
+            log.exception("command failed")
+            await _say(
+                respond, m.refusal("Something went wrong on our side; the team has the details.")
+            )
+
+    def _ephemeral(self, click: Click) -> Respond:
+        async def respond(*, text: str, blocks: Any = None, **_: Any) -> None:
+            await self._slack.ephemeral(click.channel, click.user, text, blocks)
+
+        return respond
+
+    async def _tell(self, click: Click, text: str) -> None:
+        message = m.refusal(text)
+        await self._slack.ephemeral(click.channel, click.user, message.text, message.blocks)
+
+    def _validate(self, raw: str) -> str:
+        return self._d.spec(raw).name
+
+
+async def _say(respond: Respond, message: Message, *, public: bool = False) -> None:
+    kind = "in_channel" if public else "ephemeral"
+    await respond(text=message.text, blocks=message.blocks, response_type=kind)
+
+
+def _already(dep: Deployment) -> str:
+    if dep.state in (S.APPROVED, S.QUEUED, S.RUNNING, S.SUCCEEDED, S.DESTROYING, S.DESTROYED):
+        who = f"<@{dep.approver}>" if dep.approver and dep.approver[:1] in "UW" else "someone"
+        return f"Already approved by {who}; it is {dep.state} now."
+    return f"This request is already {dep.state}; nothing to decide."

@@ -1,0 +1,342 @@
+"""PURE: deployment views -> Block Kit messages (cards, thread lines, help, lists).
+
+User- and upstream-controlled text always goes through `escape`, so nothing can become a
+mention, a broadcast or a link; ids become mentions only when they look like Slack ids.
+`message` and `pack` (bot/blocks.py) keep every message inside Slack's limits (specs/slack.md §6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.blocks import (
+    MAX_TEXT,
+    Block,
+    Message,
+    actions,
+    button,
+    clock,
+    context,
+    duration,
+    escape,
+    header,
+    keep_mentions,
+    mention,
+    message,
+    pack,
+    plain,
+    section,
+    truncate,
+)
+from deployer.core.phases import DEPLOY_PHASES, TEARDOWN_PHASES, phases_for
+from deployer.core.states import TERMINAL, DeploymentState, Operation, PhaseState
+from deployer.models import Deployment, Event, PhaseRecord, StackSpec, StackStatus
+from deployer.service import PreflightReport
+
+S = DeploymentState
+_TITLES = {p.name: p.title for p in (*DEPLOY_PHASES, *TEARDOWN_PHASES)}
+_ICONS = {"done": ":white_check_mark:", "failed": ":x:", "undone": ":leftwards_arrow_with_hook:"}
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _title(phase: str | None) -> str:
+    return escape(_TITLES.get(phase or "", phase or "?"))
+
+
+def _bullets(items: Iterable[str]) -> list[str]:
+    return [f"• {escape(item)}" for item in items]
+
+
+# -- the request card and the status card ---------------------------------------------------
+def request_card(
+    dep: Deployment, plan: list[str], *, expires_at: datetime | None, approval_required: bool
+) -> Message:
+    """The first post for a request: who asked, what it would do, Approve / Reject."""
+    asks = f"{mention(dep.requester)} asks to {dep.operation} *{escape(dep.stack)}*"
+    blocks = [header(f"aistack: {dep.operation} {dep.stack}")]
+    blocks.append(section(f"{asks}\nImage: `{escape(dep.spec.image)}`"))
+    blocks += pack(["*Plan*", *_bullets(plan)] if plan else [])[0][:10]
+    waiting = "Waiting for approval" if approval_required else "No approval needed · starting"
+    expiry = f"expires {_utc(expires_at):%H:%M} UTC" if expires_at and approval_required else ""
+    blocks.append(context(waiting, expiry))
+    if approval_required:
+        approve = button("Approve", "aistack_approve", dep.id, "primary")
+        blocks.append(actions(approve, button("Reject", "aistack_reject", dep.id, "danger")))
+    blocks.append(_meta(dep))
+    return message(f"{asks} · {waiting.lower()}", blocks)
+
+
+def _meta(dep: Deployment) -> Block:
+    approved = dep.approver and dep.state not in (S.REQUESTED, S.REJECTED, S.EXPIRED)
+    return context(
+        f"id `{escape(dep.id[:8])}`",
+        f"Requested by {mention(dep.requester)}",
+        f"Approved by {mention(dep.approver)}" if approved else "",
+    )
+
+
+@dataclass(frozen=True)
+class _Card:
+    dep: Deployment
+    phases: list[PhaseRecord]
+    total: int
+    now: datetime
+    paused: bool
+
+    @property
+    def name(self) -> str:
+        return f"*{escape(self.dep.stack)}*"
+
+    @property
+    def elapsed(self) -> float:
+        end = self.dep.updated_at if self.dep.state in TERMINAL else self.now
+        return (end - self.dep.created_at).total_seconds()
+
+    def failure(self) -> str:
+        failed = next((r for r in self.phases if r.state is PhaseState.FAILED), None)
+        if failed is None:
+            return f"Failed: {escape(self.dep.error or 'unknown error')}"
+        return f"Failed at {_title(failed.name)}: {escape(failed.error or self.dep.error or '?')}"
+
+    def titles(self, state: PhaseState) -> list[str]:
+        return [_title(r.name) for r in self.phases if r.state is state]
+
+
+Body = tuple[str, list[Block]]
+
+
+def card(
+    dep: Deployment, phases: list[PhaseRecord], *, total: int, now: datetime, paused: bool = False
+) -> Message:
+    """The one status card of a deployment, edited in place as its state changes."""
+    if dep.state is S.REQUESTED:
+        return request_card(dep, [], expires_at=None, approval_required=True)
+    body = _BODIES.get(dep.state, _one_line)
+    line, extra = body(_Card(dep, phases, total, now, paused))
+    summary = {**section(line), "block_id": "summary"}
+    blocks = [header(f"aistack: {dep.operation} {dep.stack}"), summary, *extra, _meta(dep)]
+    return message(line.replace("\n", " "), blocks)
+
+
+def _running(c: _Card) -> Body:
+    total = c.total or len(phases_for(c.dep.operation))
+    step = min(len(c.titles(PhaseState.DONE)) + 1, total)
+    doing = " + ".join(c.titles(PhaseState.RUNNING))
+    verb = "Deploying" if c.dep.operation is Operation.DEPLOY else "Destroying"
+    line = f":hourglass_flowing_sand: {verb} {c.name} — phase {step} of {total}"
+    line += f": {doing}" if doing else ""
+    line += f" · {clock(c.elapsed)} elapsed"
+    paused = ":double_vertical_bar: Paused: the bot is restarting; it resumes on its own"
+    return line, [context(paused)] if c.paused else []
+
+
+def _succeeded(c: _Card) -> Body:
+    removes = f"This removes {c.name}, its domain {escape(c.dep.spec.host)} and its DNS record."
+    rollback = button("Roll back", "aistack_rollback", c.dep.id, "danger")
+    rollback["confirm"] = {
+        "title": plain(f"Roll back {c.dep.stack}?", 100),
+        "text": {"type": "mrkdwn", "text": truncate(removes, 300)},
+        "confirm": plain("Roll back", 30),
+        "deny": plain("Cancel", 30),
+        "style": "danger",
+    }
+    url = escape(c.dep.spec.url)
+    line = f":white_check_mark: {c.name} is live at {url} · total {duration(c.elapsed)}"
+    return line, [actions(rollback)]
+
+
+def _rolled_back(c: _Card) -> Body:
+    undone = c.titles(PhaseState.UNDONE)
+    what = f"Rolled back: {', '.join(undone)}." if undone else "Nothing had to be undone."
+    line = f":leftwards_arrow_with_hook: {c.failure()}\n{what} Nothing is left behind."
+    return line, [actions(button("Retry", "aistack_retry", c.dep.id, "primary"))]
+
+
+def _rollback_failed(c: _Card) -> Body:
+    what = "teardown" if c.dep.operation is Operation.DESTROY else "rollback"
+    leftovers = "\n".join(_bullets(c.dep.leftovers)) or "nothing recorded"
+    line = f":warning: {what.capitalize()} failed — left behind:\n{leftovers}"
+    advice = (
+        f"{c.failure()}\nWhat to do: fix the cause and press *Retry {what}*, or remove "
+        "what is listed by hand in Dokploy and the DNS zone."
+    )
+    retry = button(f"Retry {what}", "aistack_retry_rollback", c.dep.id, "primary")
+    return line, [section(advice), actions(retry)]
+
+
+def _one_line(c: _Card) -> Body:
+    by = f" by {mention(c.dep.approver)}" if c.dep.approver else ""
+    queued = f":large_green_circle: Approved{by} · queued"
+    removed = f":wastebasket: {c.name} was removed (requested by {mention(c.dep.requester)})"
+    lines = {
+        S.APPROVED: queued,
+        S.QUEUED: queued,
+        S.ROLLING_BACK: f":rotating_light: {c.failure()} — rolling back",
+        S.DESTROYED: removed,
+        S.REJECTED: f":no_entry_sign: Rejected{by}",
+        S.EXPIRED: ":hourglass: Expired: nobody approved it in time",
+    }
+    return lines.get(c.dep.state, f"{c.name} is {c.dep.state}"), []
+
+
+_BODIES: dict[DeploymentState, Callable[[_Card], Body]] = {
+    S.RUNNING: _running,
+    S.DESTROYING: _running,
+    S.SUCCEEDED: _succeeded,
+    S.ROLLED_BACK: _rolled_back,
+    S.ROLLBACK_FAILED: _rollback_failed,
+}
+
+
+# -- thread replies -------------------------------------------------------------------------
+def thread_line(event: Event) -> str | None:
+    """One thread reply per phase boundary (and undo); None for events the card covers."""
+    step = f"[{event.index}/{event.total}] " if event.index and event.total else ""
+    title = escape(str(event.data.get("title") or "")) or _title(event.phase)
+    took = duration(event.duration) if event.duration is not None else ""
+    error = escape(str(event.data.get("error") or "unknown error"))
+    lines = {
+        "phase.done": f":white_check_mark: {step}{title}{f' — {took}' if took else ''}",
+        "phase.failed": f":x: {step}{title} failed{f' after {took}' if took else ''}: {error}",
+        "undo.done": f":leftwards_arrow_with_hook: Undo {title}: "
+        + escape(str(event.data.get("outcome") or "done")),
+        "undo.failed": f":warning: Undo {title} failed: {error}",
+        "deployment.not_started": f":warning: {escape(event.stack)} has not started: {error}",
+    }
+    line = lines.get(event.kind)
+    return truncate(line, MAX_TEXT) if line else None
+
+
+# -- answers to commands --------------------------------------------------------------------
+def help_message(usage: str) -> Message:
+    body = f"*aistack* deploys personal AI coding stacks.\n```{escape(usage)}```"
+    return message("aistack commands", [section(body)])
+
+
+def usage_error(problem: str, hint: str) -> Message:
+    shown = f"`{escape(hint)}`" if hint.startswith("/aistack") else escape(hint)
+    return message(escape(problem), [section(f":warning: {escape(problem)}\n{shown}")])
+
+
+def refusal(text: str, *, approvers: Sequence[str] = ()) -> Message:
+    """An ephemeral "no": our own text (its well-formed mentions kept) + the approver list."""
+    line = f":no_entry: {keep_mentions(text)}"
+    if approvers:
+        line += " Approvers: " + ", ".join(mention(a) for a in approvers)
+    return message(line, [section(line)])
+
+
+def busy_message(text: str) -> Message:
+    line = f":hourglass_flowing_sand: {escape(text)}"
+    return message(line, [section(line)])
+
+
+def dry_run_message(spec: StackSpec, plan: list[str]) -> Message:
+    intro = f"*Dry run: nothing was changed.* Deploying *{escape(spec.name)}* would create:"
+    packed, _ = pack([intro, *_bullets(plan)])
+    meta = context(f"Image `{escape(spec.image)}`", escape(spec.url))
+    blocks = [header(f"aistack: dry run for {spec.name}"), *packed, meta]
+    return message(f"Dry run for {escape(spec.name)}: nothing was changed", blocks)
+
+
+def status_message(status: StackStatus) -> Message:
+    dep, live = status.deployment, status.live
+    state = str(dep.state) if dep else "no record"
+    lines = [f"*{escape(status.name)}* · {state} · {escape(status.url)}", *_record_lines(dep)]
+    app = escape(live.application_status or "none") if live else ""
+    where = f"project `{escape(live.project_name)}`, application {app}" if live else "nothing"
+    lines.append(f"Dokploy: {where}")
+    if status.dns_values is not None:
+        lines.append(f"DNS: {escape(', '.join(status.dns_values)) or 'no record'}")
+    lines += [f":warning: *Drift:* {escape(d)}" for d in status.drift]
+    lines += [_phase_line(r) for r in status.phases]
+    packed, left = pack(lines)
+    note = [context(f"{left} more lines not shown")] if left else []
+    drift = f" · {len(status.drift)} drift" if status.drift else ""
+    blocks = [header(f"aistack: status {status.name}"), *packed, *note]
+    return message(f"{escape(status.name)}: {state}{drift}", blocks)
+
+
+def _record_lines(dep: Deployment | None) -> list[str]:
+    if dep is None:
+        return []
+    when = f"{_utc(dep.updated_at):%Y-%m-%d %H:%M} UTC"
+    lines = [f"Owner {mention(dep.requester)} · last {dep.operation} {when}"]
+    if dep.error:
+        lines.append(f"Error: {escape(dep.error)}")
+    if dep.leftovers:
+        lines.append(":warning: Left behind: " + "; ".join(escape(x) for x in dep.leftovers))
+    return lines
+
+
+def _phase_line(record: PhaseRecord) -> str:
+    took = f" · {duration(record.duration)}" if record.duration is not None else ""
+    icon = _ICONS.get(record.state, ":warning:" if "fail" in record.state else ":white_circle:")
+    return f"{icon} {_title(record.name)} — {record.state}{took}"
+
+
+def list_message(stacks: list[StackStatus], *, mine_of: str | None = None) -> Message:
+    if mine_of is not None:
+        stacks = [s for s in stacks if s.deployment and s.deployment.requester == mine_of]
+    if not stacks:
+        empty = "You have no stacks yet" if mine_of else "No stacks yet"
+        hint = escape("Start one with `/aistack deploy <name>`.")
+        return message(empty, [section(f"{empty}. {hint}")])
+    packed, left = pack([_list_line(s) for s in stacks])
+    note = [context(f"{left} more not shown; /aistack status NAME shows one")] if left else []
+    blocks = [header("aistack: your stacks" if mine_of else "aistack: stacks"), *packed, *note]
+    drifting = sum(1 for s in stacks if s.drift)
+    return message(f"{len(stacks)} stacks" + (f", {drifting} drifting" if drifting else ""), blocks)
+
+
+def _list_line(s: StackStatus) -> str:
+    state = str(s.deployment.state) if s.deployment else "no record"
+    app = escape(s.live.application_status or "no app") if s.live else "-"
+    owner = mention(s.deployment.requester) if s.deployment else "-"
+    flag = " · :warning: *DRIFT*" if s.drift else ""
+    return f"*{escape(s.name)}* · {state} · app {app} · {escape(s.url)} · {owner}{flag}"
+
+
+def history_message(name: str, events: list[Event]) -> Message:
+    lines = [_history_line(e) for e in events if not e.kind.endswith(".running")]
+    if not lines:
+        empty = f"No history for {escape(name)} yet."
+        return message(empty, [section(empty)])
+    packed, left = pack(lines, keep_last=True)
+    note = [context(f"{left} older events not shown; newest last")] if left else []
+    blocks = [header(f"aistack: history of {name}"), *note, *packed]
+    return message(f"History of {escape(name)}: {len(lines)} events", blocks)
+
+
+def _history_line(e: Event) -> str:
+    took = f" · {duration(e.duration)}" if e.duration is not None else ""
+    extra = e.data.get("error") or e.data.get("outcome") or ""
+    if e.data.get("leftovers"):
+        extra = "left: " + "; ".join(str(x) for x in e.data["leftovers"])
+    what = f" {escape(e.phase)}" if e.phase else ""
+    tail = f" · {escape(str(extra))}" if extra else ""
+    at = f"`{_utc(e.at):%Y-%m-%d %H:%M:%S}` `{escape(e.deployment_id[:8])}`"
+    return f"{at} {escape(e.kind)}{what} by {mention(e.actor)}{took}{tail}"
+
+
+def preflight_message(report: PreflightReport) -> Message:
+    zone, ok = report.zone, report.wildcard is None or report.ingress_ip in report.wildcard
+    lines = [
+        f":white_check_mark: Dokploy {escape(report.dokploy_url)}: reachable and authorized, "
+        f"{report.projects} projects",
+        f":white_check_mark: DNS zone {escape(zone.name)} (id {zone.zone_id}): "
+        f"{zone.rrset_count} rrsets",
+        f":information_source: Ingress {escape(report.ingress_ip)} "
+        f"(DNS mode {escape(report.dns_mode)})",
+    ]
+    if report.wildcard is not None:
+        icon, covers = (":white_check_mark:", "covers") if ok else (":warning:", "does NOT cover")
+        found = escape(", ".join(report.wildcard)) or "no record"
+        lines.append(f"{icon} Wildcard {covers} the ingress ({found})")
+    text = "Preflight: all good" if ok else "Preflight: the wildcard misses the ingress"
+    return message(text, [header("aistack: preflight"), section("\n".join(lines))])

@@ -1,0 +1,164 @@
+"""Assembles a running bot and shuts it down cleanly.
+
+Start: the store, one Slack client (auth.test first: a bad token fails here, not on the
+first click), the deployer, the Bolt app, the web app, the workers and the expiry sweep.
+Stop: take no more work, interrupt running sagas (their phases checkpoint), mark their cards
+"paused", let the cards finish writing, close everything. The next start, or another
+replica, resumes those deployments on the same cards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import aiohttp
+import structlog
+from aiohttp import web
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.app import Readiness, build_bolt, build_web
+from bot.directory import Directory
+from bot.listeners import Listeners
+from bot.metrics import Metrics, MetricsNotifier
+from bot.notifier import Notifiers, SlackNotifier
+from bot.settings import BotSettings
+from bot.slack_api import SlackWriter
+from bot.tasks import Tasks
+from deployer import ConfigError, Deployer, DeployerSettings, open_deployer
+from deployer.adapters.stores import open_store
+from deployer.ports import Clock, Store
+from deployer.worker import Worker
+
+log = structlog.get_logger("aistack.bot")
+SHUTDOWN_GRACE = 10.0
+
+
+@dataclass
+class Bot:
+    settings: BotSettings
+    deployer: Deployer
+    bolt: AsyncApp
+    web: web.Application
+    notifier: SlackNotifier
+    slack: SlackWriter
+    metrics: Metrics
+    tasks: Tasks
+    workers: list[Worker]
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@asynccontextmanager
+async def running_bot(
+    settings: BotSettings,
+    engine: DeployerSettings,
+    *,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    workers: int = 8,
+    post_interval: float = 1.0,
+    slack_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> AsyncIterator[Bot]:
+    own_store = store is None
+    store = store or await open_store(engine.database_url)
+    session = aiohttp.ClientSession()
+    tasks, background = Tasks(), Tasks()
+    try:
+        client = await _slack_client(settings, session)
+        metrics = Metrics()
+        metrics.track_tasks(lambda: len(tasks) + len(background))
+        slack = SlackWriter(
+            client, post_interval=post_interval, calls=metrics.slack_calls, sleep=slack_sleep
+        )
+        cards = SlackNotifier(slack, store, tasks, interval=settings.card_interval,
+                              monotonic=time.monotonic)  # fmt: skip
+        notifier = Notifiers(MetricsNotifier(metrics), cards)
+        async with open_deployer(engine, notifier, store=store, clock=clock) as deployer:
+            bot = _assemble(settings, deployer, client, slack, cards, metrics, tasks, store)
+            bot.workers = [deployer.worker(owner=_owner(i)) for i in range(workers)]
+            for worker in bot.workers:
+                background.spawn(worker.run_forever(bot.stop), name=f"worker:{worker.owner}")
+            background.spawn(_expire(deployer, settings, bot.stop), name="expiry")
+            try:
+                yield bot
+            finally:
+                await _shutdown(bot, background)
+    finally:
+        await tasks.cancel_all()
+        await session.close()
+        if own_store:
+            await store.close()
+
+
+def _assemble(
+    settings: BotSettings, deployer: Deployer, client: AsyncWebClient, slack: SlackWriter,
+    cards: SlackNotifier, metrics: Metrics, tasks: Tasks, store: Store,
+) -> Bot:  # fmt: skip
+    secret = settings.signing_secret.get_secret_value() if settings.signing_secret else None
+    bolt = build_bolt(client, None if settings.socket_mode else secret)
+    directory = Directory(client, settings.policy().groups, ttl=settings.group_cache_seconds)
+    Listeners(deployer, settings, slack, cards, directory, tasks).register(bolt)
+    bot = Bot(settings, deployer, bolt, web.Application(), cards, slack, metrics, tasks, [])
+    readiness = Readiness(store, client, accepting=lambda: not bot.stop.is_set())
+    bot.web = build_web(None if settings.socket_mode else bolt, readiness, metrics)
+    return bot
+
+
+async def _slack_client(settings: BotSettings, session: aiohttp.ClientSession) -> AsyncWebClient:
+    client = AsyncWebClient(
+        token=settings.bot_token.get_secret_value(),
+        base_url=settings.api_url or AsyncWebClient.BASE_URL,
+        session=session,
+        retry_handlers=[AsyncConnectionErrorRetryHandler(max_retry_count=2)],
+    )
+    try:
+        await client.auth_test()  # Bolt would only find out on the first request
+    except SlackApiError as exc:
+        raise ConfigError(
+            f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}): check the token "
+            "and that the app is installed in the workspace"
+        ) from None
+    return client
+
+
+async def _expire(deployer: Deployer, settings: BotSettings, stop: asyncio.Event) -> None:
+    every = min(60.0, settings.approval_ttl / 4)
+    while not stop.is_set():
+        await deployer.expire_requests(settings.approval_ttl)
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+        except TimeoutError:
+            continue
+
+
+async def _shutdown(bot: Bot, background: Tasks) -> None:
+    bot.stop.set()
+    interrupted = [w.current for w in bot.workers if w.current is not None]
+    await background.cancel_all()  # running sagas checkpoint their phases as interrupted
+    await _settle(bot.notifier)
+    for dep in interrupted:
+        current = await bot.deployer.store.get(dep.id)
+        try:
+            await bot.notifier.refresh(current, paused=True)
+        except Exception as exc:  # shutting down: log it, keep going
+            log.warning("card not marked paused", deployment_id=dep.id, error=str(exc))
+    await bot.tasks.drain(SHUTDOWN_GRACE)
+
+
+async def _settle(notifier: SlackNotifier) -> None:
+    try:
+        await asyncio.wait_for(notifier.wait_idle(), SHUTDOWN_GRACE)
+    except TimeoutError:
+        log.warning("cards still being written at shutdown")
+
+
+def _owner(index: int) -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{index}"

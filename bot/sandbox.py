@@ -1,0 +1,352 @@
+"""A local fake of the Slack Web API, and a driver that talks to the bot as Slack does.
+
+`FakeSlack` answers `/api/<method>` for the methods the bot uses (arguments checked against
+`specs/slack-web-openapi-subset.json`) and captures `respond()` posts at `/hook/<id>`.
+`SlackDriver` sends signed slash commands and button clicks to the bot's HTTP endpoint.
+Behaviour follows ../shared/specs/slack.md §1-§3, §6 and §7.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from bot import sandbox_checks as checks
+from bot.sandbox_checks import json_array
+
+HOST = "127.0.0.1"
+TEAM_ID = "T0SANDBOX"
+BOT_IDENTITY = {
+    "team": "Sandbox",
+    "user": "aistack",
+    "team_id": TEAM_ID,
+    "user_id": "U0AISTACK",
+    "bot_id": "B0AISTACK",
+}
+SCOPES = "commands,chat:write,chat:write.public,users:read,usergroups:read"
+TS_BASE = 1_700_000_000
+
+Json = dict[str, Any]
+
+
+@dataclass
+class Call:
+    method: str
+    args: Json
+    at: float  # monotonic seconds when it arrived
+    status: int = 200
+    error: str | None = None  # None when answered ok
+
+
+@dataclass
+class Message:
+    channel: str
+    ts: str
+    text: str
+    blocks: list[Json]
+    thread_ts: str | None = None
+    # earlier versions as (text, blocks), oldest first
+    history: list[tuple[str, list[Json]]] = field(default_factory=list)
+
+    def to_slack(self) -> Json:
+        """The message as Slack shows it (API answers, interaction payloads)."""
+        out: Json = {"type": "message", "ts": self.ts, "text": self.text, "blocks": self.blocks}
+        out |= {"user": BOT_IDENTITY["user_id"], "bot_id": BOT_IDENTITY["bot_id"]}
+        return out | ({"thread_ts": self.thread_ts} if self.thread_ts else {})
+
+
+@dataclass
+class Ephemeral:
+    channel: str
+    user: str
+    text: str
+    blocks: list[Json]
+    message_ts: str
+    thread_ts: str | None = None
+
+
+class FakeSlack:
+    """Serve with `async with fake.serve() as base_url:`; end a test on `fake.violations == []`."""
+
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-sandbox",
+        users: Mapping[str, str] | None = None,
+        usergroups: Mapping[str, Iterable[str]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.bot_token = bot_token
+        self.users = dict(users or {})
+        self.usergroups = {group: list(members) for group, members in (usergroups or {}).items()}
+        self._clock = clock
+        self._methods = checks.load_methods()
+        self._handlers: dict[str, Callable[[Json], Json]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._post_message,
+            "chat.update": self._update,
+            "chat.postEphemeral": self._post_ephemeral,
+            "usergroups.users.list": self._usergroup_users,
+            "users.info": self._user_info,
+        }
+        self._ts = itertools.count(1)
+        self._root: str | None = None
+        self._changed = asyncio.Event()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget calls, messages, responses, violations and queued faults (ts keep increasing)."""
+        self.calls: list[Call] = []
+        self.messages: dict[tuple[str, str], Message] = {}
+        self.ephemerals: list[Ephemeral] = []
+        self.responses: list[Json] = []
+        self.responses_by_hook: dict[str, list[Json]] = {}
+        self.violations: list[str] = []
+        self._faults: dict[str, deque[tuple[int, str, int]]] = {}
+
+    # -- knobs -----------------------------------------------------------------------------------
+
+    def ratelimit_next(self, method: str, count: int, retry_after: int = 1) -> None:
+        """Answer the next `count` calls of `method` with HTTP 429 and `Retry-After`."""
+        self._faults.setdefault(method, deque()).extend([(429, "ratelimited", retry_after)] * count)
+
+    def fail_next(self, method: str, error: str, count: int = 1) -> None:
+        """Answer the next `count` calls of `method` with HTTP 200 `{"ok":false,"error":error}`."""
+        self._faults.setdefault(method, deque()).extend([(200, error, 0)] * count)
+
+    # -- inspection ------------------------------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def card(self, channel: str, ts: str) -> Message:
+        return self.messages[(channel, ts)]
+
+    def thread(self, channel: str, ts: str) -> list[Message]:
+        """The replies under the message `ts`, oldest first."""
+        replies = [m for m in self.messages.values() if m.channel == channel and m.thread_ts == ts]
+        return sorted(replies, key=lambda m: m.ts)
+
+    def responses_for(self, hook_id: str) -> list[Json]:
+        return self.responses_by_hook.get(hook_id, [])
+
+    def max_posts_per_second(self, channel: str) -> int:
+        """The most chat.postMessage calls accepted for `channel` within any 1-second window."""
+        times = sorted(
+            c.at
+            for c in self.calls_to("chat.postMessage")
+            if c.error is None and c.args.get("channel") == channel
+        )
+        best, start = 0, 0
+        for end, t in enumerate(times):
+            while t - times[start] >= 1.0:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Return once `predicate()` holds, re-checked after every call and hook post.
+
+        Wrap it in `asyncio.timeout(...)` so a test that waits in vain fails fast."""
+        while not predicate():
+            await self._changed.wait()
+
+    # -- serving ---------------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("GET", "/api/{method}", self._api)
+        app.router.add_route("POST", "/api/{method}", self._api)
+        app.router.add_post("/hook/{hook_id}", self._hook)
+        return app
+
+    @asynccontextmanager
+    async def serve(self, host: str = HOST, port: int = 0) -> AsyncIterator[str]:
+        """Yield the base URL for `AsyncWebClient(base_url=...)`, ending in `/api/`."""
+        runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+            self._root = f"http://{host}:{runner.addresses[0][1]}"
+            yield f"{self._root}/api/"
+        finally:
+            self._root = None
+            await runner.cleanup()
+
+    def hook_url(self, hook_id: str) -> str:
+        if self._root is None:
+            raise RuntimeError("FakeSlack is not being served")
+        return f"{self._root}/hook/{hook_id}"
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _violate(self, where: str, problems: Iterable[str]) -> None:
+        self.violations += [f"{where}: {p}" for p in problems]
+
+    # -- HTTP handlers ---------------------------------------------------------------------------
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args = await _read_args(request)
+        call = Call(method, args or {}, self._clock())
+        self.calls.append(call)
+        if args is None:
+            self._violate(method, ["body is not a JSON object"])
+            status, body, headers = 200, _error("invalid_json"), dict[str, str]()
+        else:
+            status, body, headers = self._answer(method, args, request.headers.get("Authorization"))
+        call.status, call.error = status, None if body["ok"] else body["error"]
+        self._notify()
+        return web.json_response(body, status=status, headers=headers)
+
+    def _answer(
+        self, method: str, args: Json, auth: str | None
+    ) -> tuple[int, Json, dict[str, str]]:
+        handler = self._handlers.get(method)
+        if handler is None or method not in self._methods:
+            return 200, _error("unknown_method"), {}
+        bearer = auth.removeprefix("Bearer ").strip() if auth else None
+        token = bearer or args.get("token")
+        if not token:
+            return 200, _error("not_authed"), {}
+        if token != self.bot_token:
+            return 200, _error("invalid_auth"), {}
+        faults = self._faults.get(method)
+        if faults:
+            status, error, retry_after = faults.popleft()
+            return status, _error(error), {"Retry-After": str(retry_after)} if status == 429 else {}
+        problems = checks.check_arguments(self._methods[method], args, token_in_header=bool(bearer))
+        if problems:
+            self._violate(method, problems)
+            return 200, _error("invalid_arguments", response_metadata={"messages": problems}), {}
+        headers = {"x-oauth-scopes": SCOPES} if method == "auth.test" else {}
+        return 200, handler({k: v for k, v in args.items() if k != "token"}), headers
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        hook_id = request.match_info["hook_id"]
+        where = f"response_url {hook_id}"
+        try:
+            payload: Any = await request.json()
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            self._violate(where, ["body is not a JSON object"])
+            return web.Response(status=400, text="invalid_payload")
+        self.responses.append(payload)
+        used = self.responses_by_hook.setdefault(hook_id, [])
+        used.append(payload)
+        error, problems = checks.response_problems(payload, uses=len(used))
+        self._violate(where, problems)
+        self._notify()
+        return web.Response(status=400 if error else 200, text=error or "ok")
+
+    # -- methods (arguments already checked against the spec) ------------------------------------
+
+    def _auth_test(self, args: Json) -> Json:
+        return {"ok": True, "url": "https://sandbox.slack.com/", **BOT_IDENTITY}
+
+    def _post_message(self, args: Json) -> Json:
+        channel, thread_ts = args["channel"], args.get("thread_ts")
+        failed = self._check_message("chat.postMessage", args)
+        if failed:
+            return failed
+        parent = self.messages.get((channel, thread_ts or ""))
+        if thread_ts and (parent is None or parent.thread_ts):
+            problem = f"thread_ts {thread_ts} is not a parent message in {channel}"
+            self._violate("chat.postMessage", [problem])
+        text, blocks = args.get("text", ""), json_array(args.get("blocks", [])) or []
+        message = Message(channel, self._next_ts(), text, blocks, thread_ts)
+        self.messages[(channel, message.ts)] = message
+        return {"ok": True, "channel": channel, "ts": message.ts, "message": message.to_slack()}
+
+    def _update(self, args: Json) -> Json:
+        message = self.messages.get((args["channel"], args["ts"]))
+        if message is None:
+            return _error("message_not_found")
+        failed = self._check_message("chat.update", args)
+        if failed:
+            return failed
+        if "text" in args and "blocks" not in args:
+            problem = "text without blocks removes the message's blocks; send both"
+            self._violate("chat.update", [problem])
+        message.history.append((message.text, message.blocks))
+        message.text = args.get("text", message.text)
+        if "blocks" in args:
+            message.blocks = json_array(args["blocks"]) or []
+        elif "text" in args:
+            message.blocks = []
+        answer = {"ok": True, "channel": message.channel, "ts": message.ts, "text": message.text}
+        return answer | {"message": {"text": message.text, "blocks": message.blocks}}
+
+    def _post_ephemeral(self, args: Json) -> Json:
+        failed = self._check_message("chat.postEphemeral", args)
+        if failed:
+            return failed
+        blocks = json_array(args.get("blocks", [])) or []
+        channel, user, text = args["channel"], args["user"], args.get("text", "")
+        ephemeral = Ephemeral(channel, user, text, blocks, self._next_ts(), args.get("thread_ts"))
+        self.ephemerals.append(ephemeral)
+        return {"ok": True, "message_ts": ephemeral.message_ts}
+
+    def _usergroup_users(self, args: Json) -> Json:
+        members = self.usergroups.get(args["usergroup"])
+        if members is None:
+            return _error("no_such_subteam")
+        return {"ok": True, "users": list(members)}
+
+    def _user_info(self, args: Json) -> Json:
+        user_id = args.get("user", "")
+        is_bot = user_id == BOT_IDENTITY["user_id"]
+        name = BOT_IDENTITY["user"] if is_bot else self.users.get(user_id)
+        if name is None:
+            return _error("user_not_found")
+        profile: Json = dict.fromkeys(("avatar_hash", "title", "phone", "skype"), "")
+        profile |= {"real_name": name, "real_name_normalized": name, "display_name": name}
+        profile |= {"display_name_normalized": name, "status_text": "", "status_emoji": ""}
+        profile["fields"] = None
+        user: Json = {"id": user_id, "team_id": TEAM_ID, "name": name.lower().replace(" ", ".")}
+        user |= {"real_name": name, "deleted": False, "is_bot": is_bot, "is_app_user": False}
+        user |= {"is_admin": False, "tz": "Etc/UTC", "updated": TS_BASE, "profile": profile}
+        return {"ok": True, "user": user}
+
+    def _check_message(self, method: str, args: Json) -> Json | None:
+        """Slack's own refusals as an error answer; every problem recorded as a violation."""
+        error, problems = checks.message_problems(args)
+        self._violate(method, problems)
+        if error == "invalid_blocks":
+            errors = [p for p in problems if "[json-pointer:" in p]
+            return _error(error, errors=errors, response_metadata={"messages": errors})
+        return None if error is None else _error(error)
+
+    def _next_ts(self) -> str:
+        micros = next(self._ts) * 100
+        return f"{TS_BASE + micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+
+async def _read_args(request: web.Request) -> Json | None:
+    """Query parameters merged with a JSON or form body; None when a JSON body is not an object."""
+    args: Json = dict(request.query)
+    if request.method != "POST" or not request.can_read_body:
+        return args
+    if request.content_type == "application/json":
+        try:
+            body = await request.json()
+        except ValueError:
+            return None
+        return args | body if isinstance(body, dict) else None
+    form = await request.post()
+    return args | {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+def _error(error: str, **extra: Any) -> Json:
+    return {"ok": False, "error": error, **extra}

@@ -1,0 +1,142 @@
+"""SandboxBot: the real bot, in HTTP mode, between the Slack fake and the deployer sandbox.
+
+The demo, the tests and the benchmark all drive this: people type commands and click
+buttons through `SlackDriver` (signed, as Slack sends them); the bot answers through the
+real AsyncWebClient into `FakeSlack`; deployments run against the Dokploy/DNS/ingress fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from pydantic import SecretStr
+
+from bot.runtime import Bot, running_bot
+from bot.sandbox import FakeSlack, Message
+from bot.sandbox_driver import SlackDriver
+from bot.settings import BotSettings
+from deployer import TERMINAL, Deployment
+from deployer.adapters.store_memory import MemoryStore
+from deployer.ports import Clock, Store
+from deployer.sandbox.server import Sandbox
+
+SECRET = "sandbox-signing-secret"
+TOKEN = "xoxb-sandbox"
+CHANNEL = "C0OPS"
+APPROVERS = "S0APPROVERS"
+PEOPLE = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "U0MALLORY": "mallory"}
+GROUPS = {APPROVERS: ["U0BOB", "U0CAROL"]}
+Upstreams = tuple[Sandbox, FakeSlack, str]
+
+
+@dataclass
+class SandboxBot:
+    engine: Sandbox
+    slack: FakeSlack
+    bot: Bot
+    driver: SlackDriver
+
+    async def settled(self, name: str, within: float = 30.0) -> Deployment:
+        """The stack's latest deployment once it is terminal and its card is drawn."""
+        return await self.until(name, lambda d: d.state in TERMINAL, within)
+
+    async def until(
+        self, name: str, check: Callable[[Deployment], bool], within: float = 30.0
+    ) -> Deployment:
+        async with asyncio.timeout(within):
+            while True:
+                dep = await self.bot.deployer.store.latest(name)
+                if dep is not None and check(dep):
+                    await self.bot.notifier.wait_idle()
+                    return dep
+                await asyncio.sleep(0.01)
+
+    def card(self, dep: Deployment) -> Message:
+        assert dep.channel and dep.message_ts, "this deployment has no card"
+        return self.slack.card(dep.channel, dep.message_ts)
+
+    def thread(self, dep: Deployment) -> list[Message]:
+        assert dep.channel and dep.message_ts
+        return self.slack.thread(dep.channel, dep.message_ts)
+
+    async def told(self, user: str, words: str, within: float = 10.0) -> str:
+        """Wait until `user` has been told something containing `words`; return it."""
+        async with asyncio.timeout(within):
+            while True:
+                found = [t for t in self.said_to(user) if words in t]
+                if found:
+                    return found[-1]
+                await asyncio.sleep(0.01)
+
+    async def click(self, user: str, action: str, dep: Deployment) -> None:
+        """`user` clicks a button on the deployment's card."""
+        assert dep.channel and dep.message_ts, "this deployment has no card"
+        reply = await self.driver.click(
+            user, f"aistack_{action}", dep.id, channel=dep.channel, message_ts=dep.message_ts
+        )
+        assert reply.status == 200, reply.body
+
+    def said_to(self, user: str) -> list[str]:
+        """Every ephemeral text the user saw, through chat.postEphemeral or respond()."""
+        direct = [e.text for e in self.slack.ephemerals if e.user == user]
+        hooks = [str(r.get("text", "")) for r in self.slack.responses]  # respond() to commands
+        return direct + hooks
+
+
+@asynccontextmanager
+async def sandbox_bot(
+    *, upstreams: Upstreams | None = None, deploy_delay: float = 0.01, **options: Any
+) -> AsyncIterator[SandboxBot]:
+    """A bot on fresh fakes, or on `upstreams` (sandbox, fake Slack, its URL) already
+    running: a second bot on the same store and fakes is a restart, or another replica.
+    `options` are those of `running_bot` and `engine` (deployer settings), and the rest
+    are BotSettings."""
+    if upstreams is not None:
+        async with _bot(upstreams, **options) as running:
+            yield running
+        return
+    fake = FakeSlack(bot_token=TOKEN, users=PEOPLE, usergroups=GROUPS)
+    async with (
+        Sandbox(deploy_delay=deploy_delay) as sandbox,
+        fake.serve() as api_url,
+        _bot((sandbox, fake, api_url), **options) as running,
+    ):
+        yield running
+
+
+@asynccontextmanager
+async def _bot(
+    upstreams: Upstreams,
+    *,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    workers: int = 4,
+    post_interval: float = 0.0,
+    slack_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    engine: dict[str, Any] | None = None,
+    **bot_settings: Any,
+) -> AsyncIterator[SandboxBot]:
+    sandbox, fake, api_url = upstreams
+    settings = BotSettings(
+        _env_file=None,
+        bot_token=SecretStr(TOKEN), signing_secret=SecretStr(SECRET), api_url=api_url,
+        approvers=frozenset({APPROVERS}), **({"card_interval": 0.0} | bot_settings),
+    )  # fmt: skip
+    async with running_bot(
+        settings, sandbox.settings(**(engine or {})), store=store or MemoryStore(), clock=clock,
+        workers=workers, post_interval=post_interval, slack_sleep=slack_sleep,
+    ) as bot:  # fmt: skip
+        runner = web.AppRunner(bot.web, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
+        try:
+            async with SlackDriver(url, SECRET, response_base=api_url, names=PEOPLE) as driver:
+                yield SandboxBot(sandbox, fake, bot, driver)
+        finally:
+            await runner.cleanup()

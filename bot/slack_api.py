@@ -1,0 +1,113 @@
+"""SlackWriter: chat.postMessage / chat.update / chat.postEphemeral with Slack's rules kept.
+
+A 429 waits for Retry-After; transient failures back off; each channel gets at most one new
+message per `post_interval` (Slack allows about one per second per channel). Permanent errors
+(channel_not_found, message_not_found, ...) raise at once: retrying will not help.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import structlog
+from prometheus_client import Counter
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+log = structlog.get_logger("aistack.bot.slack")
+TRANSIENT = frozenset(
+    {"ratelimited", "rate_limited", "internal_error", "fatal_error", "request_timeout",
+     "service_unavailable"}
+)  # fmt: skip
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class SlackWriter:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        post_interval: float = 1.0,
+        max_wait: float = 600.0,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        calls: Counter | None = None,
+    ) -> None:
+        self.client = client
+        self._interval = post_interval
+        self._max_wait = max_wait
+        self._sleep = sleep
+        self._clock = clock
+        self._calls = calls
+        self._channels: dict[str, tuple[asyncio.Lock, list[float]]] = {}
+
+    async def post(
+        self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+    ) -> str:  # fmt: skip
+        async with self._paced(channel):
+            reply = await self._call(
+                "chat.postMessage", channel=channel, text=text, blocks=blocks, thread_ts=thread_ts
+            )
+        return str(reply["ts"])
+
+    async def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        # text and blocks together: text alone would wipe the card's blocks
+        await self._call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks)
+
+    async def ephemeral(
+        self, channel: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
+        await self._call("chat.postEphemeral", channel=channel, user=user, text=text, blocks=blocks)
+
+    async def _call(self, method: str, **args: Any) -> Any:
+        args = {k: v for k, v in args.items() if v is not None}
+        started, delay = self._clock(), 1.0
+        while True:
+            try:
+                reply = await self.client.api_call(method, json=args)
+                self._count(method, "ok")
+                return reply
+            except SlackApiError as exc:
+                error = str(exc.response.get("error", ""))
+                self._count(method, error or "error")
+                if error not in TRANSIENT and exc.response.status_code != 429:
+                    raise
+                wait = _retry_after(exc) or delay
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                self._count(method, "connection")
+                log.warning("slack call failed", method=method, error=type(exc).__name__)
+                wait = delay
+            if self._clock() - started + wait > self._max_wait:
+                raise TimeoutError(f"Slack {method} kept failing for {self._max_wait:.0f} s")
+            await self._sleep(wait)
+            delay = min(delay * 2, 30.0)
+
+    @asynccontextmanager
+    async def _paced(self, channel: str) -> AsyncIterator[None]:
+        lock, last = self._channels.setdefault(channel, (asyncio.Lock(), [float("-inf")]))
+        async with lock:
+            wait = last[0] + self._interval - self._clock()
+            if wait > 0:
+                await self._sleep(wait)
+            try:
+                yield
+            finally:
+                last[0] = self._clock()
+
+    def _count(self, method: str, outcome: str) -> None:
+        if self._calls is not None:
+            self._calls.labels(method=method, outcome=outcome).inc()
+
+
+def _retry_after(exc: SlackApiError) -> float | None:
+    value = exc.response.headers.get("Retry-After") if exc.response.headers else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,78 @@
+"""Who may do what. Pure: group membership is resolved by the caller and passed in.
+
+Approvers and deployers are Slack user ids (U..., W...) and user group ids (S...). An empty
+deployer list lets everyone request; approvers are required whenever approval is on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from deployer.models import Deployment
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str = ""
+
+
+ALLOW = Decision(True)
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    approvers: frozenset[str] = frozenset()
+    deployers: frozenset[str] = frozenset()
+    channels: frozenset[str] = frozenset()
+    approval_required: bool = True
+    allow_self_approval: bool = False
+
+    @property
+    def groups(self) -> frozenset[str]:
+        """The user groups whose members the caller must resolve."""
+        return frozenset(i for i in self.approvers | self.deployers if i.startswith("S"))
+
+    def in_channel(self, channel: str) -> Decision:
+        if not self.channels or channel in self.channels:
+            return ALLOW
+        return Decision(
+            False,
+            "aistack does not take requests in this channel; use "
+            + ", ".join(f"<#{c}>" for c in sorted(self.channels)),
+        )
+
+    def may_request(self, user: str, groups: Collection[str]) -> Decision:
+        if not self.deployers or _member(user, groups, self.deployers):
+            return ALLOW
+        return Decision(
+            False, "only deployers may request a stack; ask one of: " + _who(self.deployers)
+        )
+
+    def may_approve(self, user: str, groups: Collection[str], dep: Deployment) -> Decision:
+        if not _member(user, groups, self.approvers):
+            return Decision(
+                False,
+                "only approvers can approve or reject; approvers are: " + _who(self.approvers),
+            )
+        if user == dep.requester and not self.allow_self_approval:
+            return Decision(False, "you asked for this one, so someone else has to approve it")
+        return ALLOW
+
+    def may_destroy_directly(self, user: str, live: Deployment | None) -> bool:
+        """The owner of a live stack removes it without asking; others need approval."""
+        return not self.approval_required or (live is not None and live.requester == user)
+
+    def may_retry_rollback(self, user: str, groups: Collection[str], dep: Deployment) -> Decision:
+        if user == dep.requester or _member(user, groups, self.approvers):
+            return ALLOW
+        return Decision(False, "only the requester or an approver can retry a rollback")
+
+
+def _member(user: str, groups: Collection[str], allowed: frozenset[str]) -> bool:
+    return user in allowed or any(g in allowed for g in groups)
+
+
+def _who(ids: frozenset[str]) -> str:
+    return ", ".join(f"<!subteam^{i}>" if i.startswith("S") else f"<@{i}>" for i in sorted(ids))

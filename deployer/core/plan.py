@@ -1,0 +1,46 @@
+"""What a deployment would create, and where: shown on request cards and by --dry-run. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deployer.core.states import Operation
+from deployer.models import StackSpec
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where things go: the parts of the settings a plan mentions (no secrets)."""
+
+    dokploy_url: str
+    dns_zone: str
+    dns_mode: str
+    record_name: str
+    ingress_ip: str
+    https: bool
+
+
+def describe(spec: StackSpec, target: Target, operation: Operation = Operation.DEPLOY) -> list[str]:
+    """One line per resource, in the order the phases make (or remove) them."""
+    record = f"{target.record_name}.{target.dns_zone}"
+    if operation is Operation.DESTROY:
+        return [
+            f"Remove Dokploy application {spec.app_name} and its domain {spec.host}",
+            f"Remove Dokploy project {spec.project_name}",
+            f"Remove DNS A record {record}"
+            if target.dns_mode == "record"
+            else "Leave the wildcard DNS record as it is",
+        ]
+    dns = (
+        f"DNS A record {record} -> {target.ingress_ip} (Hetzner Cloud DNS)"
+        if target.dns_mode == "record"
+        else f"No DNS record: check that the wildcard for {record} points at {target.ingress_ip}"
+    )
+    tls = "HTTPS with a Let's Encrypt certificate" if target.https else "plain HTTP"
+    return [
+        f"Dokploy project {spec.project_name} on {target.dokploy_url}",
+        f"Dokploy application {spec.app_name} running {spec.image}",
+        f"Domain {spec.host} -> container port {spec.container_port} ({tls})",
+        dns,
+        f"Deploy, then wait until {spec.url} answers",
+    ]

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.sandbox_world import SandboxBot, sandbox_bot
+from tests.conftest import TEST_SETTINGS, FakeClock
+
+
+@pytest.fixture(autouse=True)
+def no_slack_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slack variables from the developer's shell must not leak in (OAuth mode, tokens)."""
+    for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "SLACK_BOT_TOKEN",
+                 "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+
+
+class Waits:
+    """The bot's Slack sleeps, recorded instead of slept."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+
+@pytest.fixture
+def slack_waits() -> Waits:
+    return Waits()
+
+
+@pytest.fixture
+async def world(slack_waits: Waits) -> AsyncIterator[SandboxBot]:
+    async with sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS, slack_sleep=slack_waits) as w:
+        yield w
+        await w.bot.notifier.wait_idle()
+    assert w.slack.violations == []  # every Slack Web API call passed the OpenAPI check

@@ -1,0 +1,197 @@
+"""The bot end to end: signed requests in, Slack Web API calls out, deployments in the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.sandbox_world import SandboxBot, sandbox_bot
+from deployer import DeploymentState
+from tests.bot.conftest import Waits
+from tests.conftest import TEST_SETTINGS, FakeClock
+
+S = DeploymentState
+
+
+async def requested(world: SandboxBot, user: str, text: str, name: str):  # type: ignore[no-untyped-def]
+    reply = await world.driver.command(user, text)
+    assert reply.status == 200, reply.body
+    return await world.until(name, lambda d: d.message_ts is not None)
+
+
+async def test_request_approve_deploy_streams_into_the_thread(world: SandboxBot) -> None:
+    dep = await requested(world, "U0ALICE", "deploy alice", "alice")
+    assert dep.state is S.REQUESTED
+    card = world.card(dep)
+    assert "aistack_approve" in str(card.blocks) and "ai-stack-alice" in str(card.blocks)
+    await world.click("U0BOB", "approve", dep)
+    done = await world.settled("alice")
+    assert done.state is S.SUCCEEDED and done.approver == "U0BOB"
+    final = world.card(done)
+    assert "https://alice.ai.example.test" in final.text and "total" in final.text
+    assert "aistack_rollback" in str(final.blocks)
+    assert len(final.history) >= 2  # the same card, edited in place
+    replies = [m.text for m in world.thread(done)]
+    assert len(replies) == 8 and all(":white_check_mark:" in r for r in replies)
+
+
+async def test_failed_deploy_rolls_back_and_offers_retry(world: SandboxBot) -> None:
+    world.engine.dokploy.fail_deploys.add("opencode-bob")
+    dep = await requested(world, "U0BOB", "deploy bob", "bob")
+    await world.click("U0CAROL", "approve", dep)
+    done = await world.settled("bob")
+    assert done.state is S.ROLLED_BACK
+    card = world.card(done)
+    assert "Rolled back" in card.text and "aistack_retry" in str(card.blocks)
+    thread = "\n".join(m.text for m in world.thread(done))
+    assert ":x:" in thread and "Undo" in thread
+    assert not any("bob" in r for items in world.engine.resources().values() for r in items)
+
+
+async def test_requester_cannot_approve_their_own_request(world: SandboxBot) -> None:
+    dep = await requested(world, "U0BOB", "deploy bob", "bob")
+    await world.click("U0BOB", "approve", dep)
+    assert "someone else has to approve" in await world.told("U0BOB", "approve")
+    assert (await world.bot.deployer.store.get(dep.id)).state is S.REQUESTED
+
+
+async def test_a_stranger_cannot_approve_and_nothing_changes(world: SandboxBot) -> None:
+    dep = await requested(world, "U0ALICE", "deploy alice", "alice")
+    await world.click("U0MALLORY", "approve", dep)
+    said = await world.told("U0MALLORY", "only approvers")
+    assert "<!subteam^S0APPROVERS>" in said
+    assert (await world.bot.deployer.store.get(dep.id)).state is S.REQUESTED
+
+
+async def test_reject_ends_the_request_and_deploys_nothing(world: SandboxBot) -> None:
+    dep = await requested(world, "U0ALICE", "deploy alice", "alice")
+    await world.click("U0CAROL", "reject", dep)
+    done = await world.settled("alice")
+    assert done.state is S.REJECTED
+    assert "Rejected" in world.card(done).text and "aistack_approve" not in str(
+        world.card(done).blocks
+    )
+    assert not any(world.engine.resources().values())
+
+
+async def test_double_clicks_and_two_approvers_lead_to_one_run(world: SandboxBot) -> None:
+    dep = await requested(world, "U0ALICE", "deploy alice", "alice")
+    await asyncio.gather(
+        world.click("U0BOB", "approve", dep),
+        world.click("U0BOB", "approve", dep),
+        world.click("U0CAROL", "approve", dep),
+    )
+    done = await world.settled("alice")
+    assert done.state is S.SUCCEEDED
+    events = await world.bot.deployer.store.events_for(dep.id)
+    assert [e.kind for e in events].count("deployment.approved") == 1
+    assert [e.kind for e in events].count("deployment.running") == 1
+    told = world.said_to("U0BOB") + world.said_to("U0CAROL")
+    assert sum("Already approved" in t for t in told) == 2
+
+
+async def test_slack_429_storm_delays_but_loses_nothing(
+    world: SandboxBot, slack_waits: Waits
+) -> None:
+    dep = await requested(world, "U0ALICE", "deploy alice", "alice")
+    world.slack.ratelimit_next("chat.update", 4, retry_after=7)
+    world.slack.ratelimit_next("chat.postMessage", 3, retry_after=5)
+    await world.click("U0BOB", "approve", dep)
+    done = await world.settled("alice")
+    assert done.state is S.SUCCEEDED
+    assert "live at" in world.card(done).text  # the final state arrived
+    assert len(world.thread(done)) == 8  # and every phase reply
+    assert slack_waits.seconds.count(7) == 4 and slack_waits.seconds.count(5) == 3
+
+
+async def test_expired_request_cannot_be_approved_and_its_card_says_so() -> None:
+    async with sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS, approval_ttl=0.2) as world:
+        dep = await requested(world, "U0ALICE", "deploy alice", "alice")
+        await asyncio.sleep(0.25)  # the TTL (0.2 s here) passes
+        await world.click("U0BOB", "approve", dep)
+        assert "expired" in await world.told("U0BOB", "expired")
+        done = await world.settled("alice")
+        assert done.state is S.EXPIRED
+        assert "Expired" in world.card(done).text
+        assert "aistack_approve" not in str(world.card(done).blocks)
+    assert world.slack.violations == []
+
+
+async def test_nobody_deciding_expires_the_request_on_its_own() -> None:
+    async with sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS, approval_ttl=0.2) as world:
+        await requested(world, "U0ALICE", "deploy alice", "alice")
+        done = await world.settled("alice", within=5)
+        assert done.state is S.EXPIRED and "Expired" in world.card(done).text
+
+
+async def test_second_deploy_of_a_busy_stack_is_told_who_holds_it(world: SandboxBot) -> None:
+    await requested(world, "U0ALICE", "deploy alice", "alice")
+    await world.driver.command("U0CAROL", "deploy alice")
+    said = await world.told("U0CAROL", "busy")
+    assert "requested by U0ALICE" in said or "U0ALICE" in said
+
+
+async def test_a_replayed_command_creates_one_request(world: SandboxBot) -> None:
+    await world.driver.command("U0ALICE", "deploy alice", trigger_id="1.2.same")
+    await world.driver.command("U0ALICE", "deploy alice", trigger_id="1.2.same")
+    await world.until("alice", lambda d: d.message_ts is not None)
+    await world.bot.notifier.wait_idle()
+    cards = [c for c in world.slack.calls_to("chat.postMessage") if "thread_ts" not in c.args]
+    assert len(cards) == 1
+    assert not any("busy" in t for t in world.said_to("U0ALICE"))
+
+
+async def test_owner_rolls_back_a_live_stack_without_approval(world: SandboxBot) -> None:
+    dep = await requested(world, "U0ALICE", "deploy alice", "alice")
+    await world.click("U0BOB", "approve", dep)
+    live = await world.settled("alice")
+    await world.click("U0ALICE", "rollback", live)
+    gone = await world.until("alice", lambda d: d.state is S.DESTROYED)
+    assert gone.id != live.id and gone.message_ts != live.message_ts  # the teardown's own card
+    assert "removed" in world.card(gone).text
+    assert len(world.thread(gone)) == 4
+    assert not any(world.engine.resources().values())
+
+
+async def test_someone_else_destroying_needs_approval(world: SandboxBot) -> None:
+    dep = await requested(world, "U0ALICE", "deploy alice", "alice")
+    await world.click("U0BOB", "approve", dep)
+    await world.settled("alice")
+    destroy = await requested(world, "U0MALLORY", "destroy alice", "alice")
+    assert destroy.state is S.REQUESTED
+    assert "aistack_approve" in str(world.card(destroy).blocks)
+    await world.click("U0CAROL", "approve", destroy)
+    assert (await world.settled("alice")).state is S.DESTROYED
+
+
+async def test_retry_rollback_after_the_upstream_recovers(world: SandboxBot) -> None:
+    from deployer.sandbox.faults import FailRule
+
+    world.engine.dokploy.fail_deploys.add("opencode-bob")
+    world.engine.dokploy.faults.fail_ops["project.remove"] = FailRule(status=400, times=None)
+    dep = await requested(world, "U0BOB", "deploy bob", "bob")
+    await world.click("U0CAROL", "approve", dep)
+    failed = await world.settled("bob")
+    assert failed.state is S.ROLLBACK_FAILED
+    card = world.card(failed)
+    assert "ai-stack-bob" in card.text + str(card.blocks)
+    assert "aistack_retry_rollback" in str(card.blocks)
+    world.engine.dokploy.faults.clear()
+    await world.click("U0MALLORY", "retry_rollback", failed)
+    assert "requester or an approver" in await world.told("U0MALLORY", "retry")
+    await world.click("U0BOB", "retry_rollback", failed)
+    done = await world.until("bob", lambda d: d.state is S.ROLLED_BACK)
+    assert "Nothing is left behind" in world.card(done).text
+    assert not any(world.engine.resources().values())
+
+
+async def test_retry_after_a_failed_deploy_opens_a_new_request(world: SandboxBot) -> None:
+    world.engine.dokploy.fail_deploys.add("opencode-bob")
+    dep = await requested(world, "U0BOB", "deploy bob", "bob")
+    await world.click("U0CAROL", "approve", dep)
+    failed = await world.settled("bob")
+    world.engine.dokploy.fail_deploys.clear()
+    await world.click("U0BOB", "retry", failed)
+    again = await world.until("bob", lambda d: d.id != failed.id and d.message_ts is not None)
+    assert again.state is S.REQUESTED
+    await world.click("U0CAROL", "approve", again)
+    assert (await world.settled("bob")).state is S.SUCCEEDED
