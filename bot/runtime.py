@@ -70,15 +70,16 @@ async def running_bot(
     own_store = store is None
     store = store or await open_store(engine.database_url)
     session = aiohttp.ClientSession()
-    tasks, background = Tasks(), Tasks()
+    # listener work, card writers, and the long-running loops: each stopped its own way
+    tasks, cards_tasks, background = Tasks(), Tasks(), Tasks()
     try:
         client = await _slack_client(settings, session)
         metrics = Metrics()
-        metrics.track_tasks(lambda: len(tasks) + len(background))
+        metrics.track_tasks(lambda: len(tasks) + len(cards_tasks) + len(background))
         slack = SlackWriter(
             client, post_interval=post_interval, calls=metrics.slack_calls, sleep=slack_sleep
         )
-        cards = SlackNotifier(slack, store, tasks, interval=settings.card_interval,
+        cards = SlackNotifier(slack, store, cards_tasks, interval=settings.card_interval,
                               monotonic=time.monotonic)  # fmt: skip
         notifier = Notifiers(MetricsNotifier(metrics), cards)
         async with open_deployer(engine, notifier, store=store, clock=clock) as deployer:
@@ -90,9 +91,10 @@ async def running_bot(
             try:
                 yield bot
             finally:
-                await _shutdown(bot, background)
+                await _shutdown(bot, background, cards_tasks)
     finally:
         await tasks.cancel_all()
+        await cards_tasks.cancel_all()
         await session.close()
         if own_store:
             await store.close()
@@ -139,10 +141,11 @@ async def _expire(deployer: Deployer, settings: BotSettings, stop: asyncio.Event
             continue
 
 
-async def _shutdown(bot: Bot, background: Tasks) -> None:
+async def _shutdown(bot: Bot, background: Tasks, cards: Tasks) -> None:
     bot.stop.set()
     interrupted = [w.current for w in bot.workers if w.current is not None]
     await background.cancel_all()  # running sagas checkpoint their phases as interrupted
+    await bot.tasks.drain(SHUTDOWN_GRACE)  # commands and clicks already acked finish
     await _settle(bot.notifier)
     for dep in interrupted:
         current = await bot.deployer.store.get(dep.id)
@@ -150,7 +153,7 @@ async def _shutdown(bot: Bot, background: Tasks) -> None:
             await bot.notifier.refresh(current, paused=True)
         except Exception as exc:  # shutting down: log it, keep going
             log.warning("card not marked paused", deployment_id=dep.id, error=str(exc))
-    await bot.tasks.drain(SHUTDOWN_GRACE)
+    await cards.cancel_all()  # idle writers waiting for events that will not come
 
 
 async def _settle(notifier: SlackNotifier) -> None:

@@ -122,11 +122,14 @@ async def _bot(
     **bot_settings: Any,
 ) -> AsyncIterator[SandboxBot]:
     sandbox, fake, api_url = upstreams
-    settings = BotSettings(
-        _env_file=None,
-        bot_token=SecretStr(TOKEN), signing_secret=SecretStr(SECRET), api_url=api_url,
-        approvers=frozenset({APPROVERS}), **({"card_interval": 0.0} | bot_settings),
-    )  # fmt: skip
+    defaults: dict[str, Any] = {
+        "bot_token": SecretStr(TOKEN),
+        "signing_secret": SecretStr(SECRET),
+        "api_url": api_url,
+        "approvers": frozenset({APPROVERS}),
+        "card_interval": 0.0,
+    }
+    settings = BotSettings(_env_file=None, **(defaults | bot_settings))
     async with running_bot(
         settings, sandbox.settings(**(engine or {})), store=store or MemoryStore(), clock=clock,
         workers=workers, post_interval=post_interval, slack_sleep=slack_sleep,

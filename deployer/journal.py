@@ -69,7 +69,8 @@ def _event(dep: Deployment, kind: str, **fields: Any) -> Event:
 
 
 def _log(event: Event) -> None:
-    fields: dict[str, Any] = {"deployment_id": event.deployment_id, "stack": event.stack}
+    # "stack" is structlog's key for stack traces, so the stack's name goes as stack_name
+    fields: dict[str, Any] = {"deployment_id": event.deployment_id, "stack_name": event.stack}
     if event.phase:
         fields["phase"] = event.phase
     if event.duration is not None:

@@ -77,7 +77,7 @@ class Saga:
     async def run(self, deployment: Deployment) -> Deployment:
         """Drive a deployment from where it stands to a terminal state (or until cancelled)."""
         dep = deployment
-        with structlog.contextvars.bound_contextvars(deployment_id=dep.id, stack=dep.stack):
+        with structlog.contextvars.bound_contextvars(deployment_id=dep.id, stack_name=dep.stack):
             dep = await self._start(dep)
             if dep.state in (S.RUNNING, S.DESTROYING):
                 dep = await self._forward(dep)

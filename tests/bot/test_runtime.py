@@ -1,0 +1,136 @@
+"""Running the bot: settings checks, health endpoints, Socket Mode, shutdown and resume."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+from slack_bolt.request.async_request import AsyncBoltRequest
+
+from bot.sandbox import FakeSlack
+from bot.sandbox_world import GROUPS, PEOPLE, TOKEN, SandboxBot, sandbox_bot
+from bot.settings import load_bot_settings
+from deployer import ConfigError, DeploymentState
+from deployer.adapters.store_memory import MemoryStore
+from deployer.sandbox.server import Sandbox
+from tests.conftest import TEST_SETTINGS, FakeClock
+
+S = DeploymentState
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"SLACK_CLIENT_ID": "1", "SLACK_CLIENT_SECRET": "2"}, "OAuth flow"),
+        ({}, "SLACK_SIGNING_SECRET is required in HTTP mode"),
+        ({"SLACK_SIGNING_SECRET": "s", "AISTACK_APPROVERS": ""}, "AISTACK_APPROVERS is empty"),
+        ({"SLACK_SIGNING_SECRET": "s", "AISTACK_APPROVERS": "alice"}, "Slack user ids"),
+        ({"SLACK_SIGNING_SECRET": " "}, "SLACK_SIGNING_SECRET is required"),
+    ],
+)
+def test_bad_bot_settings_stop_start_up_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], says: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-secret-value")
+    monkeypatch.setenv("AISTACK_APPROVERS", "S0APPROVERS")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match=says) as caught:
+        load_bot_settings()
+    assert "xoxb-secret-value" not in str(caught.value)
+
+
+def test_socket_mode_needs_no_signing_secret(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1")
+    monkeypatch.setenv("AISTACK_APPROVERS", "U0BOB,S0APPROVERS")
+    settings = load_bot_settings()
+    assert settings.socket_mode and settings.approvers == {"U0BOB", "S0APPROVERS"}
+
+
+async def test_a_bad_bot_token_fails_at_start_not_at_the_first_click() -> None:
+    with pytest.raises(ConfigError, match="Slack refused SLACK_BOT_TOKEN"):
+        async with sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS, bot_token="xoxb-wrong"):
+            pass
+
+
+async def test_health_readiness_and_metrics(world: SandboxBot) -> None:
+    base = world.driver.bot_url.removesuffix("/slack/events")
+    await world.driver.command("U0ALICE", "deploy alice")
+    dep = await world.until("alice", lambda d: d.message_ts is not None)
+    await world.click("U0BOB", "approve", dep)
+    await world.settled("alice")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/healthz") as health:
+            assert health.status == 200
+        async with http.get(f"{base}/readyz") as ready:
+            assert ready.status == 200 and (await ready.json())["ok"] is True
+        async with http.get(f"{base}/metrics") as metrics:
+            text = await metrics.text()
+    assert 'aistack_events_total{kind="deployment.succeeded"} 1.0' in text
+    assert 'aistack_slack_calls_total{method="chat.update",outcome="ok"}' in text
+    assert "aistack_phase_seconds_bucket" in text
+
+
+async def test_socket_mode_requests_need_no_signature(world: SandboxBot) -> None:
+    body = {"command": "/aistack", "text": "deploy alice", "user_id": "U0ALICE",
+            "channel_id": "C0OPS", "team_id": "T0SANDBOX", "trigger_id": "9.9.9",
+            "response_url": world.slack.hook_url("socket")}  # fmt: skip
+    response = await world.bot.bolt.async_dispatch(
+        AsyncBoltRequest(body=body, mode="socket_mode")  # type: ignore[arg-type]
+    )
+    assert response.status == 200
+    assert (await world.until("alice", lambda d: d.message_ts is not None)).state is S.REQUESTED
+
+
+async def test_shutdown_pauses_the_card_and_a_restart_finishes_on_it() -> None:
+    store = MemoryStore()
+    slack = FakeSlack(bot_token=TOKEN, users=PEOPLE, usergroups=GROUPS)
+    async with Sandbox(deploy_delay=0.4) as engine, slack.serve() as api:
+        upstreams = (engine, slack, api)
+        async with sandbox_bot(upstreams=upstreams, store=store, clock=FakeClock(),
+                               engine=TEST_SETTINGS) as first:  # fmt: skip
+            await first.driver.command("U0ALICE", "deploy alice")
+            dep = await first.until("alice", lambda d: d.message_ts is not None)
+            await first.click("U0BOB", "approve", dep)
+            await _phase_running(store, dep.id, "deploy")
+        paused = await store.get(dep.id)
+        assert paused.state is S.RUNNING
+        assert "Paused" in str(slack.card(paused.channel or "", paused.message_ts or "").blocks)
+        async with sandbox_bot(upstreams=upstreams, store=store, clock=FakeClock(),
+                               engine=TEST_SETTINGS) as second:  # fmt: skip
+            done = await second.settled("alice")
+        assert done.id == dep.id and done.state is S.SUCCEEDED
+        assert "live at" in slack.card(done.channel or "", done.message_ts or "").text
+        assert len(engine.dokploy.snapshot()["applications"]) == 1
+        assert slack.violations == []
+
+
+async def _phase_running(store: MemoryStore, deployment_id: str, phase: str) -> None:
+    async with asyncio.timeout(10):
+        while not any(p.name == phase for p in await store.phases(deployment_id)):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+def test_manifest_is_a_valid_least_privilege_slack_manifest() -> None:
+    manifest = yaml.safe_load((REPO / "manifest.yml").read_text())
+    assert manifest["_metadata"]["major_version"] == 1
+    assert manifest["display_information"]["name"]
+    (command,) = manifest["features"]["slash_commands"]
+    assert command["command"] == "/aistack" and command["description"]
+    assert command["should_escape"] is False
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    # exactly what the bot calls: commands, chat.* and usergroups.users.list
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
+        "commands", "chat:write", "usergroups:read"
+    }  # fmt: skip
+    assert json.dumps(manifest)  # plain data, no YAML-only types
