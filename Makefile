@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml requirements.lock
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/aistack demo
+	$(BIN)/python -m bot.demo
 
 test: $(STAMP)
 	$(BIN)/pytest -q

@@ -99,17 +99,16 @@ class SlackNotifier:
         drawn_at = float("-inf")
         while True:
             events = await _batch(target.queue)
-            target.unsettled += len(events)
-            for event in events:
-                line = thread_line(event)
-                if line:
-                    await self._slack.post(channel, line, thread_ts=ts)
             dep = await self._store.get(target.deployment_id)
             wait = drawn_at + self._interval - self._monotonic()
             if wait > 0 and dep.state not in TERMINAL:
-                await asyncio.sleep(wait)  # coalesce: later events fold into this one edit
+                await asyncio.sleep(wait)  # coalesce: what arrives meanwhile joins this edit
+                events += _waiting(target.queue)
                 dep = await self._store.get(target.deployment_id)
-            await self._draw(dep)
+            target.unsettled += len(events)
+            for line in filter(None, map(thread_line, events)):
+                await self._slack.post(channel, line, thread_ts=ts)
+            await self._draw(dep)  # after the thread: the card never runs ahead of it
             drawn_at = self._monotonic()
             self._settle(target.unsettled)
             target.unsettled = 0
@@ -126,7 +125,11 @@ class SlackNotifier:
 
 async def _batch(queue: asyncio.Queue[Event]) -> list[Event]:
     """At least one event, and every other one already waiting."""
-    events = [await queue.get()]
+    return [await queue.get(), *_waiting(queue)]
+
+
+def _waiting(queue: asyncio.Queue[Event]) -> list[Event]:
+    events = []
     with contextlib.suppress(asyncio.QueueEmpty):
         while True:
             events.append(queue.get_nowait())

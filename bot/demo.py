@@ -1,0 +1,169 @@
+"""`make demo`: the bot for real, in HTTP mode, between the Slack fake and the deployer sandbox.
+
+People type commands and click buttons through signed requests, as Slack sends them; the
+transcript shows what they would read in the channel. Exits non-zero if a step did not happen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from collections.abc import Callable
+
+from bot.sandbox_world import PEOPLE, SandboxBot, sandbox_bot
+from deployer import DeploymentState
+from deployer.logs import configure_logging
+
+S = DeploymentState
+NAMES = {**PEOPLE, "S0APPROVERS": "approvers"}
+
+
+class DemoFailed(Exception):
+    pass
+
+
+class Transcript:
+    """Prints the Slack traffic since the last look, as a person would read it."""
+
+    def __init__(self, world: SandboxBot, out: Callable[[str], None] = print) -> None:
+        self._world = world
+        self._seen_calls = 0
+        self._seen_hooks = 0
+        self._out = out
+
+    def show(self) -> None:
+        calls = self._world.slack.calls[self._seen_calls :]
+        self._seen_calls += len(calls)
+        for call in calls:
+            if call.error is not None:
+                self._out(f"      (Slack answered {call.method}: {call.error}; the bot waits)")
+            elif call.method == "chat.postMessage" and call.args.get("thread_ts"):
+                self._out("    ↳ " + plain(str(call.args.get("text", ""))))
+            elif call.method == "chat.postMessage":
+                self._out("#ops  aistack:")
+                self._blocks(call.args.get("blocks"), str(call.args.get("text", "")))
+            elif call.method == "chat.update":
+                self._out("#ops  (card edited) " + plain(str(call.args.get("text", ""))))
+            elif call.method == "chat.postEphemeral":
+                who = NAMES.get(str(call.args.get("user")), "?")
+                self._out(f"      [only {who} sees] " + plain(str(call.args.get("text", ""))))
+        hooks = self._world.slack.responses[self._seen_hooks :]
+        self._seen_hooks += len(hooks)
+        for said in hooks:
+            public = said.get("response_type") == "in_channel"
+            self._out("#ops  aistack:" if public else "      [only you see]")
+            self._blocks(said.get("blocks"), str(said.get("text", "")))
+
+    def _blocks(self, blocks: object, fallback: str) -> None:
+        """A message's blocks, line by line: what the channel shows, buttons as [Label]."""
+        lines = list(block_lines(blocks)) if isinstance(blocks, list) else []
+        for line in lines or [plain(fallback)]:
+            self._out("        " + line)
+
+
+def block_lines(blocks: list[object]) -> list[str]:
+    lines: list[str] = []
+    for block in blocks:
+        if not isinstance(block, dict):
+            continue
+        texts = [block.get("text"), *(block.get("fields") or [])]
+        texts += [e for e in block.get("elements") or [] if e.get("type") != "button"]
+        for text in texts:
+            if isinstance(text, dict) and text.get("text"):
+                lines += [plain(part) for part in str(text["text"]).splitlines() if part.strip()]
+        buttons = [e for e in block.get("elements") or [] if e.get("type") == "button"]
+        if buttons:
+            lines.append("  ".join(f"[{e['text']['text']}]" for e in buttons))
+    return lines
+
+
+def plain(text: str) -> str:
+    """mrkdwn as it reads on screen: mentions as @names, no markup, one line."""
+    text = re.sub(r"<@(\w+)>", lambda m: "@" + NAMES.get(m.group(1), m.group(1)), text)
+    text = re.sub(r"<!subteam\^(\w+)>", lambda m: "@" + NAMES.get(m.group(1), m.group(1)), text)
+    text = re.sub(r"<#(\w+)>", r"#\1", text).replace("*", "").replace("`", "")
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return " / ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+async def run() -> None:
+    async with sandbox_bot(
+        deploy_delay=1.5, card_interval=1.0, post_interval=0.2,
+        engine={"health_interval": 0.3, "poll_initial": 0.3, "poll_max": 0.6,
+                "dns_poll_initial": 0.2},
+    ) as world:  # fmt: skip
+        world.engine.dokploy.faults.latency = world.engine.dns.faults.latency = 0.02
+        say = Transcript(world)
+        await _tour(world, say)
+        if world.slack.violations:
+            raise DemoFailed(f"Slack calls broke the API contract: {world.slack.violations}")
+        if any(world.engine.resources().values()):
+            raise DemoFailed(f"left behind in the sandbox: {world.engine.resources()}")
+
+
+async def _tour(world: SandboxBot, say: Transcript) -> None:
+    step(say, "alice asks what a deploy would do", "alice> /aistack deploy alice --dry-run")
+    await world.driver.command("U0ALICE", "deploy alice --dry-run")
+    await world.told("U0ALICE", "Dry run")
+    step(say, "alice asks for her stack", "alice> /aistack deploy alice")
+    await world.driver.command("U0ALICE", "deploy alice")
+    dep = await world.until("alice", lambda d: d.message_ts is not None)
+    step(say, "alice tries to approve her own request", "alice clicks [Approve]")
+    await world.click("U0ALICE", "approve", dep)
+    await world.told("U0ALICE", "approvers")
+    step(say, "bob, an approver, approves", "bob clicks [Approve]")
+    await world.click("U0BOB", "approve", dep)
+    expect((await world.settled("alice", within=60)).state is S.SUCCEEDED, "alice is not live")
+    step(say, "anyone asks about it", "carol> /aistack status alice", "carol> /aistack list")
+    await world.driver.command("U0CAROL", "status alice")
+    await world.driver.command("U0CAROL", "list")
+    await world.slack.wait_for(lambda: len(world.slack.responses) >= 3)
+    await _failing(world, say)
+    step(say, "alice rolls back her live stack", "alice clicks [Roll back] and confirms")
+    await world.click("U0ALICE", "rollback", await _latest(world, "alice"))
+    expect((await world.settled("alice", within=60)).state is S.DESTROYED, "alice not removed")
+    say.show()
+
+
+async def _failing(world: SandboxBot, say: Transcript) -> None:
+    world.engine.dokploy.fail_deploys.add("opencode-carol")
+    step(say, "carol's deploy fails in the middle (the image will not start)",
+         "carol> /aistack deploy carol", "bob clicks [Approve]")  # fmt: skip
+    await world.driver.command("U0CAROL", "deploy carol")
+    dep = await world.until("carol", lambda d: d.message_ts is not None)
+    await world.click("U0BOB", "approve", dep)
+    expect((await world.settled("carol", within=60)).state is S.ROLLED_BACK, "no rollback")
+
+
+async def _latest(world: SandboxBot, name: str):  # type: ignore[no-untyped-def]
+    dep = await world.bot.deployer.store.latest(name)
+    assert dep is not None
+    return dep
+
+
+def step(say: Transcript, title: str, *actions: str) -> None:
+    say.show()
+    print(f"\n== {title}")
+    for action in actions:
+        print(f"   {action}")
+
+
+def expect(condition: bool, problem: str) -> None:
+    if not condition:
+        raise DemoFailed(problem)
+
+
+def main() -> int:
+    configure_logging("error")
+    try:
+        asyncio.run(run())
+    except (DemoFailed, TimeoutError) as exc:
+        print(f"\ndemo FAILED: {exc or 'a step timed out'}", file=sys.stderr)
+        return 1
+    print("\ndemo finished: every step happened as it should")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
