@@ -33,6 +33,7 @@ class BotSettings(BaseSettings):
     approval_ttl: float = Field(default=3600.0, gt=0)
     card_interval: float = Field(default=2.0, ge=0)
     group_cache_seconds: float = Field(default=300.0, ge=0)
+    workers: int = Field(default=8, ge=1, le=200)
     bot_host: str = "0.0.0.0"  # a container serves Slack on every interface
     bot_port: int = Field(default=3000, ge=0, le=65535)
 
