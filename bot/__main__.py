@@ -23,7 +23,9 @@ log = structlog.get_logger("aistack.bot")
 
 
 async def serve(settings: BotSettings, engine: DeployerSettings) -> None:
-    async with running_bot(settings, engine, workers=settings.workers) as bot:
+    async with running_bot(
+        settings, engine, workers=settings.workers, post_interval=settings.post_interval
+    ) as bot:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, bot.stop.set)

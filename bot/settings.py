@@ -32,6 +32,7 @@ class BotSettings(BaseSettings):
     allow_self_approval: bool = False
     approval_ttl: float = Field(default=3600.0, gt=0)
     card_interval: float = Field(default=2.0, ge=0)
+    post_interval: float = Field(default=1.0, ge=0)
     group_cache_seconds: float = Field(default=300.0, ge=0)
     workers: int = Field(default=8, ge=1, le=200)
     bot_host: str = "0.0.0.0"  # a container serves Slack on every interface

@@ -83,5 +83,5 @@ async def open_deployer(
         stack.push_async_callback(probe.close)
         journal = Journal(store, notifier)
         steps = StackSteps(settings, paas, dns, probe, clock)
-        saga = Saga(journal, steps, timeouts(settings))
+        saga = Saga(journal, steps, timeouts(settings), retry_pause=settings.rollback_retry_initial)
         yield Deployer(settings, journal, paas, dns, saga)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -29,6 +30,7 @@ class Journal:
         actor: str = "aistack",
         approver: str | None = None,
         data: dict[str, Any] | None = None,
+        retry_at: datetime | None = None,
     ) -> Deployment:
         """Apply a transition (the store checks it) and record its event in the same write."""
         data = dict(data or {})
@@ -38,7 +40,13 @@ class Journal:
             data["leftovers"] = list(leftovers)
         event = _event(dep, f"deployment.{target}", state=str(target), actor=actor, data=data)
         moved = await self.store.transition(
-            dep, target, error=error, leftovers=leftovers, approver=approver, event=event
+            dep,
+            target,
+            error=error,
+            leftovers=leftovers,
+            approver=approver,
+            event=event,
+            retry_at=retry_at,
         )
         await self._publish(event)
         return moved

@@ -120,6 +120,7 @@ class Store(Protocol):
         leftovers: Sequence[str] | None = None,
         approver: str | None = None,
         event: Event | None = None,
+        retry_at: datetime | None = None,
     ) -> Deployment: ...
     async def set_message(self, deployment_id: str, channel: str, ts: str) -> Deployment: ...
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
 import structlog
@@ -68,11 +69,14 @@ class Saga:
         journal: Journal,
         steps: Steps,
         timeouts: Mapping[Timeout, float],
+        *,
+        retry_pause: float = 60.0,
     ) -> None:
         self._journal = journal
         self._store = journal.store
         self._steps = steps
         self._timeouts = timeouts
+        self._retry_pause = retry_pause
 
     async def run(self, deployment: Deployment) -> Deployment:
         """Drive a deployment from where it stands to a terminal state (or until cancelled)."""
@@ -283,7 +287,14 @@ class Saga:
         error: str | None = None,
         leftovers: list[str] | None = None,
     ) -> Deployment:
-        return await self._journal.move(dep, target, error=error, leftovers=leftovers)
+        # A failed rollback is retried later; the first retry is set in the same write, so a
+        # crash right after cannot leave resources behind that nothing will try again.
+        retry_at = None
+        if target is S.ROLLBACK_FAILED:
+            retry_at = utcnow() + timedelta(seconds=self._retry_pause)
+        return await self._journal.move(
+            dep, target, error=error, leftovers=leftovers, retry_at=retry_at
+        )
 
 
 def _finish(record: PhaseRecord, state: PhaseState, **changes: Any) -> PhaseRecord:

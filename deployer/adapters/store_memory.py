@@ -88,6 +88,7 @@ class MemoryStore:
         leftovers: Sequence[str] | None = None,
         approver: str | None = None,
         event: Event | None = None,
+        retry_at: datetime | None = None,
     ) -> Deployment:
         check_transition(deployment.state, target)
         async with self._lock:
@@ -100,6 +101,8 @@ class MemoryStore:
             moved = Deployment.model_validate(current.model_dump() | changes)
             self._deployments[moved.id] = moved
             self._retry_at.pop(moved.id, None)
+            if retry_at is not None:
+                self._retry_at[moved.id] = utc(retry_at)
             if event is not None:
                 self._events.append(_copy(event))
             return _copy(moved)

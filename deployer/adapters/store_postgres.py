@@ -40,7 +40,7 @@ VALUES ({", ".join(f"${n}" for n in range(1, len(DEPLOYMENT_COLUMNS) + 1))})
 RETURNING *"""
 
 _TRANSITION = """UPDATE deployments
-   SET state = $4, version = version + 1, updated_at = $5, active_stack = $6, retry_at = NULL,
+   SET state = $4, version = version + 1, updated_at = $5, active_stack = $6, retry_at = $10,
        error = coalesce($7, error), leftovers = coalesce($8, leftovers),
        approver = coalesce($9, approver)
  WHERE id = $1 AND version = $2 AND state = $3
@@ -186,6 +186,7 @@ class PostgresStore:
         leftovers: Sequence[str] | None = None,
         approver: str | None = None,
         event: Event | None = None,
+        retry_at: datetime | None = None,
     ) -> Deployment:
         check_transition(deployment.state, target)
         args = (
@@ -198,6 +199,7 @@ class PostgresStore:
             error,
             None if leftovers is None else list(leftovers),
             approver,
+            None if retry_at is None else utc(retry_at),
         )
         async with self._conn() as conn:
             try:

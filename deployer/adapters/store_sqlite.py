@@ -44,7 +44,7 @@ RETURNING *"""
 
 _TRANSITION = """UPDATE deployments
    SET state = :target, version = version + 1, updated_at = :now,
-       active_stack = :active_stack, retry_at = NULL,
+       active_stack = :active_stack, retry_at = :retry_at,
        error = coalesce(:error, error), leftovers = coalesce(:leftovers, leftovers),
        approver = coalesce(:approver, approver)
  WHERE id = :id AND version = :version AND state = :state
@@ -174,9 +174,11 @@ class SqliteStore:
         leftovers: Sequence[str] | None = None,
         approver: str | None = None,
         event: Event | None = None,
+        retry_at: datetime | None = None,
     ) -> Deployment:
         check_transition(deployment.state, target)
         params = {
+            "retry_at": None if retry_at is None else iso(retry_at),
             "id": deployment.id,
             "version": deployment.version,
             "state": deployment.state,

@@ -331,6 +331,16 @@ async def test_retry_is_cleared_by_the_next_transition(store: Store) -> None:
     assert await store.claim("w", LEASE, T0 + timedelta(days=1)) is None
 
 
+async def test_a_failed_rollback_can_schedule_its_retry_in_the_same_write(store: Store) -> None:
+    job = await queued(store, "alice")
+    rolling = await walk(store, job, S.RUNNING, S.ROLLING_BACK)
+    stuck = await store.transition(
+        rolling, S.ROLLBACK_FAILED, leftovers=["x"], retry_at=T0 + timedelta(minutes=1)
+    )
+    assert await store.claim("w", LEASE, T0) is None
+    assert await store.claim("w", LEASE, T0 + timedelta(minutes=1)) == stuck
+
+
 async def test_queued_before_lists_jobs_waiting_too_long(store: Store) -> None:
     old = await queued(store, "old", T0)
     await queued(store, "fresh", T0 + timedelta(minutes=10))
