@@ -22,11 +22,14 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot deployer tests
-	$(BIN)/ruff format --check bot deployer tests
+	$(BIN)/ruff check bot deployer tests chaos
+	$(BIN)/ruff format --check bot deployer tests chaos
 
 typecheck: $(STAMP)
 	$(BIN)/mypy bot deployer
+
+chaos: $(STAMP)
+	$(BIN)/python -m chaos.run --rounds 80 --kill-every 8
 
 sandbox: $(STAMP)
 	$(BIN)/aistack sandbox

@@ -73,6 +73,18 @@ class SlackNotifier:
         if dep.channel and dep.message_ts:
             await self._draw(dep, paused=paused)
 
+    def writing(self, deployment_id: str) -> bool:
+        """Whether a writer of this process is following that deployment's card."""
+        current = self._cards.get(deployment_id)
+        return current is not None and not current.done
+
+    async def redraw_stale(self) -> int:
+        """Redraw cards left behind their deployment (the bot died before drawing them)."""
+        stale = [d for d in await self._store.stale_cards() if not self.writing(d.id)]
+        for dep in stale:
+            await self.refresh(dep)
+        return len(stale)
+
     async def wait_idle(self) -> None:
         """Until every card is written to its latest state (tests, the demo, shutdown)."""
         await self._idle.wait()
@@ -121,6 +133,8 @@ class SlackNotifier:
         total = len(phases_for(dep.operation))
         message = card(dep, phases, total=total, now=self._now(), paused=paused)
         await self._slack.update(dep.channel, dep.message_ts, message.text, message.blocks)
+        if not paused:  # a paused card still has its resumed state to show
+            await self._store.mark_card(dep.id, dep.version)
 
 
 async def _batch(queue: asyncio.Queue[Event]) -> list[Event]:

@@ -40,6 +40,7 @@ from deployer.worker import Worker
 
 log = structlog.get_logger("aistack.bot")
 SHUTDOWN_GRACE = 10.0
+CARD_SWEEP_SECONDS = 5.0
 
 
 @dataclass
@@ -88,6 +89,7 @@ async def running_bot(
             for worker in bot.workers:
                 background.spawn(worker.run_forever(bot.stop), name=f"worker:{worker.owner}")
             background.spawn(_expire(deployer, settings, bot.stop), name="expiry")
+            background.spawn(_keep_cards(cards, bot.stop), name="cards")
             try:
                 yield bot
             finally:
@@ -134,9 +136,25 @@ async def _slack_client(settings: BotSettings, session: aiohttp.ClientSession) -
 async def _expire(deployer: Deployer, settings: BotSettings, stop: asyncio.Event) -> None:
     every = min(60.0, settings.approval_ttl / 4)
     while not stop.is_set():
-        await deployer.expire_requests(settings.approval_ttl)
+        try:
+            await deployer.expire_requests(settings.approval_ttl)
+        except Exception as exc:  # the store is down: try again next time
+            log.warning("requests not expired", error=repr(exc))
         try:
             await asyncio.wait_for(stop.wait(), every)
+        except TimeoutError:
+            continue
+
+
+async def _keep_cards(cards: SlackNotifier, stop: asyncio.Event) -> None:
+    """At start and then every few seconds: redraw cards another process left behind."""
+    while not stop.is_set():
+        try:
+            await cards.redraw_stale()
+        except Exception as exc:  # Slack or the store is down: try again next time
+            log.warning("stale cards not redrawn", error=repr(exc))
+        try:
+            await asyncio.wait_for(stop.wait(), CARD_SWEEP_SECONDS)
         except TimeoutError:
             continue
 

@@ -93,7 +93,12 @@ class Worker:
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            if await self.run_once() is None:
+            try:
+                ran = await self.run_once()
+            except Exception as exc:  # one bad job must not stop the worker; it is retried
+                log.error("job failed", owner=self.owner, error=repr(exc))
+                ran = None
+            if ran is None:
                 await self.report_stale()
                 await self._idle(stop)
 

@@ -153,8 +153,13 @@ _POSTGRES_1 = (
     )""",
 )
 
+# The version of the deployment its Slack card last showed: a card behind its deployment
+# (the bot died between the two) is found and redrawn, so the final state always arrives.
+_CARD_VERSION = ("ALTER TABLE deployments ADD COLUMN card_version INTEGER NOT NULL DEFAULT -1",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "deployments, phases, events, dedup keys, leases", _SQLITE_1, _POSTGRES_1),
+    Migration(2, "card version", _CARD_VERSION, _CARD_VERSION),
 )
 
 _SQLITE_LEDGER = """CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -102,6 +102,7 @@ def _decoded(value: Any) -> Any:
 
 def deployment_from_row(row: Mapping[str, Any]) -> Deployment:
     data = dict(row)
+    data.pop("card_version", None)
     data["spec"], data["leftovers"] = _decoded(data["spec"]), _decoded(data["leftovers"])
     return Deployment.model_validate(data)
 

@@ -44,6 +44,7 @@ class MemoryStore:
         self._phases: dict[str, dict[str, PhaseRecord]] = {}
         self._events: list[Event] = []
         self._leases: dict[str, _Lease] = {}
+        self._cards: dict[str, int] = {}  # deployment id -> version its card shows
 
     async def close(self) -> None:
         """Nothing to release; the data lives as long as the object."""
@@ -156,6 +157,18 @@ class MemoryStore:
     async def events_for(self, deployment_id: str) -> list[Event]:
         async with self._lock:
             return [_copy(e) for e in self._events if e.deployment_id == deployment_id]
+
+    # -- Slack cards ----------------------------------------------------------------------
+
+    async def mark_card(self, deployment_id: str, version: int) -> None:
+        async with self._lock:
+            self._cards[deployment_id] = max(self._cards.get(deployment_id, -1), version)
+
+    async def stale_cards(self, limit: int = 50) -> list[Deployment]:
+        async with self._lock:
+            stale = [d for d in self._deployments.values()
+                     if d.message_ts and self._cards.get(d.id, -1) < d.version]  # fmt: skip
+            return [_copy(d) for d in sorted(stale, key=lambda d: d.updated_at)[:limit]]
 
     # -- the work queue ------------------------------------------------------------------
 

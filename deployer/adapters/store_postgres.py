@@ -266,6 +266,23 @@ class PostgresStore:
         sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE deployment_id = $1 ORDER BY id"
         return [event_from_row(row) for row in await self._fetch(sql, deployment_id)]
 
+    # -- Slack cards ----------------------------------------------------------------------
+
+    async def mark_card(self, deployment_id: str, version: int) -> None:
+        await self._fetch(
+            "UPDATE deployments SET card_version = greatest(card_version, $2) WHERE id = $1",
+            deployment_id,
+            version,
+        )
+
+    async def stale_cards(self, limit: int = 50) -> list[Deployment]:
+        rows = await self._fetch(
+            """SELECT * FROM deployments WHERE message_ts IS NOT NULL AND card_version < version
+                ORDER BY updated_at LIMIT $1""",
+            limit,
+        )
+        return [deployment_from_row(row) for row in rows]
+
     # -- the work queue ------------------------------------------------------------------
 
     async def claim(self, owner: str, lease_seconds: float, now: datetime) -> Deployment | None:

@@ -247,6 +247,23 @@ class SqliteStore:
         sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE deployment_id = ? ORDER BY id"
         return [event_from_row(row) for row in await self._fetch(sql, (deployment_id,))]
 
+    # -- Slack cards ----------------------------------------------------------------------
+
+    async def mark_card(self, deployment_id: str, version: int) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                "UPDATE deployments SET card_version = max(card_version, ?) WHERE id = ?",
+                (version, deployment_id),
+            )
+
+    async def stale_cards(self, limit: int = 50) -> list[Deployment]:
+        rows = await self._fetch(
+            """SELECT * FROM deployments WHERE message_ts IS NOT NULL AND card_version < version
+                ORDER BY updated_at LIMIT ?""",
+            (limit,),
+        )
+        return [deployment_from_row(row) for row in rows]
+
     # -- the work queue ------------------------------------------------------------------
 
     async def claim(self, owner: str, lease_seconds: float, now: datetime) -> Deployment | None:

@@ -44,8 +44,8 @@ TRANSITIONS: dict[DeploymentState, frozenset[DeploymentState]] = {
     S.QUEUED: frozenset({S.RUNNING, S.DESTROYING}),
     S.RUNNING: frozenset({S.SUCCEEDED, S.ROLLING_BACK}),
     S.ROLLING_BACK: frozenset({S.ROLLED_BACK, S.ROLLBACK_FAILED}),
-    # Retry rollback: the worker or an operator tries the undo steps again.
-    S.ROLLBACK_FAILED: frozenset({S.ROLLING_BACK}),
+    # Retry: the worker or an operator tries the undo steps (or the teardown) again.
+    S.ROLLBACK_FAILED: frozenset({S.ROLLING_BACK, S.DESTROYING}),
     # A destroy that cannot finish leaves resources behind, exactly like a failed rollback.
     S.DESTROYING: frozenset({S.DESTROYED, S.ROLLBACK_FAILED}),
     S.SUCCEEDED: frozenset(),

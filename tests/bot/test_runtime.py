@@ -134,3 +134,15 @@ def test_manifest_is_a_valid_least_privilege_slack_manifest() -> None:
         "commands", "chat:write", "usergroups:read"
     }  # fmt: skip
     assert json.dumps(manifest)  # plain data, no YAML-only types
+
+
+async def test_a_card_left_behind_by_a_dead_bot_is_redrawn(world: SandboxBot) -> None:
+    await world.driver.command("U0ALICE", "deploy alice")
+    dep = await world.until("alice", lambda d: d.message_ts is not None)
+    await world.bot.notifier.wait_idle()
+    # another process decided, then died before drawing: the store moved, the card did not
+    rejected = await world.bot.deployer.store.transition(dep, S.REJECTED, approver="U0BOB")
+    assert "Rejected" not in world.card(rejected).text
+    assert await world.bot.notifier.redraw_stale() == 1
+    assert "Rejected" in world.card(rejected).text
+    assert await world.bot.notifier.redraw_stale() == 0

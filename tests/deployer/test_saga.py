@@ -223,3 +223,17 @@ async def test_wildcard_mode_checks_the_wildcard_and_creates_no_record(
         live = await deployer.deploy("alice", requester="U1")
     assert live.state is S.SUCCEEDED
     assert sandbox.resources()["dns"] == ["*.ai/A"]
+
+
+async def test_a_failed_teardown_names_what_is_left_and_a_retry_finishes_it(
+    deployer: Deployer, sandbox: Sandbox
+) -> None:
+    await deployer.deploy("alice", requester="U1")
+    sandbox.dokploy.faults.fail_ops["project.remove"] = FailRule(status=400, times=None)
+    stuck = await deployer.destroy("alice", requester="U1")
+    assert stuck.state is S.ROLLBACK_FAILED
+    assert stuck.leftovers == ("Dokploy project ai-stack-alice",)
+    sandbox.dokploy.faults.clear()
+    done = await deployer.run(stuck)
+    assert done.state is S.DESTROYED
+    assert nothing_of(sandbox, "alice")

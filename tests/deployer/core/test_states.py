@@ -44,7 +44,7 @@ def test_illegal_transition_is_refused_and_says_what_is_allowed(
 def test_terminal_states_lead_nowhere_except_a_rollback_retry() -> None:
     for state in TERMINAL - {S.ROLLBACK_FAILED}:
         assert TRANSITIONS[state] == frozenset()
-    assert S.ROLLING_BACK in TRANSITIONS[S.ROLLBACK_FAILED]
+    assert TRANSITIONS[S.ROLLBACK_FAILED] == {S.ROLLING_BACK, S.DESTROYING}
 
 
 def test_every_state_is_in_the_table_and_leftovers_hold_the_stack() -> None:

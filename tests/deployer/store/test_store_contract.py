@@ -384,7 +384,7 @@ async def test_migrations_run_twice_are_a_no_op(backend: Backend) -> None:
     d = await first.create(make())
     second = await backend.open()
 
-    assert applied(first) == [1]
+    assert applied(first) == [1, 2]
     assert applied(second) == []
     assert await second.get(d.id) == d
 
@@ -392,7 +392,7 @@ async def test_migrations_run_twice_are_a_no_op(backend: Backend) -> None:
 async def test_two_stores_opening_the_same_database_at_once(backend: Backend) -> None:
     _needs_schema(backend)
     one, two = await asyncio.gather(backend.open(), backend.open())
-    assert sorted([applied(one), applied(two)]) == [[], [1]]
+    assert sorted([applied(one), applied(two)]) == [[], [1, 2]]
     d = await one.create(make())
     with pytest.raises(StackBusy):
         await two.create(make())
@@ -442,3 +442,17 @@ async def test_unreachable_postgres_is_transient_and_keeps_the_password_out() ->
     with pytest.raises(TransientError) as refused:
         await PostgresStore.open("postgresql://aistack:hunter2@127.0.0.1:1/aistack")
     assert "127.0.0.1:1/aistack" in str(refused.value) and "hunter2" not in str(refused.value)
+
+
+async def test_cards_behind_their_deployment_are_found_until_marked(store: Store) -> None:
+    job = await queued(store, "alice")
+    assert await store.stale_cards() == []  # no card posted yet
+    carded = await store.set_message(job.id, "C1", "1700000000.000100")
+    assert [d.id for d in await store.stale_cards()] == [job.id]
+    await store.mark_card(job.id, carded.version)
+    assert await store.stale_cards() == []
+    moved = await store.transition(carded, S.RUNNING)
+    assert [d.state for d in await store.stale_cards()] == [S.RUNNING]
+    await store.mark_card(job.id, moved.version)
+    await store.mark_card(job.id, carded.version)  # a late, older draw does not win
+    assert await store.stale_cards() == []

@@ -1,0 +1,1 @@
+"""Chaos: deploys and teardowns through a real bot process while everything misbehaves."""

@@ -1,0 +1,93 @@
+"""Security tests: the real bot in HTTP mode between the Slack fake and the deployer sandbox.
+
+Helpers shared by the files here: a clean environment, a fresh world per test, "wait until
+the bot has finished handling what it acked", and "everything Slack was ever shown".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from bot.sandbox_checks import json_array
+from bot.sandbox_world import SandboxBot, sandbox_bot
+from tests.bot.blockkit import texts
+from tests.conftest import TEST_SETTINGS, FakeClock
+
+ALICE, BOB, CAROL, MALLORY = "U0ALICE", "U0BOB", "U0CAROL", "U0MALLORY"
+
+
+@contextmanager
+def clean_env() -> Iterator[None]:
+    """No SLACK_* or AISTACK_* variable from the developer's shell reaches the bot's settings
+    (SLACK_APP_TOKEN would switch to Socket Mode, AISTACK_CHANNELS would restrict it)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in list(os.environ):
+            if name.startswith(("SLACK_", "AISTACK_")):
+                mp.delenv(name)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def no_slack_env() -> Iterator[None]:
+    with clean_env():
+        yield
+
+
+def bot(**options: Any):  # type: ignore[no-untyped-def]
+    """`sandbox_bot` as the tests here use it: a clock that never waits, fast timeouts."""
+    return sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS | options.pop("engine", {}),
+                       **options)  # fmt: skip
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[SandboxBot]:
+    async with bot() as running:
+        yield running
+        await handled(running)
+    assert running.slack.violations == []
+
+
+async def handled(world: SandboxBot, within: float = 5.0) -> None:
+    """Return once every command and click the bot acked has been handled, and every card
+    and thread reply it caused has been written."""
+    async with asyncio.timeout(within):
+        await asyncio.sleep(0.01)  # Bolt spawns the listener's work right after its ack
+        while len(world.bot.tasks):  # noqa: ASYNC110 - Tasks has no "all done" event
+            await asyncio.sleep(0.005)
+        await world.bot.notifier.wait_idle()
+
+
+async def snapshot(world: SandboxBot) -> tuple[Any, ...]:
+    """What the bot's store holds (each stack's latest deployment and its version) and
+    what the fakes hold: equal before and after means nothing changed."""
+    latest = await world.bot.deployer.store.list_latest()
+    records = tuple((d.stack, d.id, str(d.state), d.version) for d in latest)
+    return records, world.engine.resources()
+
+
+def message_texts(payload: Mapping[str, Any]) -> list[str]:
+    """The top-level text and every text in the blocks of a Web API call, respond() post or
+    ack body (blocks may arrive as JSON text)."""
+    found = [payload["text"]] if isinstance(payload.get("text"), str) else []
+    return found + list(texts(json_array(payload.get("blocks")) or []))
+
+
+def shown(world: SandboxBot, acks: Iterable[str] = ()) -> list[str]:
+    """Every text Slack was given: all Web API calls (cards, edits, thread replies,
+    ephemerals), all respond() posts, and the given ack bodies."""
+    out = [t for call in world.slack.calls for t in message_texts(call.args)]
+    out += [t for payload in world.slack.responses for t in message_texts(payload)]
+    for body in acks:
+        try:
+            parsed = json.loads(body) if body else {}
+        except ValueError:
+            parsed = {"text": body}
+        out += message_texts(parsed) if isinstance(parsed, dict) else [body]
+    return out
