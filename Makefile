@@ -28,6 +28,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy bot deployer
 
+bench: $(STAMP)
+	$(BIN)/python -m bench.bench
+
 chaos: $(STAMP)
 	$(BIN)/python -m chaos.run --rounds 80 --kill-every 8
 

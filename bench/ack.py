@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -39,7 +39,8 @@ async def bare_bolt(api_url: str, *, process_before_response: bool) -> AsyncIter
             await ack()
 
         async def events(request: web.Request) -> web.Response:
-            return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
+            bolt_response = await bolt.async_dispatch(await to_bolt_request(request))
+            return await to_aiohttp_response(bolt_response)
 
         app = web.Application()
         app.router.add_post("/slack/events", events)
@@ -84,7 +85,10 @@ async def measure(n: int = 300, warmup: int = 30) -> tuple[Section, dict[str, An
                         samples[kind].append(took)
                 if kind == "aistack":  # its request cards are posted after the ack: let them
                     posts = world.slack.calls_to
-                    await _settled(lambda: len(posts("chat.postMessage")) >= sent["aistack"])
+                    async with asyncio.timeout(30):
+                        await world.slack.wait_for(
+                            lambda: len(posts("chat.postMessage")) >= sent["aistack"]
+                        )
 
             for kind in urls:
                 await block(kind, warmup, keep=False)
@@ -94,12 +98,6 @@ async def measure(n: int = 300, warmup: int = 30) -> tuple[Section, dict[str, An
             violations = len(world.slack.violations)
     stats = {kind: summary_ms(values) for kind, values in samples.items()}
     return _section(stats, violations), {"requests": n, "warmup": warmup, "ms": stats}
-
-
-async def _settled(check: Callable[[], bool], within: float = 30.0) -> None:
-    async with asyncio.timeout(within):
-        while not check():
-            await asyncio.sleep(0.005)
 
 
 def _section(stats: dict[str, dict[str, float]], violations: int) -> Section:

@@ -70,8 +70,10 @@ def render(sections: Sequence[Section]) -> str:
 
     def line(r: Row) -> str:
         cells = [r.metric.ljust(widths[0])]
-        cells += [getattr(r, f).rjust(w) for f, w in zip(("aistack", "baseline", "ratio"),
-                                                          widths[1:], strict=True)]  # fmt: skip
+        cells += [
+            getattr(r, f).rjust(w)
+            for f, w in zip(("aistack", "baseline", "ratio"), widths[1:], strict=True)
+        ]
         return " | ".join(cells).rstrip()
 
     rule = "-+-".join("-" * w for w in widths)

@@ -10,8 +10,6 @@ replica, resumes those deployments on the same cards.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -53,7 +51,7 @@ class Bot:
     slack: SlackWriter
     metrics: Metrics
     tasks: Tasks
-    workers: list[Worker]
+    worker: Worker | None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -85,9 +83,8 @@ async def running_bot(
         notifier = Notifiers(MetricsNotifier(metrics), cards)
         async with open_deployer(engine, notifier, store=store, clock=clock) as deployer:
             bot = _assemble(settings, deployer, client, slack, cards, metrics, tasks, store)
-            bot.workers = [deployer.worker(owner=_owner(i)) for i in range(workers)]
-            for worker in bot.workers:
-                background.spawn(worker.run_forever(bot.stop), name=f"worker:{worker.owner}")
+            bot.worker = deployer.worker()
+            background.spawn(bot.worker.run_forever(bot.stop, slots=workers), name="worker")
             background.spawn(_expire(deployer, settings, bot.stop), name="expiry")
             background.spawn(_keep_cards(cards, bot.stop), name="cards")
             try:
@@ -110,7 +107,7 @@ def _assemble(
     bolt = build_bolt(client, None if settings.socket_mode else secret)
     directory = Directory(client, settings.policy().groups, ttl=settings.group_cache_seconds)
     Listeners(deployer, settings, slack, cards, directory, tasks).register(bolt)
-    bot = Bot(settings, deployer, bolt, web.Application(), cards, slack, metrics, tasks, [])
+    bot = Bot(settings, deployer, bolt, web.Application(), cards, slack, metrics, tasks, None)
     readiness = Readiness(store, client, accepting=lambda: not bot.stop.is_set())
     bot.web = build_web(None if settings.socket_mode else bolt, readiness, metrics)
     return bot
@@ -161,7 +158,7 @@ async def _keep_cards(cards: SlackNotifier, stop: asyncio.Event) -> None:
 
 async def _shutdown(bot: Bot, background: Tasks, cards: Tasks) -> None:
     bot.stop.set()
-    interrupted = [w.current for w in bot.workers if w.current is not None]
+    interrupted = list(bot.worker.running.values()) if bot.worker else []
     await background.cancel_all()  # running sagas checkpoint their phases as interrupted
     await bot.tasks.drain(SHUTDOWN_GRACE)  # commands and clicks already acked finish
     await _settle(bot.notifier)
@@ -179,7 +176,3 @@ async def _settle(notifier: SlackNotifier) -> None:
         await asyncio.wait_for(notifier.wait_idle(), SHUTDOWN_GRACE)
     except TimeoutError:
         log.warning("cards still being written at shutdown")
-
-
-def _owner(index: int) -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{index}"

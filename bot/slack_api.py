@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -44,13 +45,14 @@ class SlackWriter:
         self._sleep = sleep
         self._clock = clock
         self._calls = calls
-        self._channels: dict[str, tuple[asyncio.Lock, list[float]]] = {}
+        self._channels: dict[str, _Channel] = {}
 
     async def post(
         self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None,
         thread_ts: str | None = None,
     ) -> str:  # fmt: skip
-        async with self._paced(channel):
+        # A new card is someone waiting on their request: it goes before queued thread replies.
+        async with self._paced(channel, first=thread_ts is None):
             reply = await self._call(
                 "chat.postMessage", channel=channel, text=text, blocks=blocks, thread_ts=thread_ts
             )
@@ -89,16 +91,18 @@ class SlackWriter:
             delay = min(delay * 2, 30.0)
 
     @asynccontextmanager
-    async def _paced(self, channel: str) -> AsyncIterator[None]:
-        lock, last = self._channels.setdefault(channel, (asyncio.Lock(), [float("-inf")]))
-        async with lock:
-            wait = last[0] + self._interval - self._clock()
+    async def _paced(self, channel: str, *, first: bool) -> AsyncIterator[None]:
+        """One message at a time per channel, `post_interval` apart, in queue order."""
+        lane = self._channels.setdefault(channel, _Channel())
+        await lane.enter(first=first)
+        try:
+            wait = lane.last + self._interval - self._clock()
             if wait > 0:
                 await self._sleep(wait)
-            try:
-                yield
-            finally:
-                last[0] = self._clock()
+            yield
+        finally:
+            lane.last = self._clock()
+            lane.leave()
 
     def _count(self, method: str, outcome: str) -> None:
         if self._calls is not None:
@@ -111,3 +115,35 @@ def _retry_after(exc: SlackApiError) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+class _Channel:
+    """A FIFO turn per channel where a new card may go to the head of the queue."""
+
+    def __init__(self) -> None:
+        self.last = float("-inf")
+        self._busy = False
+        self._queue: deque[asyncio.Future[None]] = deque()
+
+    async def enter(self, *, first: bool) -> None:
+        if not self._busy:
+            self._busy = True
+            return
+        turn = asyncio.get_running_loop().create_future()
+        (self._queue.appendleft if first else self._queue.append)(turn)
+        try:
+            await turn  # leave() hands the turn over: _busy stays True
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.leave()  # it was our turn already: pass it on
+            else:
+                self._queue.remove(turn)
+            raise
+
+    def leave(self) -> None:
+        while self._queue:
+            turn = self._queue.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._busy = False

@@ -64,25 +64,12 @@ class Worker:
         self._sleep = sleep
         self._wake = wake  # set when work is queued: no need to wait for the next poll
         self._reported: set[str] = set()
-        self.current: Deployment | None = None  # what this worker is running right now
+        self.running: dict[str, Deployment] = {}  # what this worker is running right now
 
     async def run_once(self) -> Deployment | None:
         """Claim one deployment that needs work and drive it; None when there is none."""
         dep = await self._store.claim(self.owner, self._s.lease_seconds, self._now())
-        if dep is None:
-            return None
-        log.info(
-            "claimed", deployment_id=dep.id, stack=dep.stack, state=str(dep.state), owner=self.owner
-        )
-        self.current = dep
-        try:
-            result = await self._run_leased(dep)
-        finally:
-            self.current = None
-            await asyncio.shield(self._store.release(dep.id, self.owner))
-        if result is not None and result.state is S.ROLLBACK_FAILED:
-            await self._schedule_retry(result)
-        return result
+        return None if dep is None else await self._drive(dep)
 
     async def run_until(self, done: Callable[[], Awaitable[bool]]) -> None:
         """Work the queue until `done()` says so (the CLI waits for its own deployment)."""
@@ -91,29 +78,68 @@ class Worker:
                 await self.report_stale()
                 await self._sleep(self._s.idle_seconds)
 
-    async def run_forever(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                ran = await self.run_once()
-            except Exception as exc:  # one bad job must not stop the worker; it is retried
-                log.error("job failed", owner=self.owner, error=repr(exc))
-                ran = None
-            if ran is None:
-                await self.report_stale()
-                await self._idle(stop)
+    async def run_forever(self, stop: asyncio.Event, *, slots: int = 1) -> None:
+        """Keep up to `slots` deployments running, claiming more as slots free up.
 
-    async def _idle(self, stop: asyncio.Event) -> None:
-        """Wait for new work, a stop, or the poll interval, whichever comes first."""
+        One loop claims for all slots, so an idle process asks the store once per poll
+        interval (or when woken), not once per slot."""
+        running: set[asyncio.Task[Deployment | None]] = set()
+        try:
+            while not stop.is_set():
+                if not await self._fill(running, slots) and not running:
+                    await self.report_stale()
+                await self._idle(stop, running)
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _fill(self, running: set[asyncio.Task[Deployment | None]], slots: int) -> int:
+        claimed = 0
+        while len(running) < slots:
+            try:
+                dep = await self._store.claim(self.owner, self._s.lease_seconds, self._now())
+            except Exception as exc:  # the store is down: try again at the next poll
+                log.error("claim failed", owner=self.owner, error=repr(exc))
+                break
+            if dep is None:
+                break
+            running.add(asyncio.create_task(self._drive(dep), name=f"job:{dep.id[:8]}"))
+            claimed += 1
+        return claimed
+
+    async def _drive(self, dep: Deployment) -> Deployment | None:
+        log.info("claimed", deployment_id=dep.id, stack_name=dep.stack, state=str(dep.state),
+                 owner=self.owner)  # fmt: skip
+        self.running[dep.id] = dep
+        try:
+            result = await self._run_leased(dep)
+        except Exception as exc:  # one bad job must not stop the worker; its lease lapses
+            log.error("job failed", deployment_id=dep.id, error=repr(exc))
+            return None
+        finally:
+            self.running.pop(dep.id, None)
+            await asyncio.shield(self._store.release(dep.id, self.owner))
+        if result is not None and result.state is S.ROLLBACK_FAILED:
+            await self._schedule_retry(result)
+        return result
+
+    async def _idle(
+        self, stop: asyncio.Event, running: set[asyncio.Task[Deployment | None]]
+    ) -> None:
+        """Wait for new work, a free slot, a stop, or the poll interval, whichever is first."""
         waits = [asyncio.ensure_future(stop.wait())]
         if self._wake is not None:
             waits.append(asyncio.ensure_future(self._wake.wait()))
         try:
-            await asyncio.wait(waits, timeout=self._s.idle_seconds, return_when="FIRST_COMPLETED")
+            await asyncio.wait([*waits, *running], timeout=self._s.idle_seconds,
+                               return_when="FIRST_COMPLETED")  # fmt: skip
         finally:
             for waiting in waits:
                 waiting.cancel()
             if self._wake is not None:
                 self._wake.clear()
+        running.difference_update([task for task in running if task.done()])
 
     async def report_stale(self) -> list[Deployment]:
         """Deployments queued for longer than the limit: reported once as not started."""

@@ -195,3 +195,15 @@ async def test_retry_after_a_failed_deploy_opens_a_new_request(world: SandboxBot
     assert again.state is S.REQUESTED
     await world.click("U0CAROL", "approve", again)
     assert (await world.settled("bob")).state is S.SUCCEEDED
+
+
+async def test_card_edits_are_coalesced_and_the_final_state_still_arrives() -> None:
+    async with sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS, card_interval=0.5) as world:
+        dep = await requested(world, "U0ALICE", "deploy alice", "alice")
+        await world.click("U0BOB", "approve", dep)
+        done = await world.settled("alice")
+        events = await world.bot.deployer.store.events_for(dep.id)
+        edits = [c for c in world.slack.calls_to("chat.update") if c.args["ts"] == dep.message_ts]
+        assert len(events) > 20 and len(edits) <= 4  # ~20 events, a handful of edits
+        assert "live at" in world.card(done).text and len(world.thread(done)) == 8
+    assert world.slack.violations == []

@@ -1,7 +1,8 @@
 """Security tests: the real bot in HTTP mode between the Slack fake and the deployer sandbox.
 
-Helpers shared by the files here: a clean environment, a fresh world per test, "wait until
-the bot has finished handling what it acked", and "everything Slack was ever shown".
+Helpers shared by the files here: a clean environment, a fresh world per test (`world`) or
+one per module on a background loop (`live`, for hypothesis), "wait until the bot has
+finished handling what it acked", and "everything Slack was ever shown".
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -91,3 +93,59 @@ def shown(world: SandboxBot, acks: Iterable[str] = ()) -> list[str]:
             parsed = {"text": body}
         out += message_texts(parsed) if isinstance(parsed, dict) else [body]
     return out
+
+
+class LiveBot:
+    """The bot, started once on a loop in a background thread; `run` waits for a coroutine."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self._stop = asyncio.Event()
+        self._held: asyncio.Future[None] | None = None
+        self.world: SandboxBot = self.run(self._start())
+
+    async def _start(self) -> SandboxBot:
+        started: asyncio.Future[SandboxBot] = self.loop.create_future()
+        self._held = asyncio.ensure_future(self._hold(started))
+        return await started
+
+    async def _hold(self, started: asyncio.Future[SandboxBot]) -> None:
+        try:
+            async with bot() as world:
+                started.set_result(world)
+                await self._stop.wait()
+                await handled(world)
+        except BaseException as exc:
+            if not started.done():
+                started.set_exception(exc)
+            raise
+
+    def run(self, work: Coroutine[Any, Any, Any], timeout: float = 60) -> Any:
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout)
+
+    def close(self) -> None:
+        async def stop() -> None:
+            self._stop.set()
+            assert self._held is not None
+            await self._held
+
+        try:
+            self.run(stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[LiveBot]:
+    """One bot for a whole module (hypothesis examples are many and synchronous)."""
+    with clean_env():
+        running = LiveBot()
+    try:
+        yield running
+    finally:
+        running.close()
+    assert running.world.slack.violations == []
