@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import parse_qs
 
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.metrics import Metrics
@@ -64,10 +67,26 @@ class Readiness:
         return problems
 
 
-def build_web(bolt: AsyncApp | None, readiness: Readiness, metrics: Metrics) -> web.Application:
+def build_web(
+    bolt: AsyncApp | None, readiness: Readiness, metrics: Metrics, signing_secret: str | None
+) -> web.Application:
+    # Bolt parses a body before it checks its signature, so a forged malformed body would be
+    # a 500 with a traceback: check at the door, then let Bolt do the rest.
+    verifier = SignatureVerifier(signing_secret) if signing_secret else None
+
     async def slack_events(request: web.Request) -> web.Response:
-        assert bolt is not None
-        return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
+        assert bolt is not None and verifier is not None
+        body = await request.text()
+        if not _signed(verifier, body, request.headers):
+            return web.json_response({"error": "invalid request"}, status=401)
+        if not _well_formed(body):  # Bolt would answer it with a 500
+            return web.json_response({"error": "malformed request"}, status=400)
+        try:
+            response = await bolt.async_dispatch(await to_bolt_request(request))
+        except Exception as exc:  # signed but malformed: Slack never sends it
+            log.warning("malformed Slack request", error=type(exc).__name__)
+            return web.json_response({"error": "malformed request"}, status=400)
+        return await to_aiohttp_response(response)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"ok": True})
@@ -90,3 +109,32 @@ def build_web(bolt: AsyncApp | None, readiness: Readiness, metrics: Metrics) -> 
         routes.append(web.post("/slack/events", slack_events))
     web_app.add_routes(routes)
     return web_app
+
+
+def _signed(verifier: SignatureVerifier, body: str, headers: Mapping[str, str]) -> bool:
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    signature = headers.get("X-Slack-Signature", "")
+    if not timestamp.isdigit() or not signature:
+        return False
+    return verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
+
+
+def _well_formed(body: str) -> bool:
+    """An interaction payload is a JSON object; a button click's actions carry ids."""
+    form = parse_qs(body)
+    if "payload" not in form:
+        return True  # a slash command: form fields Bolt reads with defaults
+    try:
+        payload = json.loads(form["payload"][0])
+    except ValueError:
+        return False
+    if not isinstance(payload, dict):
+        return False
+    if payload.get("type") != "block_actions":
+        return True
+    actions = payload.get("actions")
+    return (
+        isinstance(actions, list)
+        and bool(actions)
+        and all(isinstance(a, dict) and isinstance(a.get("action_id"), str) for a in actions)
+    )

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import commands as c
 from bot import messages as m
-from bot.blocks import Message
+from bot.blocks import Message, escape
 from bot.directory import Directory
 from bot.notifier import SlackNotifier
 from bot.settings import BotSettings
@@ -34,7 +34,7 @@ from deployer import (
     Operation,
     StackBusy,
 )
-from deployer.core.access import AccessPolicy
+from deployer.core.access import AccessPolicy, Decision
 from deployer.models import utcnow
 
 S = DeploymentState
@@ -51,6 +51,7 @@ class Click:
 
 
 ClickHandler = Callable[[Click, Deployment], Awaitable[None]]
+Rule = Callable[[str, frozenset[str], Deployment], Decision]
 
 
 class Listeners:
@@ -70,6 +71,16 @@ class Listeners:
         self._notifier = notifier
         self._dir = directory
         self._tasks = tasks
+
+    @property
+    def _buttons(self) -> dict[str, ClickHandler]:
+        return {
+            "aistack_approve": self._approve,
+            "aistack_reject": self._reject,
+            "aistack_rollback": self._rollback,
+            "aistack_retry": self._retry,
+            "aistack_retry_rollback": self._retry_rollback,
+        }
 
     def register(self, app: AsyncApp) -> None:
         app.command("/aistack")(self.on_command)
@@ -135,9 +146,8 @@ class Listeners:
     async def _request_destroy(
         self, name: str, user: str, channel: str, trigger: str | None, respond: Respond
     ) -> None:
-        live = await self._d.store.latest(self._d.spec(name).name)
-        owner_live = live if live is not None and live.state is S.SUCCEEDED else None
-        direct = self._policy.may_destroy_directly(user, owner_live)
+        owner = await self._d.owner(self._d.spec(name).name)
+        direct = self._policy.may_destroy_directly(user, owner)
         dep = await self._d.request(
             name, requester=user, operation=Operation.DESTROY, dedup_key=trigger
         )
@@ -167,14 +177,11 @@ class Listeners:
     # -- buttons ----------------------------------------------------------------------------
     async def on_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        click = Click(body["user"]["id"], body["channel"]["id"], str(action.get("value", "")))
-        handler = {
-            "aistack_approve": self._approve,
-            "aistack_reject": self._reject,
-            "aistack_rollback": self._rollback,
-            "aistack_retry": self._retry,
-            "aistack_retry_rollback": self._retry_rollback,
-        }[action["action_id"]]
+        click = _click(body, action)
+        handler = self._buttons.get(str(action.get("action_id")))
+        if click is None or handler is None:  # not something our cards send
+            log.warning("click ignored", action=str(action.get("action_id"))[:40])
+            return
         self._tasks.spawn(self._clicked(handler, click), name=f"click:{action['action_id']}")
 
     async def _clicked(self, handler: ClickHandler, click: Click) -> None:
@@ -190,7 +197,7 @@ class Listeners:
             await self._tell(click, "Something went wrong on our side; the team has the details.")
 
     async def _approve(self, click: Click, dep: Deployment) -> None:
-        if not await self._decidable(click, dep):
+        if not await self._decidable(click, dep, self._policy.may_approve):
             return
         try:
             await self._d.approve(dep, click.user)
@@ -198,14 +205,14 @@ class Listeners:
             await self._tell(click, _already(await self._d.store.get(dep.id)))
 
     async def _reject(self, click: Click, dep: Deployment) -> None:
-        if not await self._decidable(click, dep):
+        if not await self._decidable(click, dep, self._policy.may_reject):
             return
         try:
             await self._d.reject(dep, click.user)
         except IllegalTransition:
             await self._tell(click, _already(await self._d.store.get(dep.id)))
 
-    async def _decidable(self, click: Click, dep: Deployment) -> bool:
+    async def _decidable(self, click: Click, dep: Deployment, rule: Rule) -> bool:
         if dep.state is not S.REQUESTED:
             await self._tell(click, _already(dep))
             return False
@@ -213,30 +220,41 @@ class Listeners:
             await self._d.expire_requests(self._s.approval_ttl)
             await self._tell(click, "This request expired before anyone approved it.")
             return False
-        decision = self._policy.may_approve(click.user, await self._dir.groups_of(click.user), dep)
+        decision = rule(click.user, await self._dir.groups_of(click.user), dep)
         if not decision.allowed:
             await self._tell(click, decision.reason)
         return decision.allowed
 
     async def _rollback(self, click: Click, dep: Deployment) -> None:
-        await self._request_destroy(
-            dep.stack, click.user, click.channel, None, self._ephemeral(click)
-        )
+        if await self._takes_requests(click):
+            await self._request_destroy(
+                dep.stack, click.user, click.channel, None, self._ephemeral(click)
+            )
 
     async def _retry(self, click: Click, dep: Deployment) -> None:
-        await self._request(dep.stack, click.user, click.channel, None, self._ephemeral(click),
-                            image=dep.spec.image)  # fmt: skip
+        if await self._takes_requests(click):
+            await self._request(dep.stack, click.user, click.channel, None,
+                                self._ephemeral(click), image=dep.spec.image)  # fmt: skip
+
+    async def _takes_requests(self, click: Click) -> bool:
+        """A button that starts a new request obeys the channel rule, as the command does."""
+        allowed = self._policy.in_channel(click.channel)
+        if not allowed.allowed:
+            await self._tell(click, allowed.reason)
+        return allowed.allowed
 
     async def _retry_rollback(self, click: Click, dep: Deployment) -> None:
         groups = await self._dir.groups_of(click.user)
-        decision = self._policy.may_retry_rollback(click.user, groups, dep)
+        owner = await self._d.owner(dep.stack)
+        decision = self._policy.may_retry_rollback(click.user, groups, dep, owner)
         if not decision.allowed:
             await self._tell(click, decision.reason)
         elif dep.state is not S.ROLLBACK_FAILED:
             await self._tell(click, _already(dep))
         else:
             await self._d.retry_rollback(dep, click.user)
-            await self._tell(click, "Retrying the rollback now; progress goes to the thread.")
+            message = m.notice("Retrying the rollback now; progress goes to the thread.")
+            await self._slack.ephemeral(click.channel, click.user, message.text, message.blocks)
 
     # -- answering --------------------------------------------------------------------------
     async def _answering(self, work: Awaitable[None], respond: Respond) -> None:
@@ -246,8 +264,8 @@ class Listeners:
             await _say(respond, m.busy_message(str(exc)))
         except NotFound as exc:
             await _say(respond, m.refusal(str(exc)))
-        except AistackError as exc:
-            await _say(respond, m.refusal(f"That did not work: {exc}"))
+        except AistackError as exc:  # upstream text: escaped whole, no mention survives
+            await _say(respond, m.refusal(f"That did not work: {escape(str(exc))}"))
         except Exception:
             log.exception("command failed")
             await _say(
@@ -278,3 +296,14 @@ def _already(dep: Deployment) -> str:
         who = f"<@{dep.approver}>" if dep.approver and dep.approver[:1] in "UW" else "someone"
         return f"Already approved by {who}; it is {dep.state} now."
     return f"This request is already {dep.state}; nothing to decide."
+
+
+def _click(body: dict[str, Any], action: dict[str, Any]) -> Click | None:
+    """The click's who, where and which deployment, or None when the payload lacks them."""
+    user, channel = body.get("user"), body.get("channel")
+    if not isinstance(user, dict) or not isinstance(channel, dict):
+        return None
+    who, where, value = user.get("id"), channel.get("id"), action.get("value")
+    if not (isinstance(who, str) and isinstance(where, str) and isinstance(value, str)):
+        return None
+    return Click(who, where, value)

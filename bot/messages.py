@@ -231,6 +231,12 @@ def refusal(text: str, *, approvers: Sequence[str] = ()) -> Message:
     return message(line, [section(line)])
 
 
+def notice(text: str) -> Message:
+    """An ephemeral "done": our own text, its well-formed mentions kept."""
+    line = f":information_source: {keep_mentions(text)}"
+    return message(line, [section(line)])
+
+
 def busy_message(text: str) -> Message:
     line = f":hourglass_flowing_sand: {escape(text)}"
     return message(line, [section(line)])

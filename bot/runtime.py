@@ -109,7 +109,8 @@ def _assemble(
     Listeners(deployer, settings, slack, cards, directory, tasks).register(bolt)
     bot = Bot(settings, deployer, bolt, web.Application(), cards, slack, metrics, tasks, None)
     readiness = Readiness(store, client, accepting=lambda: not bot.stop.is_set())
-    bot.web = build_web(None if settings.socket_mode else bolt, readiness, metrics)
+    http_bolt = None if settings.socket_mode else bolt
+    bot.web = build_web(http_bolt, readiness, metrics, None if settings.socket_mode else secret)
     return bot
 
 

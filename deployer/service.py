@@ -135,7 +135,8 @@ class Deployer:
             for record in await self._dns.a_records(suffix):
                 name = record.removesuffix(f".{suffix}")
                 latest = await self.store.latest(name)
-                if latest is None or latest.state not in (S.SUCCEEDED, *ACTIVE):
+                busy = latest is not None and latest.state in ACTIVE
+                if not busy and not await self.owned(name):
                     names.add(name)
         return sorted(names)
 
@@ -187,9 +188,9 @@ class Deployer:
         checked = self.settings.dns_mode == "record"
         values = await self._dns.a_record(self.settings.record_name(spec.name)) if checked else None
         phases = tuple(await self.store.phases(dep.id)) if dep else ()
-        found = drift(
-            dep, live, values, ingress_ip=str(self.settings.ingress_ip), dns_checked=checked
-        )
+        owned = await self.owned(spec.name)
+        found = drift(dep, live, values, owned=owned, ingress_ip=str(self.settings.ingress_ip),
+                      dns_checked=checked)  # fmt: skip
         return StackStatus(
             name=spec.name,
             url=spec.url,
@@ -199,6 +200,18 @@ class Deployer:
             dns_values=tuple(values) if values else None,
             drift=found,
         )
+
+    async def owner(self, stack: str) -> str | None:
+        """Who owns the live stack: the requester of its last successful deploy, unless a
+        destroy followed (a failed redeploy since then leaves it live, and its owner's)."""
+        ends = [e for e in await self.store.events(stack)
+                if e.kind in ("deployment.succeeded", "deployment.destroyed")]  # fmt: skip
+        if not ends or ends[-1].kind != "deployment.succeeded":
+            return None
+        return (await self.store.get(ends[-1].deployment_id)).requester
+
+    async def owned(self, stack: str) -> bool:
+        return await self.owner(stack) is not None
 
     async def _live(self, project_name: str) -> ProjectView | None:
         views = await self._paas.stacks(project_name)

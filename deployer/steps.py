@@ -7,7 +7,7 @@ the id never came back, by name, and answers "nothing to undo" when it is alread
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from deployer.errors import DeployFailed, PermanentError
 from deployer.ports import Clock, Dns, Paas, Prober, ProjectRef
@@ -61,6 +61,7 @@ class StackSteps:
 
     async def _do_project(self, ctx: PhaseContext) -> Outputs:
         spec = ctx.deployment.spec
+        await self._existed(ctx, "project", lambda: self._paas.find_project(spec.project_name))
         ref = await self._paas.ensure_project(spec.project_name, f"aistack stack {spec.name}")
         return {"project_id": ref.project_id, "environment_id": ref.environment_id}
 
@@ -75,12 +76,17 @@ class StackSteps:
                     "AISTACK_DNS_MODE=record"
                 )
             return {"dns_name": name}
+        await self._existed(ctx, "dns", lambda: self._dns.a_record(name))
         await self._dns.upsert_a_record(name, ip, self._s.dns_ttl)
         return {"dns_name": name, "dns_ip": ip}
 
     async def _do_application(self, ctx: PhaseContext) -> Outputs:
         project = ProjectRef(ctx.outputs["project_id"], ctx.outputs["environment_id"])
-        app = await self._paas.ensure_application(project, ctx.deployment.spec.app_name)
+        name = ctx.deployment.spec.app_name
+        await self._existed(
+            ctx, "application", lambda: self._paas.find_application(project.project_id, name)
+        )
+        app = await self._paas.ensure_application(project, name)
         return {"application_id": app.application_id, "app_name": app.app_name}
 
     async def _do_image(self, ctx: PhaseContext) -> Outputs:
@@ -89,10 +95,10 @@ class StackSteps:
         return {"image": spec.image}
 
     async def _do_domain(self, ctx: PhaseContext) -> Outputs:
-        spec = ctx.deployment.spec
-        domain_id = await self._paas.ensure_domain(
-            ctx.outputs["application_id"], spec.host, spec.container_port, self._s.https
-        )
+        spec, app = ctx.deployment.spec, ctx.outputs["application_id"]
+        await self._existed(ctx, "domain", lambda: self._paas.find_domain(app, spec.host))
+        domain_id = await self._paas.ensure_domain(app, spec.host, spec.container_port,
+                                                   self._s.https)  # fmt: skip
         return {"domain_id": domain_id}
 
     async def _do_deploy(self, ctx: PhaseContext) -> Outputs:
@@ -107,6 +113,18 @@ class StackSteps:
             await self._progress(ctx, deploy_requested="yes")
         known = set(filter(None, ctx.outputs["deploy_known"].split(",")))
         return {"deployment_id": await self._watch_deploy(app, known)}
+
+    async def _existed(
+        self, ctx: PhaseContext, kind: str, find: Callable[[], Awaitable[object | None]]
+    ) -> bool:
+        """Was the resource there before this deployment (a redeploy of a live stack)?
+
+        Decided once and checkpointed before anything is created, so a resumed or retried
+        run never takes its own creation for someone else's; the undo keeps what existed."""
+        flag = f"{kind}_existed"
+        if flag not in ctx.outputs:
+            await self._progress(ctx, **{flag: "yes" if await find() is not None else "no"})
+        return ctx.outputs[flag] == "yes"
 
     @staticmethod
     async def _progress(ctx: PhaseContext, **values: str) -> None:
@@ -145,6 +163,8 @@ class StackSteps:
     # -- undo -------------------------------------------------------------------------------
     async def _undo_project(self, ctx: PhaseContext) -> str:
         spec = ctx.deployment.spec
+        if _kept(ctx, "project"):
+            return f"kept project {spec.project_name}: it was there before this deployment"
         ref = await self._project(ctx)
         if ref is None:
             return GONE
@@ -159,10 +179,14 @@ class StackSteps:
         if self._s.dns_mode == "wildcard":
             return "nothing to undo: wildcard mode creates no record"
         name = self._dns_name(ctx.deployment.stack)
+        if _kept(ctx, "dns"):
+            return f"kept DNS record {name}: it was there before this deployment"
         removed = await self._dns.delete_a_record(name)
         return f"removed DNS record {name}" if removed else GONE
 
     async def _undo_application(self, ctx: PhaseContext) -> str:
+        if _kept(ctx, "application"):
+            return f"kept application {ctx.deployment.spec.app_name}: it was there before"
         app_id = await self._application_id(ctx)
         if app_id is None:
             return GONE
@@ -170,6 +194,8 @@ class StackSteps:
         return f"removed application {ctx.deployment.spec.app_name}" if removed else GONE
 
     async def _undo_domain(self, ctx: PhaseContext) -> str:
+        if _kept(ctx, "domain"):
+            return f"kept domain {ctx.deployment.spec.host}: it was there before"
         domain_id = ctx.outputs.get("domain_id")
         app_id = await self._application_id(ctx)
         if domain_id is None and app_id is not None:
@@ -218,3 +244,7 @@ class StackSteps:
         if self._s.dns_mode == "wildcard":
             return ".".join(p for p in ("*", self._s.record_label_suffix) if p)
         return self._s.record_name(stack)
+
+
+def _kept(ctx: PhaseContext, kind: str) -> bool:
+    return ctx.outputs.get(f"{kind}_existed") == "yes"

@@ -60,14 +60,25 @@ class AccessPolicy:
             return Decision(False, "you asked for this one, so someone else has to approve it")
         return ALLOW
 
-    def may_destroy_directly(self, user: str, live: Deployment | None) -> bool:
-        """The owner of a live stack removes it without asking; others need approval."""
-        return not self.approval_required or (live is not None and live.requester == user)
-
-    def may_retry_rollback(self, user: str, groups: Collection[str], dep: Deployment) -> Decision:
+    def may_reject(self, user: str, groups: Collection[str], dep: Deployment) -> Decision:
+        """Approvers reject; the requester may withdraw their own request."""
         if user == dep.requester or _member(user, groups, self.approvers):
             return ALLOW
-        return Decision(False, "only the requester or an approver can retry a rollback")
+        return Decision(False, "only approvers (or whoever asked) can reject; approvers are: "
+                        + _who(self.approvers))  # fmt: skip
+
+    def may_destroy_directly(self, user: str, owner: str | None) -> bool:
+        """The owner of a live stack removes it without asking; others need approval."""
+        return not self.approval_required or (owner is not None and owner == user)
+
+    def may_retry_rollback(
+        self, user: str, groups: Collection[str], dep: Deployment, owner: str | None
+    ) -> Decision:
+        if user in (dep.requester, owner) or _member(user, groups, self.approvers):
+            return ALLOW
+        return Decision(
+            False, "only the requester, the stack's owner or an approver can retry a rollback"
+        )
 
 
 def _member(user: str, groups: Collection[str], allowed: frozenset[str]) -> bool:

@@ -177,7 +177,7 @@ async def test_retry_rollback_after_the_upstream_recovers(world: SandboxBot) -> 
     assert "aistack_retry_rollback" in str(card.blocks)
     world.engine.dokploy.faults.clear()
     await world.click("U0MALLORY", "retry_rollback", failed)
-    assert "requester or an approver" in await world.told("U0MALLORY", "retry")
+    assert "or an approver can retry" in await world.told("U0MALLORY", "retry")
     await world.click("U0BOB", "retry_rollback", failed)
     done = await world.until("bob", lambda d: d.state is S.ROLLED_BACK)
     assert "Nothing is left behind" in world.card(done).text

@@ -237,3 +237,20 @@ async def test_a_failed_teardown_names_what_is_left_and_a_retry_finishes_it(
     done = await deployer.run(stuck)
     assert done.state is S.DESTROYED
     assert nothing_of(sandbox, "alice")
+
+
+async def test_a_failed_redeploy_keeps_the_live_stack(
+    deployer: Deployer, sandbox: Sandbox, notifier: RecordingNotifier
+) -> None:
+    await deployer.deploy("alice", requester="U1")
+    before = owned(sandbox, "alice")
+    sandbox.dokploy.fail_deploys.add("opencode-alice")
+    redeploy = await deployer.deploy("alice", requester="U2", image="nginx:broken")
+    assert redeploy.state is S.ROLLED_BACK
+    assert owned(sandbox, "alice") == before  # nothing of the live stack was removed
+    undone = [e.data["outcome"] for e in notifier.events
+              if e.kind == "undo.done" and e.deployment_id == redeploy.id]  # fmt: skip
+    assert undone and all(o.startswith("kept") for o in undone)
+    status = await deployer.status("alice")
+    assert status.drift == ()  # still live, still owned: gc must not touch it
+    assert await deployer.orphans() == []

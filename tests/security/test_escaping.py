@@ -8,8 +8,6 @@ sees what was wrong.
 
 from __future__ import annotations
 
-import pytest
-
 from bot.sandbox_world import SandboxBot
 from deployer import DeploymentState
 from deployer.sandbox.faults import FailRule
@@ -87,12 +85,6 @@ async def test_an_upstream_error_reaches_card_thread_status_and_history_escaped(
     assert any("&lt;http://evil.example|docs&gt;" in a for a in answers)  # status / history
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a command's AistackError reaches the user through refusal() -> keep_mentions(), "
-    "which keeps any well-formed <@U|W...>, <!subteam^S...> and <#C...> in the upstream's "
-    "own text live (here in the author's ephemeral)",
-)
 async def test_an_upstream_error_answering_a_command_is_escaped(world: SandboxBot) -> None:
     message = "no access for " + " ".join(HOSTILE)
     world.engine.dokploy.faults.fail_ops["project.all"] = FailRule(status=400, message=message)
