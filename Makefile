@@ -22,8 +22,8 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot deployer tests chaos
-	$(BIN)/ruff format --check bot deployer tests chaos
+	$(BIN)/ruff check bot deployer tests chaos bench
+	$(BIN)/ruff format --check bot deployer tests chaos bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy bot deployer

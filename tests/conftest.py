@@ -32,6 +32,16 @@ class FakeClock:
         await asyncio.sleep(0.001)  # let the sandbox's own (real-time) work progress
 
 
+class RecordedSleeps:
+    """A sleep that records how long it was asked to wait, and does not wait."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
 class RecordingNotifier:
     def __init__(self) -> None:
         self.events: list[Event] = []

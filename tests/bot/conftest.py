@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.sandbox_world import SandboxBot, sandbox_bot
-from tests.conftest import TEST_SETTINGS, FakeClock
+from tests.conftest import TEST_SETTINGS, FakeClock, RecordedSleeps
 
 
 @pytest.fixture(autouse=True)
@@ -16,23 +16,14 @@ def no_slack_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-class Waits:
+@pytest.fixture
+def slack_waits() -> RecordedSleeps:
     """The bot's Slack sleeps, recorded instead of slept."""
-
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.seconds.append(seconds)
+    return RecordedSleeps()
 
 
 @pytest.fixture
-def slack_waits() -> Waits:
-    return Waits()
-
-
-@pytest.fixture
-async def world(slack_waits: Waits) -> AsyncIterator[SandboxBot]:
+async def world(slack_waits: RecordedSleeps) -> AsyncIterator[SandboxBot]:
     async with sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS, slack_sleep=slack_waits) as w:
         yield w
         await w.bot.notifier.wait_idle()

@@ -6,8 +6,7 @@ import asyncio
 
 from bot.sandbox_world import SandboxBot, sandbox_bot
 from deployer import DeploymentState
-from tests.bot.conftest import Waits
-from tests.conftest import TEST_SETTINGS, FakeClock
+from tests.conftest import TEST_SETTINGS, FakeClock, RecordedSleeps
 
 S = DeploymentState
 
@@ -90,7 +89,7 @@ async def test_double_clicks_and_two_approvers_lead_to_one_run(world: SandboxBot
 
 
 async def test_slack_429_storm_delays_but_loses_nothing(
-    world: SandboxBot, slack_waits: Waits
+    world: SandboxBot, slack_waits: RecordedSleeps
 ) -> None:
     dep = await requested(world, "U0ALICE", "deploy alice", "alice")
     world.slack.ratelimit_next("chat.update", 4, retry_after=7)
@@ -100,7 +99,7 @@ async def test_slack_429_storm_delays_but_loses_nothing(
     assert done.state is S.SUCCEEDED
     assert "live at" in world.card(done).text  # the final state arrived
     assert len(world.thread(done)) == 8  # and every phase reply
-    assert slack_waits.seconds.count(7) == 4 and slack_waits.seconds.count(5) == 3
+    assert slack_waits.waits.count(7) == 4 and slack_waits.waits.count(5) == 3
 
 
 async def test_expired_request_cannot_be_approved_and_its_card_says_so() -> None:

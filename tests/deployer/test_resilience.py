@@ -2,14 +2,7 @@ import pytest
 
 from deployer.errors import PermanentError, TransientError, UpstreamUnavailable
 from deployer.resilience import RetryPolicy, Upstream
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
+from tests.conftest import RecordedSleeps
 
 
 def flaky(failures: list[Exception]):
@@ -25,7 +18,7 @@ def flaky(failures: list[Exception]):
 
 
 async def test_transient_errors_are_retried_with_exponential_backoff() -> None:
-    sleeps = Sleeps()
+    sleeps = RecordedSleeps()
     upstream = Upstream("dokploy", RetryPolicy(attempts=5, initial=1, maximum=16), sleep=sleeps)
     operation, calls = flaky([TransientError("503")] * 3)
     assert await upstream.call(operation) == "ok"
@@ -34,7 +27,7 @@ async def test_transient_errors_are_retried_with_exponential_backoff() -> None:
 
 
 async def test_retry_after_hint_replaces_the_backoff() -> None:
-    sleeps = Sleeps()
+    sleeps = RecordedSleeps()
     upstream = Upstream("dns", RetryPolicy(), sleep=sleeps)
     operation, _ = flaky([TransientError("429", retry_after=7.5)])
     await upstream.call(operation)
@@ -42,7 +35,7 @@ async def test_retry_after_hint_replaces_the_backoff() -> None:
 
 
 async def test_permanent_errors_are_not_retried() -> None:
-    sleeps = Sleeps()
+    sleeps = RecordedSleeps()
     upstream = Upstream("dokploy", RetryPolicy(), sleep=sleeps)
     operation, calls = flaky([PermanentError("400 bad input")])
     with pytest.raises(PermanentError, match="bad input"):
@@ -52,7 +45,7 @@ async def test_permanent_errors_are_not_retried() -> None:
 
 
 async def test_gives_up_after_the_attempt_limit_with_the_last_error() -> None:
-    upstream = Upstream("dokploy", RetryPolicy(attempts=3), sleep=Sleeps(), fail_max=100)
+    upstream = Upstream("dokploy", RetryPolicy(attempts=3), sleep=RecordedSleeps(), fail_max=100)
     operation, calls = flaky([TransientError(f"503 #{i}") for i in range(10)])
     with pytest.raises(TransientError, match="503 #2"):
         await upstream.call(operation)
@@ -60,7 +53,7 @@ async def test_gives_up_after_the_attempt_limit_with_the_last_error() -> None:
 
 
 async def test_open_breaker_fails_fast_without_calling_the_upstream() -> None:
-    upstream = Upstream("Dokploy", RetryPolicy(attempts=10), sleep=Sleeps(), fail_max=3)
+    upstream = Upstream("Dokploy", RetryPolicy(attempts=10), sleep=RecordedSleeps(), fail_max=3)
     operation, calls = flaky([TransientError("timeout")] * 20)
     with pytest.raises(UpstreamUnavailable, match="Dokploy is unavailable"):
         await upstream.call(operation)
@@ -71,7 +64,7 @@ async def test_open_breaker_fails_fast_without_calling_the_upstream() -> None:
 
 
 async def test_permanent_errors_do_not_open_the_breaker() -> None:
-    upstream = Upstream("Dokploy", RetryPolicy(), sleep=Sleeps(), fail_max=2)
+    upstream = Upstream("Dokploy", RetryPolicy(), sleep=RecordedSleeps(), fail_max=2)
     for _ in range(5):
         operation, _ = flaky([PermanentError("404")])
         with pytest.raises(PermanentError):

@@ -17,6 +17,12 @@ from deployer.service import Deployer
 from tests.conftest import FakeClock, RecordingNotifier
 
 S = DeploymentState
+ALICE = {  # what a deploy of alice makes in the sandbox
+    "projects": ["ai-stack-alice"],
+    "applications": ["opencode-alice"],
+    "domains": ["alice.ai.example.test"],
+    "dns": ["alice.ai/A"],
+}
 
 
 def owned(sandbox: Sandbox, name: str) -> dict[str, list[str]]:
@@ -33,12 +39,7 @@ async def test_deploy_creates_every_resource_and_ends_live(
 ) -> None:
     dep = await deployer.deploy("alice", requester="U1")
     assert dep.state is S.SUCCEEDED
-    assert owned(sandbox, "alice") == {
-        "projects": ["ai-stack-alice"],
-        "applications": ["opencode-alice"],
-        "domains": ["alice.ai.example.test"],
-        "dns": ["alice.ai/A"],
-    }
+    assert owned(sandbox, "alice") == ALICE
     done = [e.phase for e in notifier.events if e.kind == "phase.done"]
     assert sorted(done) == sorted(p.name for p in DEPLOY_PHASES)
     final = notifier.events[-1]
@@ -124,12 +125,7 @@ async def test_lost_create_responses_create_nothing_twice(
     sandbox.dns.faults.lose_response_ops["rrsets.create"] = 1
     dep = await deployer.deploy("alice", requester="U1")
     assert dep.state is S.SUCCEEDED
-    assert owned(sandbox, "alice") == {
-        "projects": ["ai-stack-alice"],
-        "applications": ["opencode-alice"],
-        "domains": ["alice.ai.example.test"],
-        "dns": ["alice.ai/A"],
-    }
+    assert owned(sandbox, "alice") == ALICE
 
 
 async def test_undo_that_keeps_failing_ends_rollback_failed_naming_leftovers(

@@ -13,30 +13,28 @@ from deployer.errors import AuthError, PermanentError, TransientError, UpstreamU
 from deployer.resilience import RetryPolicy, Upstream
 from deployer.sandbox.faults import FailRule
 from deployer.sandbox.server import API_KEY, Sandbox
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
+from tests.conftest import RecordedSleeps
 
 
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
+def sleeps() -> RecordedSleeps:
+    return RecordedSleeps()
 
 
 def client(
-    sandbox: Sandbox, sleeps: Sleeps, *, key: str = API_KEY, fail_max: int = 5, timeout: float = 0.5
+    sandbox: Sandbox,
+    sleeps: RecordedSleeps,
+    *,
+    key: str = API_KEY,
+    fail_max: int = 5,
+    timeout: float = 0.5,
 ) -> DokployPaas:
     upstream = Upstream("Dokploy", RetryPolicy(attempts=4), sleep=sleeps, fail_max=fail_max)
     return DokployPaas(sandbox.urls["dokploy"], SecretStr(key), upstream, timeout)
 
 
 @pytest.fixture
-async def paas(sandbox: Sandbox, sleeps: Sleeps) -> AsyncIterator[DokployPaas]:
+async def paas(sandbox: Sandbox, sleeps: RecordedSleeps) -> AsyncIterator[DokployPaas]:
     paas = client(sandbox, sleeps)
     yield paas
     await paas.close()
@@ -80,7 +78,7 @@ async def test_deletes_of_missing_resources_say_already_gone(paas: DokployPaas) 
 
 
 async def test_5xx_is_retried_then_succeeds(
-    paas: DokployPaas, sandbox: Sandbox, sleeps: Sleeps
+    paas: DokployPaas, sandbox: Sandbox, sleeps: RecordedSleeps
 ) -> None:
     sandbox.dokploy.faults.fail_ops["project.all"] = FailRule(status=500, times=2)
     assert await paas.count_projects() == 0
@@ -88,7 +86,7 @@ async def test_5xx_is_retried_then_succeeds(
 
 
 async def test_429_waits_for_retry_after(
-    paas: DokployPaas, sandbox: Sandbox, sleeps: Sleeps
+    paas: DokployPaas, sandbox: Sandbox, sleeps: RecordedSleeps
 ) -> None:
     sandbox.dokploy.faults.retry_after = 3
     sandbox.dokploy.faults.burst_429 = 1
@@ -97,7 +95,7 @@ async def test_429_waits_for_retry_after(
 
 
 async def test_hang_past_the_timeout_is_transient_and_retried(
-    sandbox: Sandbox, sleeps: Sleeps
+    sandbox: Sandbox, sleeps: RecordedSleeps
 ) -> None:
     paas = client(sandbox, sleeps, timeout=0.2)
     sandbox.dokploy.faults.hang_ops["project.all"] = 1
@@ -108,7 +106,9 @@ async def test_hang_past_the_timeout_is_transient_and_retried(
     assert sleeps.waits == [1]
 
 
-async def test_outage_opens_the_breaker_and_fails_fast(sandbox: Sandbox, sleeps: Sleeps) -> None:
+async def test_outage_opens_the_breaker_and_fails_fast(
+    sandbox: Sandbox, sleeps: RecordedSleeps
+) -> None:
     paas = client(sandbox, sleeps, fail_max=3)
     sandbox.dokploy.faults.error_rate = 1.0
     try:
@@ -123,7 +123,7 @@ async def test_outage_opens_the_breaker_and_fails_fast(sandbox: Sandbox, sleeps:
 
 
 async def test_bare_401_says_the_key_is_invalid_expired_or_rate_limited(
-    sandbox: Sandbox, sleeps: Sleeps
+    sandbox: Sandbox, sleeps: RecordedSleeps
 ) -> None:
     paas = client(sandbox, sleeps, key="wrong-key-value")
     try:
