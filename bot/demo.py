@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import tempfile
 from collections.abc import Callable
 
 from bot.sandbox_world import PEOPLE, SandboxBot, sandbox_bot
-from deployer import DeploymentState
+from deployer import DeploymentState, Store
+from deployer.adapters.stores import open_store
 from deployer.logs import configure_logging
 
 S = DeploymentState
@@ -88,8 +90,17 @@ def plain(text: str) -> str:
 
 
 async def run() -> None:
+    with tempfile.TemporaryDirectory(prefix="aistack-demo-") as folder:
+        store = await open_store(f"sqlite:///{folder}/aistack.db")  # the default store kind
+        try:
+            await _run(store)
+        finally:
+            await store.close()
+
+
+async def _run(store: Store) -> None:
     async with sandbox_bot(
-        deploy_delay=1.5, card_interval=1.0, post_interval=0.2,
+        store=store, deploy_delay=1.5, card_interval=1.0, post_interval=0.2,
         engine={"health_interval": 0.3, "poll_initial": 0.3, "poll_max": 0.6,
                 "dns_poll_initial": 0.2},
     ) as world:  # fmt: skip

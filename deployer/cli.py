@@ -71,6 +71,10 @@ def parser() -> argparse.ArgumentParser:
     history = sub.add_parser("history", help="the audit trail of a stack")
     history.add_argument("name")
     history.add_argument("--json", action="store_true", help="one JSON object per line")
+    retry = sub.add_parser("retry-rollback", help="retry a failed rollback or teardown now")
+    retry.add_argument("name")
+    give_up = sub.add_parser("give-up", help="stop retrying a failed rollback automatically")
+    give_up.add_argument("name")
     gc = sub.add_parser("gc", help="find resources no record owns, and remove them")
     gc.add_argument("--yes", action="store_true", help="remove without asking")
     worker = sub.add_parser("worker", help="run queued deployments until stopped")
@@ -118,6 +122,24 @@ async def cmd_history(d: Deployer, args: argparse.Namespace, out: TerminalNotifi
     return 0
 
 
+async def cmd_retry_rollback(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
+    done = await d.retry_now(args.name, _operator())
+    return 3 if done.state is S.ROLLBACK_FAILED else 0  # rolled back or destroyed: clean
+
+
+async def cmd_give_up(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
+    dep = await d.give_up(args.name, _operator())
+    left = "; ".join(dep.leftovers) or "nothing recorded"
+    _print(
+        out,
+        [
+            f"{dep.stack}: no more automatic retries. Left behind: {left}",
+            "Remove them by hand; `aistack retry-rollback` then releases the stack.",
+        ],
+    )
+    return 0
+
+
 async def cmd_gc(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
     orphans = await d.orphans()
     if not orphans:
@@ -154,6 +176,8 @@ COMMANDS: dict[str, Command] = {
     "list": cmd_list,
     "history": cmd_history,
     "gc": cmd_gc,
+    "retry-rollback": cmd_retry_rollback,
+    "give-up": cmd_give_up,
     "worker": cmd_worker,
 }
 

@@ -34,7 +34,9 @@ def describe(event: Event, total_seconds: float | None = None) -> str | None:
         "undo.failed": f"  UNDO FAILED {event.phase}: {error}",
         "deployment.running": f"{event.stack}: deploying",
         "deployment.destroying": f"{event.stack}: destroying",
-        "deployment.rolling_back": f"{event.stack}: failed ({error}); rolling back",
+        "deployment.rolling_back": f"{event.stack}: failed ({error}); rolling back"
+        if error
+        else f"{event.stack}: retrying the rollback",
         "deployment.succeeded": f"{event.stack}: live at {event.data.get('url', '')}{total}",
         "deployment.rolled_back": f"{event.stack}: rolled back, nothing left behind{total}",
         "deployment.destroyed": f"{event.stack}: destroyed{total}",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from deployer.core.plan import Target, describe
 from deployer.core.reconcile import drift
 from deployer.core.states import ACTIVE, TERMINAL, DeploymentState, Operation
-from deployer.errors import NotFound
+from deployer.errors import NotFound, PermanentError
 from deployer.journal import Journal
 from deployer.models import Deployment, Event, ProjectView, StackSpec, StackStatus, utcnow
 from deployer.ports import Dns, Paas, ZoneInfo
@@ -92,6 +93,30 @@ class Deployer:
         self.work_queued.set()
         await self.journal.emit(dep, "rollback.retry_requested", state=str(dep.state), actor=who)
 
+    async def give_up(self, name: str, who: str) -> Deployment:
+        """Stop retrying a failed rollback automatically: an operator takes it from here.
+        The stack stays held until a retry (after cleaning by hand) finds nothing left."""
+        dep = await self._stuck(name)
+        await self.store.give_up(dep.id)
+        await self.journal.emit(dep, "rollback.given_up", state=str(dep.state), actor=who,
+                                data={"leftovers": list(dep.leftovers)})  # fmt: skip
+        return dep
+
+    async def retry_now(self, name: str, who: str) -> Deployment:
+        """Operator path (CLI): retry a failed rollback or teardown now and wait for it."""
+        dep = await self._stuck(name)
+        await self.retry_rollback(dep, who)
+        return await self._work_until(
+            dep, lambda d: d.version > dep.version and d.state in TERMINAL
+        )
+
+    async def _stuck(self, name: str) -> Deployment:
+        dep = await self.store.latest(self.spec(name).name)
+        if dep is None or dep.state is not S.ROLLBACK_FAILED:
+            state = dep.state if dep else "unknown"
+            raise PermanentError(f"{name} is {state}, not rollback_failed: nothing to retry")
+        return dep
+
     def plan(self, spec: StackSpec, operation: Operation = Operation.DEPLOY) -> list[str]:
         s = self.settings
         target = Target(s.dokploy_url, s.dns_zone, s.dns_mode, s.record_name(spec.name),
@@ -141,8 +166,11 @@ class Deployer:
         return sorted(names)
 
     async def _work_until_settled(self, dep: Deployment) -> Deployment:
+        return await self._work_until(dep, lambda d: d.state in TERMINAL)
+
+    async def _work_until(self, dep: Deployment, done: Callable[[Deployment], bool]) -> Deployment:
         async def settled() -> bool:
-            return (await self.store.get(dep.id)).state in TERMINAL
+            return done(await self.store.get(dep.id))
 
         await self.worker().run_until(settled)
         return await self.store.get(dep.id)

@@ -118,3 +118,24 @@ async def test_unreachable_dokploy_exits_4_with_a_clear_message(env: dict[str, s
 
 async def _no_sleep(_: float) -> None:
     return None
+
+
+async def test_give_up_then_retry_after_cleaning_by_hand(
+    env: dict[str, str], sandbox: Sandbox
+) -> None:
+    from deployer.sandbox.faults import FailRule
+
+    sandbox.dokploy.fail_deploys.add("opencode-bob")
+    sandbox.dokploy.faults.fail_ops["project.remove"] = FailRule(status=400, times=None)
+    stuck = await aistack(env, "deploy", "bob")
+    assert stuck.code == 3 and "ai-stack-bob" in stuck.output
+    gave_up = await aistack(env, "give-up", "bob")
+    assert gave_up.code == 0 and "no more automatic retries" in gave_up.output
+    sandbox.dokploy.faults.clear()  # the operator fixed the cause
+    retried = await aistack(env, "retry-rollback", "bob")
+    assert retried.code == 0, retried.output
+    assert not any(sandbox.resources().values())
+    history = await aistack(env, "history", "bob")
+    assert "rollback.given_up" in history.output and "rolled_back" in history.output
+    nothing = await aistack(env, "retry-rollback", "bob")
+    assert nothing.code == 4 and "not rollback_failed" in nothing.output

@@ -2,7 +2,7 @@
 
 import json
 
-from deployer.sandbox.dokploy import _openapi_path
+from deployer.sandbox.dokploy_validation import _openapi_path
 from tests import specs
 
 SPECS = specs.require("dokploy-openapi.json")
