@@ -1,8 +1,9 @@
 """Records of the fake Dokploy server: rows, defaults, cascades and the procedures on them.
 
 Key sets, key order and defaults copy the recorded exchanges of a real v0.30.2 server
-(`/work/shared/specs/dokploy-recorded/`); where they and `dokploy-api.md` differ, the
-recordings win. HTTP, validation and the deploy queue live in `dokploy.py`.
+(`../shared/specs/dokploy-recorded/`); where they and `dokploy-api.md` differ, the
+recordings win. HTTP and the deploy queue live in `dokploy.py`, validation in
+`dokploy_validation.py`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A local fake of the Hetzner Cloud DNS API (`/v1/zones*`, `/v1/actions*`) as an aiohttp app.
 
-Behaviour follows /work/shared/specs/hetzner-dns.md section A (checklist A.8): bearer auth with
+Behaviour follows ../shared/specs/hetzner-dns.md section A (checklist A.8): bearer auth with
 optional read-only tokens, `RateLimit-*` and `X-Correlation-Id` headers on every response, an
 hourly token-bucket budget, Hetzner error bodies, polled actions, pagination with `Link`, and
 the shared fault knobs of `faults.py`. The state model lives in `hetzner_state.py`.
@@ -17,7 +17,8 @@ from typing import Any
 from aiohttp import web
 
 from deployer.sandbox.faults import CONTROL_PREFIX, Faults, control_routes, fault_middleware
-from deployer.sandbox.hetzner_state import RR_TYPES, ApiError, DnsState, FieldErrors
+from deployer.sandbox.hetzner_checks import RR_TYPES, ApiError, FieldErrors
+from deployer.sandbox.hetzner_state import DnsState
 
 BASE = "/v1"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -13,11 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-# RR_TYPES, ApiError and FieldErrors are re-exported: hetzner.py imports them from here.
-from deployer.sandbox.hetzner_checks import RR_TYPES as RR_TYPES
-from deployer.sandbox.hetzner_checks import ApiError as ApiError
-from deployer.sandbox.hetzner_checks import FieldErrors as FieldErrors
 from deployer.sandbox.hetzner_checks import (
+    ApiError,
     Record,
     check_keys,
     check_labels,
