@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 import time
 from collections import Counter
@@ -11,11 +10,8 @@ from typing import Any
 
 from bench.common import NullNotifier, Row, Section, ratio
 from deployer import DeploymentState
-from deployer.adapters.dokploy import DokployPaas
-from deployer.adapters.hetzner import HetznerDns
-from deployer.adapters.probe import HttpProbe
 from deployer.adapters.store_memory import MemoryStore
-from deployer.assemble import open_deployer, upstream
+from deployer.assemble import adapters, open_deployer
 from deployer.clock import SystemClock
 from deployer.core.phases import DEPLOY_PHASES
 from deployer.sandbox.server import Sandbox
@@ -71,27 +67,9 @@ async def straight_once(name: str) -> Run:
     async with _sandbox() as sandbox:
         s = _slow(sandbox)
         clock = SystemClock()
-        paas = DokployPaas(
-            s.dokploy_url, s.dokploy_api_key, upstream("Dokploy", s, clock), s.http_timeout
-        )
-        dns = HetznerDns(
-            s.hetzner_url,
-            s.hetzner_token,
-            s.dns_zone,
-            upstream("Hetzner DNS", s, clock),
-            s.http_timeout,
-            sleep=clock.sleep,
-            clock=clock.monotonic,
-            poll_initial=s.dns_poll_initial,
-        )
-        probe = HttpProbe(
-            path=s.health_path,
-            accepted=s.health_statuses,
-            timeout=s.http_timeout,
-            resolve=s.health_resolve,
-            scheme=s.health_scheme,
-        )
         spec = s.spec_for(name)
+        made = adapters(s, clock)
+        paas, dns, probe = made.paas, made.dns, made.probe
         try:
             started = time.perf_counter()
             await paas.count_projects()
@@ -116,7 +94,7 @@ async def straight_once(name: str) -> Run:
                 await clock.sleep(s.health_interval)
             wall = time.perf_counter() - started
         finally:
-            await asyncio.gather(paas.close(), dns.close(), probe.close())
+            await made.close()
         return Run(wall, _calls(sandbox))
 
 

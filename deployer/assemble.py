@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 
 from deployer.adapters.dokploy import DokployPaas
 from deployer.adapters.hetzner import HetznerDns
@@ -42,6 +43,33 @@ def timeouts(settings: DeployerSettings) -> dict[Timeout, float]:
     }
 
 
+@dataclass(frozen=True)
+class Adapters:
+    paas: DokployPaas
+    dns: HetznerDns
+    probe: HttpProbe
+
+    async def close(self) -> None:
+        await self.paas.close()
+        await self.dns.close()
+        await self.probe.close()
+
+
+def adapters(settings: DeployerSettings, clock: Clock) -> Adapters:
+    """The real clients of Dokploy, Hetzner DNS and the stack's URL, built from settings."""
+    paas = DokployPaas(settings.dokploy_url, settings.dokploy_api_key,
+                       upstream("Dokploy", settings, clock), settings.http_timeout)  # fmt: skip
+    dns = HetznerDns(
+        settings.hetzner_url, settings.hetzner_token, settings.dns_zone,
+        upstream("Hetzner DNS", settings, clock), settings.http_timeout,
+        sleep=clock.sleep, clock=clock.monotonic, poll_initial=settings.dns_poll_initial,
+    )  # fmt: skip
+    probe = HttpProbe(path=settings.health_path, accepted=settings.health_statuses,
+                      timeout=settings.http_timeout, resolve=settings.health_resolve,
+                      scheme=settings.health_scheme)  # fmt: skip
+    return Adapters(paas, dns, probe)
+
+
 @asynccontextmanager
 async def open_deployer(
     settings: DeployerSettings,
@@ -55,33 +83,9 @@ async def open_deployer(
         if store is None:
             store = await open_store(settings.database_url)
             stack.push_async_callback(store.close)
-        paas = DokployPaas(
-            settings.dokploy_url,
-            settings.dokploy_api_key,
-            upstream("Dokploy", settings, clock),
-            settings.http_timeout,
-        )
-        stack.push_async_callback(paas.close)
-        dns = HetznerDns(
-            settings.hetzner_url,
-            settings.hetzner_token,
-            settings.dns_zone,
-            upstream("Hetzner DNS", settings, clock),
-            settings.http_timeout,
-            sleep=clock.sleep,
-            clock=clock.monotonic,
-            poll_initial=settings.dns_poll_initial,
-        )
-        stack.push_async_callback(dns.close)
-        probe = HttpProbe(
-            path=settings.health_path,
-            accepted=settings.health_statuses,
-            timeout=settings.http_timeout,
-            resolve=settings.health_resolve,
-            scheme=settings.health_scheme,
-        )
-        stack.push_async_callback(probe.close)
+        made = adapters(settings, clock)
+        stack.push_async_callback(made.close)
         journal = Journal(store, notifier)
-        steps = StackSteps(settings, paas, dns, probe, clock)
+        steps = StackSteps(settings, made.paas, made.dns, made.probe, clock)
         saga = Saga(journal, steps, timeouts(settings), retry_pause=settings.rollback_retry_initial)
-        yield Deployer(settings, journal, paas, dns, saga)
+        yield Deployer(settings, journal, made.paas, made.dns, saga)
