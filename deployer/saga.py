@@ -219,7 +219,7 @@ class Saga:
             duration=done.duration,
             data={"title": phase.title, **made},
         )
-        return made
+        return done.outputs  # what later phases see: results and the progress saved on the way
 
     # -- backward ---------------------------------------------------------------------------
     async def _compensate(self, dep: Deployment) -> Deployment:
@@ -227,7 +227,8 @@ class Saga:
         records = await self._store.phases(dep.id)
         outputs = _merged(records, only_done=False)
         pending = [r for r in records if plan[r.name].undo and r.state in UNDOABLE]
-        pending.sort(key=lambda r: r.started_at or utcnow(), reverse=True)
+        order = list(plan)  # ties (phases started together) break by catalogue order
+        pending.sort(key=lambda r: (r.started_at or utcnow(), order.index(r.name)), reverse=True)
         leftovers = []
         for record in pending:
             if not await self._undo(dep, record, outputs):

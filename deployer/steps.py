@@ -90,8 +90,10 @@ class StackSteps:
         return {"application_id": app.application_id, "app_name": app.app_name}
 
     async def _do_image(self, ctx: PhaseContext) -> Outputs:
-        spec = ctx.deployment.spec
-        await self._paas.configure_image(ctx.outputs["application_id"], spec.image, spec.env)
+        spec, app = ctx.deployment.spec, ctx.outputs["application_id"]
+        if _kept(ctx, "application") and "image_before" not in ctx.outputs:
+            await self._progress(ctx, image_before=await self._paas.image_of(app) or "")
+        await self._paas.configure_image(app, spec.image, spec.env)
         return {"image": spec.image}
 
     async def _do_domain(self, ctx: PhaseContext) -> Outputs:
@@ -192,6 +194,16 @@ class StackSteps:
             return GONE
         removed = await self._paas.delete_application(app_id)
         return f"removed application {ctx.deployment.spec.app_name}" if removed else GONE
+
+    async def _undo_image(self, ctx: PhaseContext) -> str:
+        """A redeploy put a new image on a live application: put the old one back."""
+        before = ctx.outputs.get("image_before")
+        if not _kept(ctx, "application") or not before:
+            return "nothing to undo: the image goes with the application"
+        await self._paas.configure_image(
+            ctx.outputs["application_id"], before, ctx.deployment.spec.env
+        )
+        return f"put image {before} back on {ctx.deployment.spec.app_name}"
 
     async def _undo_domain(self, ctx: PhaseContext) -> str:
         if _kept(ctx, "domain"):

@@ -31,6 +31,7 @@ class _App(_Model):
     name: str
     appName: str | None = None
     applicationStatus: str | None = None
+    dockerImage: str | None = None
 
 
 class _Environment(_Model):
@@ -115,6 +116,13 @@ class DokployPaas:
             return AppRef(app.applicationId, app.appName or name)
 
         return await self._call(ensure)
+
+    async def image_of(self, application_id: str) -> str | None:
+        async def read() -> str | None:
+            raw = await self._get("application.one", applicationId=application_id)
+            return _App.model_validate(raw).dockerImage
+
+        return await self._call(read)
 
     async def delete_application(self, application_id: str) -> bool:
         body = {"applicationId": application_id}

@@ -35,7 +35,7 @@ DEPLOY_PHASES: tuple[PhaseDef, ...] = (
     PhaseDef("project", "Dokploy project", ("preflight",), undo=True),
     PhaseDef("dns", "DNS record", ("preflight",), undo=True),
     PhaseDef("application", "Dokploy application", ("project",), undo=True),
-    PhaseDef("image", "Docker image and environment", ("application",)),
+    PhaseDef("image", "Docker image and environment", ("application",), undo=True),
     PhaseDef("domain", "Domain and TLS", ("application",), undo=True),
     PhaseDef("deploy", "Deploy", ("image", "domain"), timeout=Timeout.DEPLOY),
     PhaseDef("health", "Wait until the stack answers", ("deploy", "dns"), timeout=Timeout.HEALTH),

@@ -244,9 +244,12 @@ async def test_a_failed_redeploy_keeps_the_live_stack(
     redeploy = await deployer.deploy("alice", requester="U2", image="nginx:broken")
     assert redeploy.state is S.ROLLED_BACK
     assert owned(sandbox, "alice") == before  # nothing of the live stack was removed
-    undone = [e.data["outcome"] for e in notifier.events
-              if e.kind == "undo.done" and e.deployment_id == redeploy.id]  # fmt: skip
-    assert undone and all(o.startswith("kept") for o in undone)
+    undone = {e.phase: e.data["outcome"] for e in notifier.events
+              if e.kind == "undo.done" and e.deployment_id == redeploy.id}  # fmt: skip
+    assert undone.pop("image").startswith("put image ghcr.io/sst/opencode:latest back")
+    assert undone and all(o.startswith("kept") for o in undone.values())
+    apps = sandbox.dokploy.snapshot()["applications"]
+    assert [a["name"] for a in apps] == ["opencode-alice"]
     status = await deployer.status("alice")
     assert status.drift == ()  # still live, still owned: gc must not touch it
     assert await deployer.orphans() == []
