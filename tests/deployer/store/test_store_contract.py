@@ -373,13 +373,11 @@ def applied(store: Store) -> list[int]:
     return store.applied_migrations
 
 
-def _needs_schema(backend: Backend) -> None:
-    if backend.kind == "memory":
-        pytest.skip("the memory store has no schema")
+with_schema = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 
 
+@with_schema
 async def test_migrations_run_twice_are_a_no_op(backend: Backend) -> None:
-    _needs_schema(backend)
     first = await backend.open()
     d = await first.create(make())
     second = await backend.open()
@@ -389,8 +387,8 @@ async def test_migrations_run_twice_are_a_no_op(backend: Backend) -> None:
     assert await second.get(d.id) == d
 
 
+@with_schema
 async def test_two_stores_opening_the_same_database_at_once(backend: Backend) -> None:
-    _needs_schema(backend)
     one, two = await asyncio.gather(backend.open(), backend.open())
     assert sorted([applied(one), applied(two)]) == [[], [1, 2]]
     d = await one.create(make())
