@@ -23,12 +23,12 @@ log = structlog.get_logger("aistack.bot.app")
 READY_CACHE_SECONDS = 30.0
 
 
-def build_bolt(client: AsyncWebClient, signing_secret: str | None) -> AsyncApp:
+def build_bolt(client: AsyncWebClient) -> AsyncApp:
     app = AsyncApp(
         client=client,
-        signing_secret=signing_secret,
-        # Socket Mode requests are not signed; HTTP mode requires the secret (settings check).
-        request_verification_enabled=signing_secret is not None,
+        # Signatures are checked once, at the door of /slack/events (build_web), before any
+        # parsing; Socket Mode requests are not signed at all.
+        request_verification_enabled=False,
         process_before_response=False,
     )
 

@@ -20,7 +20,6 @@ from bot import commands as c
 from bot import messages as m
 from bot.blocks import Message, escape
 from bot.directory import Directory
-from bot.notifier import SlackNotifier
 from bot.settings import BotSettings
 from bot.slack_api import SlackWriter
 from bot.tasks import Tasks
@@ -60,7 +59,6 @@ class Listeners:
         deployer: Deployer,
         settings: BotSettings,
         slack: SlackWriter,
-        notifier: SlackNotifier,
         directory: Directory,
         tasks: Tasks,
     ) -> None:
@@ -68,7 +66,6 @@ class Listeners:
         self._s = settings
         self._policy: AccessPolicy = settings.policy()
         self._slack = slack
-        self._notifier = notifier
         self._dir = directory
         self._tasks = tasks
 
@@ -118,10 +115,8 @@ class Listeners:
             case c.Destroy(name=name):
                 await self._request_destroy(name, user, channel, trigger, respond)
             case c.Status(name=None) | c.ListStacks():
-                stacks = await self._d.list_stacks()
                 mine = user if isinstance(cmd, c.ListStacks) and cmd.mine else None
-                if mine:
-                    stacks = [s for s in stacks if s.deployment and s.deployment.requester == mine]
+                stacks = await self._d.list_stacks()
                 await _say(respond, m.list_message(stacks, mine_of=mine), public=True)
             case c.Status(name=str(name)):
                 await _say(respond, m.status_message(await self._d.status(name)), public=True)

@@ -103,14 +103,17 @@ def _assemble(
     settings: BotSettings, deployer: Deployer, client: AsyncWebClient, slack: SlackWriter,
     cards: SlackNotifier, metrics: Metrics, tasks: Tasks, store: Store,
 ) -> Bot:  # fmt: skip
-    secret = settings.signing_secret.get_secret_value() if settings.signing_secret else None
-    bolt = build_bolt(client, None if settings.socket_mode else secret)
+    bolt = build_bolt(client)
     directory = Directory(client, settings.policy().groups, ttl=settings.group_cache_seconds)
-    Listeners(deployer, settings, slack, cards, directory, tasks).register(bolt)
+    Listeners(deployer, settings, slack, directory, tasks).register(bolt)
     bot = Bot(settings, deployer, bolt, web.Application(), cards, slack, metrics, tasks, None)
     readiness = Readiness(store, client, accepting=lambda: not bot.stop.is_set())
-    http_bolt = None if settings.socket_mode else bolt
-    bot.web = build_web(http_bolt, readiness, metrics, None if settings.socket_mode else secret)
+    if settings.socket_mode:  # requests arrive over the websocket, unsigned: no /slack/events
+        bot.web = build_web(None, readiness, metrics, None)
+    else:
+        assert settings.signing_secret is not None  # BotSettings requires it in HTTP mode
+        secret = settings.signing_secret.get_secret_value()
+        bot.web = build_web(bolt, readiness, metrics, secret)
     return bot
 
 

@@ -59,8 +59,6 @@ class Steps(Protocol):
 class PhaseFailed(Exception):
     def __init__(self, phase: str, reason: str) -> None:
         super().__init__(f"{phase}: {reason}")
-        self.phase = phase
-        self.reason = reason
 
 
 class Saga:

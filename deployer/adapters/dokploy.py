@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, SecretStr, TypeAdapter
+from pydantic import Field, SecretStr, TypeAdapter
 
-from deployer.adapters.http import HttpReply, new_session, send, trimmed
+from deployer.adapters.http import HttpReply, UpstreamModel, new_session, send, trimmed
 from deployer.errors import AuthError, PermanentError, TransientError
 from deployer.models import ProjectView
 from deployer.ports import AppRef, DeploymentRun, ProjectRef
@@ -22,11 +22,7 @@ NAME = "Dokploy"
 T = TypeVar("T")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class _App(_Model):
+class _App(UpstreamModel):
     applicationId: str
     name: str
     appName: str | None = None
@@ -34,30 +30,30 @@ class _App(_Model):
     dockerImage: str | None = None
 
 
-class _Environment(_Model):
+class _Environment(UpstreamModel):
     environmentId: str
     isDefault: bool = False
-    applications: list[_App] = []
+    applications: list[_App] = Field(default_factory=list)
 
 
-class _Project(_Model):
+class _Project(UpstreamModel):
     projectId: str
     name: str
     createdAt: str | None = None
-    environments: list[_Environment] = []
+    environments: list[_Environment] = Field(default_factory=list)
 
 
-class _Created(_Model):
+class _Created(UpstreamModel):
     project: _Project
     environment: _Environment
 
 
-class _Domain(_Model):
+class _Domain(UpstreamModel):
     domainId: str
     host: str
 
 
-class _Deployment(_Model):
+class _Deployment(UpstreamModel):
     deploymentId: str
     status: str
     errorMessage: str | None = None

@@ -10,10 +10,18 @@ from typing import Any
 
 import aiohttp
 from multidict import CIMultiDictProxy
+from pydantic import BaseModel, ConfigDict
 
 from deployer.errors import TransientError
 
 MAX_ERROR_TEXT = 200
+
+
+class UpstreamModel(BaseModel):
+    """A response body as we read it: the fields we use; anything else the upstream adds is
+    ignored, so a new server version does not break us."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 @dataclass(frozen=True)

@@ -10,29 +10,18 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sandbox import FakeSlack
 from bot.slack_api import SlackWriter
+from tests.conftest import FakeClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.waits: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
-async def writer_for(fake: FakeSlack, url: str, clock: Clock, interval: float = 1.0) -> SlackWriter:
+async def writer_for(
+    fake: FakeSlack, url: str, clock: FakeClock, interval: float = 1.0
+) -> SlackWriter:
     client = AsyncWebClient(token="xoxb-sandbox", base_url=url)
-    return SlackWriter(client, post_interval=interval, sleep=clock.sleep, clock=clock)
+    return SlackWriter(client, post_interval=interval, sleep=clock.sleep, clock=clock.monotonic)
 
 
 async def test_posts_in_a_channel_are_spaced_and_a_new_card_jumps_the_queue() -> None:
-    fake, clock = FakeSlack(), Clock()
+    fake, clock = FakeSlack(), FakeClock()
     async with fake.serve() as url:
         slack = await writer_for(fake, url, clock)
         card = await slack.post("C1", "card")
@@ -46,27 +35,27 @@ async def test_posts_in_a_channel_are_spaced_and_a_new_card_jumps_the_queue() ->
     assert texts[:2] == ["card", "reply 0"]
     assert texts[2] == "a new request card"  # ahead of the two replies still waiting
     assert texts[3:5] == ["reply 1", "reply 2"]
-    assert all(wait <= 1.0 for wait in clock.waits) and sum(clock.waits) == pytest.approx(4.0)
+    assert all(wait <= 1.0 for wait in clock.sleeps) and sum(clock.sleeps) == pytest.approx(4.0)
     assert other and fake.violations == []
 
 
 async def test_429_waits_for_retry_after_and_transient_errors_back_off() -> None:
-    fake, clock = FakeSlack(), Clock()
+    fake, clock = FakeSlack(), FakeClock()
     async with fake.serve() as url:
         slack = await writer_for(fake, url, clock, interval=0)
         fake.ratelimit_next("chat.update", 2, retry_after=7)
         fake.fail_next("chat.postMessage", "internal_error")
         ts = await slack.post("C1", "card", [{"type": "divider"}])
         await slack.update("C1", ts, "edited", [{"type": "divider"}])
-    assert clock.waits == [1.0, 7.0, 7.0]
+    assert clock.sleeps == [1.0, 7.0, 7.0]
     assert fake.card("C1", ts).text == "edited"
 
 
 async def test_permanent_errors_are_raised_at_once() -> None:
-    fake, clock = FakeSlack(), Clock()
+    fake, clock = FakeSlack(), FakeClock()
     async with fake.serve() as url:
         slack = await writer_for(fake, url, clock, interval=0)
         fake.fail_next("chat.postMessage", "channel_not_found")
         with pytest.raises(SlackApiError):
             await slack.post("C404", "card")
-    assert clock.waits == []
+    assert clock.sleeps == []
