@@ -253,7 +253,7 @@ def dry_run_message(spec: StackSpec, plan: list[str]) -> Message:
 def status_message(status: StackStatus) -> Message:
     dep, live = status.deployment, status.live
     state = str(dep.state) if dep else "no record"
-    lines = [f"*{escape(status.name)}* · {state} · {escape(status.url)}", *_record_lines(dep)]
+    lines = [f"*{escape(status.name)}* · {state} · {escape(status.url)}", *_record_lines(status)]
     app = escape(live.application_status or "none") if live else ""
     where = f"project `{escape(live.project_name)}`, application {app}" if live else "nothing"
     lines.append(f"Dokploy: {where}")
@@ -268,11 +268,13 @@ def status_message(status: StackStatus) -> Message:
     return message(f"{escape(status.name)}: {state}{drift}", blocks)
 
 
-def _record_lines(dep: Deployment | None) -> list[str]:
+def _record_lines(status: StackStatus) -> list[str]:
+    dep = status.deployment
     if dep is None:
         return []
     when = f"{_utc(dep.updated_at):%Y-%m-%d %H:%M} UTC"
-    lines = [f"Owner {mention(dep.requester)} · last {dep.operation} {when}"]
+    owner = f"Owner {mention(status.owner)} · " if status.owner else "Not live · "
+    lines = [f"{owner}last {dep.operation} by {mention(dep.requester)} {when}"]
     if dep.error:
         lines.append(f"Error: {escape(dep.error)}")
     if dep.leftovers:
@@ -288,7 +290,7 @@ def _phase_line(record: PhaseRecord) -> str:
 
 def list_message(stacks: list[StackStatus], *, mine_of: str | None = None) -> Message:
     if mine_of is not None:
-        stacks = [s for s in stacks if s.deployment and s.deployment.requester == mine_of]
+        stacks = [s for s in stacks if s.belongs_to(mine_of)]
     if not stacks:
         empty = "You have no stacks yet" if mine_of else "No stacks yet"
         hint = escape("Start one with `/aistack deploy <name>`.")
@@ -303,7 +305,7 @@ def list_message(stacks: list[StackStatus], *, mine_of: str | None = None) -> Me
 def _list_line(s: StackStatus) -> str:
     state = str(s.deployment.state) if s.deployment else "no record"
     app = escape(s.live.application_status or "no app") if s.live else "-"
-    owner = mention(s.deployment.requester) if s.deployment else "-"
+    owner = mention(s.owner) if s.owner else "-"
     flag = " · :warning: *DRIFT*" if s.drift else ""
     return f"*{escape(s.name)}* · {state} · app {app} · {escape(s.url)} · {owner}{flag}"
 

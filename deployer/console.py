@@ -55,10 +55,8 @@ class TerminalNotifier:
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._started: dict[str, float] = {}
-        self.events: list[Event] = []
 
     async def notify(self, event: Event) -> None:
-        self.events.append(event)
         if event.kind in ("deployment.running", "deployment.destroying"):
             self._started[event.deployment_id] = time.monotonic()
         total = None
@@ -100,6 +98,7 @@ class TerminalNotifier:
 def render_status(status: StackStatus) -> list[str]:
     dep = status.deployment
     lines = [f"{status.name}  {dep.state if dep else 'no record'}  {status.url}"]
+    lines.append(f"  owner: {status.owner}" if status.owner else "  not live")
     if dep:
         lines.append(
             f"  last {dep.operation} by {dep.requester or '?'} at "

@@ -110,8 +110,13 @@ class StackStatus(Frozen):
 
     name: str
     url: str
-    deployment: Deployment | None
+    deployment: Deployment | None  # the latest, whatever its state
+    owner: str | None = None  # who deployed it live (None: the records say it is not live)
     phases: tuple[PhaseRecord, ...] = ()
     live: ProjectView | None = None
     dns_values: tuple[str, ...] | None = None
     drift: tuple[str, ...] = ()
+
+    def belongs_to(self, user: str) -> bool:
+        """The user owns it live, or is the one asking for it right now."""
+        return user in (self.owner, self.deployment.requester if self.deployment else None)

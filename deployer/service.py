@@ -154,16 +154,8 @@ class Deployer:
 
     async def orphans(self) -> list[str]:
         """Stack names with Dokploy or DNS resources that no live record owns."""
-        names = {s.name for s in await self.list_stacks() if any("orphan" in d for d in s.drift)}
-        if self.settings.dns_mode == "record":
-            suffix = self.settings.record_label_suffix
-            for record in await self._dns.a_records(suffix):
-                name = record.removesuffix(f".{suffix}")
-                latest = await self.store.latest(name)
-                busy = latest is not None and latest.state in ACTIVE
-                if not busy and not await self.owned(name):
-                    names.add(name)
-        return sorted(names)
+        return [s.name for s in await self.list_stacks()
+                if (s.live or s.dns_values) and _unowned(s.deployment, s.owner)]  # fmt: skip
 
     async def _work_until_settled(self, dep: Deployment) -> Deployment:
         return await self._work_until(dep, lambda d: d.state in TERMINAL)
@@ -181,26 +173,43 @@ class Deployer:
         live = await self._live(spec.project_name)
         if dep is None and live is None:
             raise NotFound(f"no stack named {spec.name}: nothing recorded, nothing in Dokploy")
-        return await self._status(spec, dep, live)
+        values = None
+        if self.settings.dns_mode == "record":
+            values = await self._dns.a_record(self.settings.record_name(spec.name)) or []
+        return await self._status(spec, dep, live, values)
 
     async def list_stacks(self) -> list[StackStatus]:
+        """Every stack our records, Dokploy or DNS know of: three reads, whatever the count."""
         prefix, _, _ = self.settings.project_pattern.partition("{name}")
         live = {v.project_name: v for v in await self._paas.stacks(prefix)}
         records = {d.stack: d for d in await self.store.list_latest()}
-        names = set(records) | {self._name_of(p) for p in live}
+        dns = await self._dns_by_stack()
+        names = set(records) | {self._name_of(p) for p in live} | set(dns or {})
         result = []
         for name in sorted(n for n in names if n):
             dep = records.get(name)
             spec = dep.spec if dep else self.spec(name)
-            result.append(await self._status(spec, dep, live.get(spec.project_name)))
+            values = None if dns is None else dns.get(name, [])
+            result.append(await self._status(spec, dep, live.get(spec.project_name), values))
         return result
+
+    async def _dns_by_stack(self) -> dict[str, list[str]] | None:
+        """The A records of stacks, by stack (None in wildcard mode: we make none)."""
+        if self.settings.dns_mode != "record":
+            return None
+        found: dict[str, list[str]] = {}
+        for record, values in (await self._dns.a_records()).items():
+            stack = self.settings.stack_of_record(record)
+            if stack is not None:
+                found[stack] = values
+        return found
 
     async def preflight(self) -> PreflightReport:
         projects = await self._paas.count_projects()
         zone = await self._dns.zone()
         wildcard = None
         if self.settings.dns_mode == "wildcard":
-            wildcard = await self._dns.a_record(f"*.{self.settings.record_label_suffix}") or []
+            wildcard = await self._dns.a_record(self.settings.wildcard_name) or []
         return PreflightReport(
             self.settings.dokploy_url,
             projects,
@@ -211,18 +220,22 @@ class Deployer:
         )
 
     async def _status(
-        self, spec: StackSpec, dep: Deployment | None, live: ProjectView | None
+        self,
+        spec: StackSpec,
+        dep: Deployment | None,
+        live: ProjectView | None,
+        values: list[str] | None,  # None: DNS not checked (wildcard mode)
     ) -> StackStatus:
-        checked = self.settings.dns_mode == "record"
-        values = await self._dns.a_record(self.settings.record_name(spec.name)) if checked else None
+        checked = values is not None
         phases = tuple(await self.store.phases(dep.id)) if dep else ()
-        owned = await self.owned(spec.name)
-        found = drift(dep, live, values, owned=owned, ingress_ip=str(self.settings.ingress_ip),
-                      dns_checked=checked)  # fmt: skip
+        owner = await self.owner(spec.name)
+        found = drift(dep, live, values, owned=owner is not None,
+                      ingress_ip=str(self.settings.ingress_ip), dns_checked=checked)  # fmt: skip
         return StackStatus(
             name=spec.name,
             url=spec.url,
             deployment=dep,
+            owner=owner,
             phases=phases,
             live=live,
             dns_values=tuple(values) if values else None,
@@ -238,9 +251,6 @@ class Deployer:
             return None
         return (await self.store.get(ends[-1].deployment_id)).requester
 
-    async def owned(self, stack: str) -> bool:
-        return await self.owner(stack) is not None
-
     async def _live(self, project_name: str) -> ProjectView | None:
         views = await self._paas.stacks(project_name)
         return next((v for v in views if v.project_name == project_name), None)
@@ -253,3 +263,8 @@ class Deployer:
         prefix, _, suffix = self.settings.project_pattern.partition("{name}")
         core = project_name.removeprefix(prefix)
         return core.removesuffix(suffix) if suffix else core
+
+
+def _unowned(latest: Deployment | None, owner: str | None) -> bool:
+    """Nobody owns it live and no deployment is working on it right now."""
+    return owner is None and (latest is None or latest.state not in ACTIVE)

@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from deployer.core.names import validate_stack_name
-from deployer.errors import ConfigError
+from deployer.errors import ConfigError, InvalidStackName
 from deployer.models import StackSpec
 
 PREFIX = "AISTACK_"
@@ -114,9 +114,25 @@ class DeployerSettings(BaseSettings):
         """The suffix relative to the zone: `ai` for ai.example.com in example.com."""
         return self.domain_suffix.removesuffix(self.dns_zone).rstrip(".")
 
+    @property
+    def wildcard_name(self) -> str:
+        """The wildcard RRSet that covers every stack (`*.ai`), relative to the zone."""
+        return ".".join(p for p in ("*", self.record_label_suffix) if p)
+
     def record_name(self, stack: str) -> str:
         """The RRSet name of a stack, relative to the zone (`alice.ai`)."""
         return ".".join(p for p in (stack, self.record_label_suffix) if p) or "@"
+
+    def stack_of_record(self, record: str) -> str | None:
+        """The stack an A record is for (`alice.ai` -> `alice`); None for any other record."""
+        suffix = self.record_label_suffix
+        name = record.removesuffix(f".{suffix}") if suffix else record
+        if suffix and name == record:
+            return None
+        try:
+            return validate_stack_name(name, suffix=self.domain_suffix)
+        except InvalidStackName:  # www, @, *, a.b ...: not a stack of ours
+            return None
 
     def spec_for(self, raw_name: str, image: str | None = None) -> StackSpec:
         name = validate_stack_name(raw_name, suffix=self.domain_suffix)

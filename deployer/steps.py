@@ -254,7 +254,7 @@ class StackSteps:
 
     def _dns_name(self, stack: str) -> str:
         if self._s.dns_mode == "wildcard":
-            return ".".join(p for p in ("*", self._s.record_label_suffix) if p)
+            return self._s.wildcard_name
         return self._s.record_name(stack)
 
 

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import Field, SecretStr
 
-from deployer.adapters.http import HttpReply, new_session, send, trimmed
+from deployer.adapters.http import HttpReply, UpstreamModel, new_session, send, trimmed
 from deployer.errors import AuthError, PermanentError, TransientError
 from deployer.ports import ZoneInfo
 from deployer.resilience import Sleep, Upstream
@@ -35,27 +35,23 @@ ACTION_POLL_MAX = 5.0
 ACTION_DEADLINE = 120.0
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class _Zone(_Model):
+class _Zone(UpstreamModel):
     id: int
     name: str
 
 
-class _Record(_Model):
+class _Record(UpstreamModel):
     value: str
 
 
-class _RRSet(_Model):
+class _RRSet(UpstreamModel):
     name: str
     type: str
     ttl: int | None = None
-    records: list[_Record] = []
+    records: list[_Record] = Field(default_factory=list)
 
 
-class _Action(_Model):
+class _Action(UpstreamModel):
     id: int
     status: str
     error: dict[str, Any] | None = None
@@ -108,8 +104,8 @@ class HetznerDns:
         rrset = await self._upstream.call(lambda: self._get_rrset(name))
         return None if rrset is None else sorted(r.value for r in rrset.records)
 
-    async def a_records(self, suffix: str) -> dict[str, list[str]]:
-        """Every A RRSet whose name ends with `.<suffix>` (relative names), with its values."""
+    async def a_records(self) -> dict[str, list[str]]:
+        """Every A RRSet of the zone (relative names) with its values, 100 a call."""
 
         async def read() -> dict[str, list[str]]:
             found: dict[str, list[str]] = {}
@@ -119,8 +115,7 @@ class HetznerDns:
                 listing = await self._request("GET", f"{self._zone_path()}/rrsets", params=params)
                 for raw in listing["rrsets"]:
                     rrset = _RRSet.model_validate(raw)
-                    if rrset.name.endswith(f".{suffix}") and not rrset.name.startswith("*"):
-                        found[rrset.name] = sorted(r.value for r in rrset.records)
+                    found[rrset.name] = sorted(r.value for r in rrset.records)
                 page = listing["meta"]["pagination"].get("next_page") or 0
             return found
 

@@ -366,6 +366,7 @@ def stack(n: int, drift: tuple[str, ...] = (), requester: str = REQUESTER) -> St
         name=name,
         url=f"https://{name}.ai.example.com",
         deployment=dep(S.SUCCEEDED, stack=name, requester=requester),
+        owner=requester,  # a succeeded deploy: its requester owns the live stack
         live=ProjectView(project_id="p", project_name=name, application_status="done"),
         drift=drift,
     )
@@ -500,6 +501,7 @@ def test_status_highlights_drift_and_lists_phases() -> None:
         name="alice",
         url="https://alice.ai.example.com",
         deployment=dep(S.SUCCEEDED),
+        owner=REQUESTER,
         phases=(phase("project", PhaseState.DONE, 0.4), phase("dns", PhaseState.UNDO_FAILED)),
         live=ProjectView(project_id="p", project_name="opencode-alice", application_status="done"),
         dns_values=("1.2.3.4",),
@@ -509,7 +511,7 @@ def test_status_highlights_drift_and_lists_phases() -> None:
     check_message(message)
     text = joined(message)
     assert message.text == "alice: succeeded · 1 drift"
-    assert f"Owner <@{REQUESTER}> · last deploy 2025-01-01 12:01 UTC" in text
+    assert f"Owner <@{REQUESTER}> · last deploy by <@{REQUESTER}> 2025-01-01 12:01 UTC" in text
     assert "Dokploy: project `opencode-alice`, application done" in text
     assert ":warning: *Drift:* DNS points at 9.9.9.9" in text
     assert ":white_check_mark: Dokploy project — done · 0.4 s" in text

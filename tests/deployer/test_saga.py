@@ -8,12 +8,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from deployer.adapters.store_memory import MemoryStore
-from deployer.assemble import open_deployer
+from deployer.assemble import adapters, open_deployer
 from deployer.core.phases import DEPLOY_PHASES
 from deployer.core.states import DeploymentState, PhaseState
 from deployer.sandbox.faults import FailRule
 from deployer.sandbox.server import Sandbox
 from deployer.service import Deployer
+from deployer.settings import DeployerSettings
 from tests.conftest import FakeClock, RecordingNotifier
 
 S = DeploymentState
@@ -252,4 +253,19 @@ async def test_a_failed_redeploy_keeps_the_live_stack(
     assert [a["name"] for a in apps] == ["opencode-alice"]
     status = await deployer.status("alice")
     assert status.drift == ()  # still live, still owned: gc must not touch it
+    assert status.owner == "U1"  # and still the first deployer's
     assert await deployer.orphans() == []
+
+
+async def test_list_shows_a_dns_record_nobody_owns_and_gc_would_remove_it(
+    deployer: Deployer, settings: DeployerSettings, clock: FakeClock
+) -> None:
+    made = adapters(settings, clock)
+    await made.dns.upsert_a_record("ghost.ai", "127.0.0.1", 60)  # left over, made by hand
+    await made.dns.upsert_a_record("www.ai", "127.0.0.1", 60)  # not a stack's record
+    await made.close()
+    await deployer.deploy("alice", requester="U1")
+    listed = {s.name: s for s in await deployer.list_stacks()}
+    assert set(listed) == {"alice", "ghost"}
+    assert listed["ghost"].drift and listed["alice"].drift == ()
+    assert await deployer.orphans() == ["ghost"]

@@ -69,3 +69,10 @@ def test_dot_env_file_is_read(env: pytest.MonkeyPatch, tmp_path: object) -> None
     with open(".env", "w") as handle:
         handle.write("AISTACK_INGRESS_IP=198.51.100.7\n")
     assert str(load_settings().ingress_ip) == "198.51.100.7"
+
+
+def test_a_records_are_matched_to_stacks_and_nothing_else(env: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert settings.stack_of_record("alice.ai") == "alice"
+    for other in ("alice", "www.ai", "*.ai", "@", "a.b.ai", "Alice.ai", "mail"):
+        assert settings.stack_of_record(other) is None, other
