@@ -8,6 +8,8 @@ the id never came back, by name, and answers "nothing to undo" when it is alread
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
+from typing import TypeVar
 
 from deployer.errors import DeployFailed, PermanentError
 from deployer.ports import Clock, Dns, Paas, Prober, ProjectRef
@@ -15,6 +17,7 @@ from deployer.saga import PhaseContext, Step, Undo
 from deployer.settings import DeployerSettings
 
 Outputs = Mapping[str, str]
+T = TypeVar("T")
 GONE = "nothing to undo: already gone"
 
 
@@ -61,8 +64,8 @@ class StackSteps:
 
     async def _do_project(self, ctx: PhaseContext) -> Outputs:
         spec = ctx.deployment.spec
-        await self._existed(ctx, "project", lambda: self._paas.find_project(spec.project_name))
-        ref = await self._paas.ensure_project(spec.project_name, f"aistack stack {spec.name}")
+        ensure = partial(self._paas.ensure_project, spec.project_name, f"aistack stack {spec.name}")
+        ref = await self._made(ctx, "project", ensure)
         return {"project_id": ref.project_id, "environment_id": ref.environment_id}
 
     async def _do_dns(self, ctx: PhaseContext) -> Outputs:
@@ -76,17 +79,15 @@ class StackSteps:
                     "AISTACK_DNS_MODE=record"
                 )
             return {"dns_name": name}
-        await self._existed(ctx, "dns", lambda: self._dns.a_record(name))
-        await self._dns.upsert_a_record(name, ip, self._s.dns_ttl)
+        await self._made(ctx, "dns", partial(self._dns.upsert_a_record, name, ip, self._s.dns_ttl))
         return {"dns_name": name, "dns_ip": ip}
 
     async def _do_application(self, ctx: PhaseContext) -> Outputs:
         project = ProjectRef(ctx.outputs["project_id"], ctx.outputs["environment_id"])
         name = ctx.deployment.spec.app_name
-        await self._existed(
-            ctx, "application", lambda: self._paas.find_application(project.project_id, name)
+        app = await self._made(
+            ctx, "application", partial(self._paas.ensure_application, project, name)
         )
-        app = await self._paas.ensure_application(project, name)
         return {"application_id": app.application_id, "app_name": app.app_name}
 
     async def _do_image(self, ctx: PhaseContext) -> Outputs:
@@ -98,9 +99,10 @@ class StackSteps:
 
     async def _do_domain(self, ctx: PhaseContext) -> Outputs:
         spec, app = ctx.deployment.spec, ctx.outputs["application_id"]
-        await self._existed(ctx, "domain", lambda: self._paas.find_domain(app, spec.host))
-        domain_id = await self._paas.ensure_domain(app, spec.host, spec.container_port,
-                                                   self._s.https)  # fmt: skip
+        ensure = partial(
+            self._paas.ensure_domain, app, spec.host, spec.container_port, self._s.https
+        )
+        domain_id = await self._made(ctx, "domain", ensure)
         return {"domain_id": domain_id}
 
     async def _do_deploy(self, ctx: PhaseContext) -> Outputs:
@@ -116,17 +118,23 @@ class StackSteps:
         known = set(filter(None, ctx.outputs["deploy_known"].split(",")))
         return {"deployment_id": await self._watch_deploy(app, known)}
 
-    async def _existed(
-        self, ctx: PhaseContext, kind: str, find: Callable[[], Awaitable[object | None]]
-    ) -> bool:
-        """Was the resource there before this deployment (a redeploy of a live stack)?
+    async def _made(self, ctx: PhaseContext, kind: str, ensure: Callable[..., Awaitable[T]]) -> T:
+        """Run an `ensure_*` and record whether the resource was there before this deployment
+        (a redeploy of a live stack), so that the undo keeps what it did not make.
 
-        Decided once and checkpointed before anything is created, so a resumed or retried
-        run never takes its own creation for someone else's; the undo keeps what existed."""
+        "Not there" is checkpointed just before the create is sent, so a run resumed after a
+        crash, or a retry after a lost response, never takes its own creation for someone
+        else's; finding it without creating means it existed."""
         flag = f"{kind}_existed"
+
+        async def creating() -> None:
+            if flag not in ctx.outputs:
+                await self._progress(ctx, **{flag: "no"})
+
+        made = await ensure(before_create=creating)
         if flag not in ctx.outputs:
-            await self._progress(ctx, **{flag: "yes" if await find() is not None else "no"})
-        return ctx.outputs[flag] == "yes"
+            await self._progress(ctx, **{flag: "yes"})
+        return made
 
     @staticmethod
     async def _progress(ctx: PhaseContext, **values: str) -> None:

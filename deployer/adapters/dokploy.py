@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr, TypeAdapter
 from deployer.adapters.http import HttpReply, UpstreamModel, new_session, send, trimmed
 from deployer.errors import AuthError, PermanentError, TransientError
 from deployer.models import ProjectView
-from deployer.ports import AppRef, DeploymentRun, ProjectRef
+from deployer.ports import AppRef, BeforeCreate, DeploymentRun, ProjectRef
 from deployer.resilience import Upstream
 
 NAME = "Dokploy"
@@ -84,11 +84,14 @@ class DokployPaas:
 
         return await self._call(find)
 
-    async def ensure_project(self, name: str, description: str) -> ProjectRef:
+    async def ensure_project(
+        self, name: str, description: str, *, before_create: BeforeCreate | None = None
+    ) -> ProjectRef:
         async def ensure() -> ProjectRef:
             found = _ref(_newest_named(await self._all_projects(), name))
             if found:
                 return found
+            await _announce(before_create)
             body = {"name": name, "description": description}
             created = _Created.model_validate(await self._post("project.create", body))
             return ProjectRef(created.project.projectId, created.environment.environmentId)
@@ -102,11 +105,14 @@ class DokployPaas:
     async def find_application(self, project_id: str, name: str) -> AppRef | None:
         return await self._call(lambda: self._find_app(project_id, name))
 
-    async def ensure_application(self, project: ProjectRef, name: str) -> AppRef:
+    async def ensure_application(
+        self, project: ProjectRef, name: str, *, before_create: BeforeCreate | None = None
+    ) -> AppRef:
         async def ensure() -> AppRef:
             found = await self._find_app(project.project_id, name)
             if found:
                 return found
+            await _announce(before_create)
             body = {"name": name, "appName": name, "environmentId": project.environment_id}
             app = _App.model_validate(await self._post("application.create", body))
             return AppRef(app.applicationId, app.appName or name)
@@ -150,11 +156,15 @@ class DokployPaas:
         await self._call(configure)
 
     # -- domains ----------------------------------------------------------------------------
-    async def ensure_domain(self, application_id: str, host: str, port: int, https: bool) -> str:
+    async def ensure_domain(
+        self, application_id: str, host: str, port: int, https: bool, *,
+        before_create: BeforeCreate | None = None,
+    ) -> str:  # fmt: skip
         async def ensure() -> str:
             for domain in await self._app_domains(application_id):
                 if domain.host == host:
                     return domain.domainId
+            await _announce(before_create)
             body = {
                 "host": host,
                 "applicationId": application_id,
@@ -265,6 +275,11 @@ def _checked(procedure: str, reply: HttpReply) -> Any:
     if reply.status == 404 and code == "NOT_FOUND":
         raise _NotFound(f"{where}: {trimmed(message)}")
     raise PermanentError(f"{where}: {reply.status} {code}: {trimmed(message)}".rstrip(": "))
+
+
+async def _announce(before_create: BeforeCreate | None) -> None:
+    if before_create is not None:
+        await before_create()
 
 
 def _retry_after(reply: HttpReply) -> float | None:

@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr
 
 from deployer.adapters.http import HttpReply, UpstreamModel, new_session, send, trimmed
 from deployer.errors import AuthError, PermanentError, TransientError
-from deployer.ports import ZoneInfo
+from deployer.ports import BeforeCreate, ZoneInfo
 from deployer.resilience import Sleep, Upstream
 
 NAME = "Hetzner DNS"
@@ -121,10 +121,14 @@ class HetznerDns:
 
         return await self._upstream.call(read)
 
-    async def upsert_a_record(self, name: str, ip: str, ttl: int) -> None:
+    async def upsert_a_record(
+        self, name: str, ip: str, ttl: int, *, before_create: BeforeCreate | None = None
+    ) -> None:
         async def upsert() -> None:
             rrset = await self._get_rrset(name)
             if rrset is None:
+                if before_create is not None:
+                    await before_create()
                 if await self._create_rrset(name, ip, ttl):
                     return
                 rrset = await self._get_rrset(name)  # lost a race: someone created it

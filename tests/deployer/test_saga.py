@@ -269,3 +269,18 @@ async def test_list_shows_a_dns_record_nobody_owns_and_gc_would_remove_it(
     assert set(listed) == {"alice", "ghost"}
     assert listed["ghost"].drift and listed["alice"].drift == ()
     assert await deployer.orphans() == ["ghost"]
+
+
+async def test_what_a_lost_response_created_is_still_undone(
+    deployer: Deployer, sandbox: Sandbox
+) -> None:
+    # the creates succeed but their answers are lost: found again on retry, they are still
+    # this deployment's own work, so the rollback must remove them (not keep them as "there")
+    sandbox.dokploy.faults.lose_response_ops.update(
+        {"project.create": 1, "application.create": 1, "domain.create": 1}
+    )
+    sandbox.dns.faults.lose_response_ops["rrsets.create"] = 1
+    sandbox.dokploy.fail_deploys.add("opencode-bob")
+    dep = await deployer.deploy("bob", requester="U1")
+    assert dep.state is S.ROLLED_BACK
+    assert nothing_of(sandbox, "bob")
