@@ -3,8 +3,9 @@
 Behaviour follows `../shared/specs/dokploy-api.md` §7 and, where they differ, the recorded
 exchanges of a real server. This module serves HTTP (auth gate, rate limit, tRPC error bodies,
 security headers) and runs the deploy queue; input validation against the OpenAPI document's
-own request schemas lives in `dokploy_validation.py`, and rows and response shapes live in
-`dokploy_state.py`.
+own request schemas lives in `dokploy_validation.py`, rows and response shapes live in
+`dokploy_state.py`, and what a deployment does on the host (its build log, its container's
+environment) lives in `dokploy_host.py`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,14 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from deployer.sandbox.dokploy_state import ApiError, Row, Store, now_iso
-from deployer.sandbox.dokploy_validation import _openapi_path, load_procedures, validate
+from deployer.sandbox.dokploy_host import run_build
+from deployer.sandbox.dokploy_state import ApiError, Row, Store
+from deployer.sandbox.dokploy_validation import (
+    _openapi_path,
+    coerce_query,
+    load_procedures,
+    validate,
+)
 from deployer.sandbox.faults import Faults, control_routes, fault_middleware
 
 TRPC_CODES = {
@@ -44,6 +51,7 @@ class _Job:
     app_id: str
     title: str
     description: str
+    rebuild: bool  # a redeploy: no pull, the service is recreated from the current settings
 
 
 # -- responses --------------------------------------------------------------------------------
@@ -117,8 +125,14 @@ async def _health(_: web.Request) -> web.Response:
 
 class FakeDokploy:
     """The fake server. `app()` builds the aiohttp app; tests and benchmarks read `calls`,
-    `snapshot()` and `live_hosts()`, and steer it with `faults`, `fail_deploys` and
-    `deploy_delay`."""
+    `snapshot()`, `live_hosts()` and `container_env()`, and steer it with `faults`,
+    `fail_deploys` (by application name), `fail_images` (an image that cannot be pulled),
+    `lose_deploys` (that many next deploy requests vanish, as in a Dokploy restart, which
+    loses its in-memory queue) and `deploy_delay`.
+
+    `docker_error` makes it a host without a Docker engine, as the recording hosts were: the
+    text is what the docker CLI prints there, and deploys, `start`, `reload` and
+    `readLogs` fail the recorded way."""
 
     def __init__(
         self,
@@ -128,6 +142,7 @@ class FakeDokploy:
         faults: Faults | None = None,
         rate_limit: tuple[int, float] | None = None,
         build_concurrency: int = 4,
+        docker_error: str | None = None,
     ) -> None:
         self.api_keys = set(api_keys)
         self.deploy_delay = deploy_delay
@@ -135,8 +150,11 @@ class FakeDokploy:
         self.rate_limit = rate_limit
         self.build_concurrency = build_concurrency
         self.fail_deploys: set[str] = set()
+        self.fail_images: set[str] = set()
+        self.lose_deploys = 0
         self.calls: list[tuple[str, str]] = []
         self.store = Store()
+        self.store.docker_error = docker_error
         self.procedures = load_procedures(_openapi_path())
         self._usage: dict[str, tuple[float, int]] = {}  # api key -> (window start, units used)
         self._queue: asyncio.Queue[_Job] | None = None
@@ -153,15 +171,23 @@ class FakeDokploy:
             "application.update": store.application_update,
             "application.saveDockerProvider": store.application_save_docker_provider,
             "application.saveEnvironment": store.application_save_environment,
-            "application.deploy": lambda i: self._enqueue(i, "Manual deployment"),
-            "application.redeploy": lambda i: self._enqueue(i, "Rebuild deployment"),
+            "application.deploy": lambda i: self._enqueue(i, "Manual deployment", False),
+            "application.redeploy": lambda i: self._enqueue(i, "Rebuild deployment", True),
+            "application.cancelDeployment": store.application_cancel_deployment,
             "application.stop": store.application_stop,
             "application.start": store.application_start,
+            "application.reload": store.application_reload,
+            "application.readLogs": store.application_read_logs,
             "application.delete": store.application_delete,
             "domain.create": store.domain_create,
             "domain.byApplicationId": store.domain_by_application_id,
             "domain.delete": store.domain_delete,
             "deployment.all": store.deployment_all,
+            "deployment.readLogs": store.deployment_read_logs,
+            "security.create": store.security_create,
+            "security.one": store.security_one,
+            "security.update": store.security_update,
+            "security.delete": store.security_delete,
         }
 
     def app(self) -> web.Application:
@@ -183,7 +209,10 @@ class FakeDokploy:
         return {
             "projects": [{k: p[k] for k in ("projectId", "name")} for p in s.projects.values()],
             "applications": [
-                {k: a[k] for k in ("applicationId", "name", "appName", "applicationStatus")}
+                {
+                    **{k: a[k] for k in ("applicationId", "name", "appName", "applicationStatus")},
+                    "containerEnv": s.container_env(a["applicationId"]),
+                }
                 for a in s.applications.values()
             ],
             "domains": [
@@ -199,6 +228,8 @@ class FakeDokploy:
         self.faults.clear()
         self.calls.clear()
         self.fail_deploys.clear()
+        self.fail_images.clear()
+        self.lose_deploys = 0
         self._usage.clear()
         while self._queue is not None and not self._queue.empty():
             self._queue.get_nowait()
@@ -209,12 +240,19 @@ class FakeDokploy:
         live: dict[str, int] = {}
         for domain in self.store.domains.values():
             app_id, port = domain["applicationId"], domain["port"]
-            if app_id is None or port is None or app_id in self.store.stopped:
-                continue
-            newest = self.store.deployments_of(app_id)[:1]
-            if newest and newest[0]["status"] == "done":
+            if app_id is not None and port is not None and self.store.is_running(app_id):
                 live[domain["host"]] = port
         return live
+
+    async def settled(self) -> None:
+        """Return once every deployment asked for so far has finished: a test waits on this
+        instead of polling."""
+        assert self._queue is not None, "the aiohttp app has not started"
+        await self._queue.join()
+
+    def container_env(self, application_id: str) -> dict[str, str] | None:
+        """What the application's container got as its environment (see Store.container_env)."""
+        return self.store.container_env(application_id)
 
     # -- HTTP ---------------------------------------------------------------------------------
 
@@ -272,6 +310,8 @@ class FakeDokploy:
                 for k in request.query
                 for v in [request.query.getall(k)]
             }
+            if procedure.schema is not None:
+                data = coerce_query(procedure.schema, data)
         else:
             data = body
         if procedure.schema is not None:
@@ -293,11 +333,15 @@ class FakeDokploy:
 
     # -- deploy queue -------------------------------------------------------------------------
 
-    def _enqueue(self, i: Row, default_title: str) -> None:
+    def _enqueue(self, i: Row, default_title: str, rebuild: bool) -> None:
         app = self.store.application(i["applicationId"])
         assert self._queue is not None, "the aiohttp app has not started"
         title = i.get("title") or default_title
-        self._queue.put_nowait(_Job(app["applicationId"], title, i.get("description", "")))
+        job = _Job(app["applicationId"], title, i.get("description", ""), rebuild)
+        if self.lose_deploys > 0:  # accepted with 200, then lost with the queue
+            self.lose_deploys -= 1
+            return
+        self._queue.put_nowait(job)
 
     async def _start_workers(self, _: web.Application) -> None:
         self._queue = asyncio.Queue()
@@ -328,8 +372,11 @@ class FakeDokploy:
         await asyncio.sleep(self.deploy_delay)
         if deployment["deploymentId"] not in self.store.deployments:  # deleted or reset
             return
-        status = "error" if app["name"] in self.fail_deploys else "done"
-        deployment.update(status=status, finishedAt=now_iso())
-        app["applicationStatus"] = status
-        if status == "done":
-            self.store.stopped.discard(job.app_id)  # a deploy (re)creates the service
+        build = run_build(
+            app["dockerImage"],
+            self.store.env_texts(app),
+            rebuild=job.rebuild,
+            docker_error=self.store.docker_error,
+            failing=app["name"] in self.fail_deploys or app["dockerImage"] in self.fail_images,
+        )
+        self.store.finish_deployment(deployment, build)

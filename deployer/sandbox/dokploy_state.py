@@ -13,6 +13,8 @@ import string
 from datetime import UTC, datetime
 from typing import Any
 
+from deployer.sandbox.dokploy_host import STARTED, Build, log_tail
+
 Row = dict[str, Any]
 
 ID_ALPHABET = string.ascii_letters + string.digits + "_-"
@@ -95,6 +97,9 @@ DOMAIN_DEFAULTS: Row = {
     "forwardAuthEnabled": False,
     "enabled": True,
 }
+SECURITY_KEYS = ("securityId", "username", "password", "createdAt", "applicationId")
+REDACTED = "REDACTED"  # stands for a password wherever the real server would echo it
+DEFAULT_TAIL = 100  # the readLogs procedures' default `tail`
 DEPLOYMENT_KEYS = ("deploymentId", "title", "description", "status", "logPath", "pid",
                    "applicationId", "composeId", "serverId", "isPreviewDeployment",
                    "previewDeploymentId", "createdAt", "startedAt", "finishedAt", "errorMessage",
@@ -153,13 +158,19 @@ class Store:
         self.applications: dict[str, Row] = {}
         self.domains: dict[str, Row] = {}
         self.deployments: dict[str, Row] = {}
+        self.security: dict[str, Row] = {}  # HTTP basic-auth rows, by securityId
+        self.logs: dict[str, list[str]] = {}  # deploymentId -> the lines of its build log
+        self.container_envs: dict[str, dict[str, str]] = {}  # deploymentId -> what it ran with
         self.stopped: set[str] = set()  # applicationIds whose service is scaled to 0
         self.unique_config_key = 0  # a database-wide serial in Dokploy
+        # What this host's docker CLI prints on stderr; None: a working Docker engine.
+        self.docker_error: str | None = None
 
     def clear(self) -> None:
         for table in (self.projects, self.environments, self.applications, self.domains):
             table.clear()
-        self.deployments.clear()
+        for rows in (self.deployments, self.security, self.logs, self.container_envs):
+            rows.clear()
         self.stopped.clear()
         self.unique_config_key = 0
 
@@ -181,6 +192,23 @@ class Store:
 
     def domains_of(self, app_id: str) -> list[Row]:
         return [d for d in self.domains.values() if d["applicationId"] == app_id]
+
+    def security_of(self, app_id: str) -> list[Row]:
+        return [s for s in self.security.values() if s["applicationId"] == app_id]
+
+    def container_env(self, app_id: str) -> dict[str, str] | None:
+        """The environment the application's container got from its newest successful
+        deployment (the stored env text, parsed and expanded as Dokploy does); None before
+        any deployment succeeded."""
+        for deployment in self.deployments_of(app_id):
+            if deployment["status"] == "done":
+                return self.container_envs.get(deployment["deploymentId"])
+        return None
+
+    def is_running(self, app_id: str) -> bool:
+        """A container answers: the newest deployment is done and the service not stopped."""
+        newest = self.deployments_of(app_id)[:1]
+        return bool(newest) and newest[0]["status"] == "done" and app_id not in self.stopped
 
     def _apps_in(self, env_id: str) -> list[Row]:
         return [a for a in self.applications.values() if a["environmentId"] == env_id]
@@ -205,7 +233,9 @@ class Store:
             "domains": self.domains_of(app["applicationId"]),
             # unordered in Dokploy; oldest first here, as the recordings happen to show
             "deployments": self.deployments_of(app["applicationId"])[::-1],
-            **{key: [] for key in ("mounts", "redirects", "security", "ports")},
+            **{key: [] for key in ("mounts", "redirects")},
+            "security": self.security_of(app["applicationId"]),
+            "ports": [],
             **dict.fromkeys(("gitlab", "github", "bitbucket", "gitea", "server"), None),
             "previewDeployments": [],
             **dict.fromkeys(("registry", "buildRegistry", "rollbackRegistry"), None),
@@ -221,16 +251,41 @@ class Store:
         row.update(logPath=f"/etc/dokploy/logs/{name}/{name}-{stamp}.log", createdAt=now)
         row.update(applicationId=app["applicationId"], isPreviewDeployment=False, startedAt=now)
         self.deployments[row["deploymentId"]] = row
+        self.logs[row["deploymentId"]] = [STARTED]
         # Dokploy keeps only the newest deployments of an application.
         for old in self.deployments_of(app["applicationId"])[MAX_DEPLOYMENTS_PER_APP:]:
-            del self.deployments[old["deploymentId"]]
+            self._drop_deployment(old["deploymentId"])
         return row
 
+    def finish_deployment(self, deployment: Row, build: Build) -> None:
+        """Record a build's outcome on its row, its log, its container env and its app."""
+        deployment.update(status=build.status, finishedAt=now_iso())
+        self.logs[deployment["deploymentId"]] = build.log
+        if build.env is not None:
+            self.container_envs[deployment["deploymentId"]] = build.env
+        app_id = deployment["applicationId"]
+        self.applications[app_id]["applicationStatus"] = build.status
+        if build.status == "done":
+            self.stopped.discard(app_id)  # a deploy (re)creates the service
+
+    def env_texts(self, app: Row) -> tuple[str | None, str | None, str | None]:
+        """The application's env text and the project's and environment's, which a deploy
+        parses and expands references from."""
+        env = self.environments[app["environmentId"]]
+        return app["env"], self.projects[env["projectId"]]["env"], env["env"]
+
+    def _drop_deployment(self, deployment_id: str) -> None:
+        del self.deployments[deployment_id]
+        self.logs.pop(deployment_id, None)
+        self.container_envs.pop(deployment_id, None)
+
     def _remove_application(self, app_id: str) -> Row:
-        """The database cascades to the application's domains and deployments."""
-        for table in (self.domains, self.deployments):
+        """The database cascades to the application's domains, deployments and security."""
+        for table in (self.domains, self.security):
             for key in [k for k, row in table.items() if row["applicationId"] == app_id]:
                 del table[key]
+        for deployment in self.deployments_of(app_id):
+            self._drop_deployment(deployment["deploymentId"])
         self.stopped.discard(app_id)
         return self.applications.pop(app_id)
 
@@ -347,11 +402,43 @@ class Store:
         return before
 
     def application_start(self, i: Row) -> Row:
+        """Without a Docker engine, `docker service scale` fails and says so (recording 90)."""
         app = self.application(i["applicationId"])
+        if self.docker_error is not None:
+            raise ApiError(500, _command_failed(f"docker service scale {app['appName']}=1 ",
+                                                self.docker_error))  # fmt: skip
         before = self.application_view(app)
         app["applicationStatus"] = "done"
         self.stopped.discard(app["applicationId"])
         return before
+
+    def application_reload(self, i: Row) -> bool:
+        """Stop and start the service; a failure marks the application `error` and says no
+        more than a generic message (recording 91)."""
+        app = self.application(i["applicationId"])
+        if self.docker_error is not None:
+            app["applicationStatus"] = "error"
+            raise ApiError(500, "Error reloading application")
+        app["applicationStatus"] = "done"
+        self.stopped.discard(app["applicationId"])
+        return True
+
+    def application_cancel_deployment(self, i: Row) -> None:
+        """Only Dokploy Cloud cancels deployments (recording 93)."""
+        self.application(i["applicationId"])
+        raise ApiError(400, "Deployment cancellation only available in cloud version")
+
+    def application_read_logs(self, i: Row) -> str:
+        """The container's logs; a 500, not a 404, when nothing runs (recording 98)."""
+        app = self.application(i["applicationId"])
+        if self.docker_error is not None or not self.is_running(app["applicationId"]):
+            raise ApiError(500, f"No container or service found for: {app['appName']}")
+        newest = self.deployments_of(app["applicationId"])[0]
+        lines = [
+            f"{newest['finishedAt']} {app['appName']}: started from {app['dockerImage']}",
+            f"{newest['finishedAt']} {app['appName']}: ready",
+        ]
+        return log_tail(lines, i.get("tail", DEFAULT_TAIL))
 
     def application_delete(self, i: Row) -> Row:
         view = self.application_view(self.application(i["applicationId"]))
@@ -391,3 +478,73 @@ class Store:
 
     def deployment_all(self, i: Row) -> list[Row]:
         return self.deployments_of(i["applicationId"])
+
+    def deployment_read_logs(self, i: Row) -> str:
+        """The tail of the build log as one string of lines (recording 97)."""
+        if i["deploymentId"] not in self.deployments:
+            raise ApiError(404, "Deployment not found")
+        return log_tail(self.logs.get(i["deploymentId"], []), i.get("tail", DEFAULT_TAIL))
+
+    # -- security (HTTP basic auth) procedures ----------------------------------------------
+
+    def security_create(self, i: Row) -> bool:
+        """Returns only `true`; every failure is wrapped as a 400 (recordings 74, 79, 82)."""
+        if i["applicationId"] not in self.applications:
+            raise ApiError(400, "Application not found")
+        row: Row = {"securityId": nanoid(), "username": i["username"],
+                    "password": i["password"], "createdAt": now_iso(),
+                    "applicationId": i["applicationId"]}  # fmt: skip
+        if self._username_taken(row["username"], row["applicationId"]):
+            raise ApiError(400, _failed_insert(row))
+        self.security[row["securityId"]] = row
+        return True
+
+    def security_one(self, i: Row) -> Row:
+        return self._security(i["securityId"])
+
+    def security_update(self, i: Row) -> None:
+        """200 with an empty body (recording 77); the id stays, username and password change."""
+        row = self._security(i["securityId"])
+        if self._username_taken(i["username"], row["applicationId"], besides=row["securityId"]):
+            raise ApiError(400, _failed_update(row["securityId"], i["username"]))
+        row.update(username=i["username"], password=i["password"])
+
+    def security_delete(self, i: Row) -> Row:
+        """The deleted row, password included (recording 80)."""
+        return self.security.pop(self._security(i["securityId"])["securityId"])
+
+    def _security(self, security_id: str) -> Row:
+        if security_id not in self.security:
+            raise ApiError(404, "Security not found")
+        return self.security[security_id]
+
+    def _username_taken(self, username: str, app_id: str, besides: str | None = None) -> bool:
+        """(username, applicationId) is unique in Dokploy's database."""
+        return any(s["username"] == username and s["securityId"] != besides
+                   for s in self.security_of(app_id))  # fmt: skip
+
+
+def _command_failed(command: str, stderr: str) -> str:
+    """execAsync's error text: the command (with its trailing space) and the CLI's stderr."""
+    return f"Command execution failed: Command failed: {command}\n{stderr}\n"
+
+
+def _failed_insert(row: Row) -> str:
+    """The database's unique-violation text, as Dokploy passes it on (recording 79). The real
+    server lists the password in clear; the fake writes REDACTED, as the recording does."""
+    columns = ", ".join(f'"{key}"' for key in SECURITY_KEYS)
+    params = ",".join(REDACTED if key == "password" else str(row[key]) for key in SECURITY_KEYS)
+    return (
+        f'Failed query: insert into "security" ({columns}) values ($1, $2, $3, $4, $5) '
+        f"returning {columns}\nparams: {params}"
+    )
+
+
+def _failed_update(security_id: str, username: str) -> str:
+    """The same for an update to a taken username (not recorded: drizzle's wording)."""
+    columns = ", ".join(f'"{key}"' for key in SECURITY_KEYS)
+    return (
+        'Failed query: update "security" set "securityId" = $1, "username" = $2, '
+        f'"password" = $3 where "security"."securityId" = $4 returning {columns}\n'
+        f"params: {security_id},{username},{REDACTED},{security_id}"
+    )

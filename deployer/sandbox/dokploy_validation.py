@@ -18,7 +18,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError  # type: ignore[import-untyped]
 
-from deployer.sandbox.dokploy_state import Row
+from deployer.sandbox.dokploy_state import APP_KEYS, Row
 
 OPENAPI_NAME = "dokploy-openapi.json"
 # Dokploy refinements that the OpenAPI document cannot express (recordings 55-57).
@@ -32,6 +32,11 @@ HOSTNAME_MESSAGE = (
 PORT_MESSAGES = {"too_small": "Port must be at least 1", "too_big": "Port must be 65535 or below"}
 # Schemas built with zod's `.required()`: a missing key reads "expected nonoptional".
 NONOPTIONAL = {"application.saveDockerProvider", "application.saveEnvironment"}
+# zod reports issues in its own field order; the packaged document lists fields sorted.
+# Schemas derived from a table follow its columns (recording 86).
+FIELD_ORDER: dict[str, list[str]] = {"application.update": APP_KEYS}
+# A query-string number, as @dokploy/trpc-openapi coerces it for a numeric field (`tail=50`).
+QUERY_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,25 @@ def _translate(err: ValidationError, nonoptional: bool) -> list[Row]:
     return [{"code": "custom", "path": path, "message": err.message}]
 
 
+def coerce_query(schema: Row, data: Row) -> Row:
+    """Query parameters arrive as text; those the schema types as numbers are read as numbers
+    first, as the real REST route does (recording 97 sends `tail=50`). Text that is no number
+    stays text, so validation refuses it."""
+    fields = schema.get("properties", {})
+    return {key: _as_number(value) if _numeric(fields.get(key, {})) else value
+            for key, value in data.items()}  # fmt: skip
+
+
+def _numeric(field: Row) -> bool:
+    return field.get("type") in ("integer", "number")
+
+
+def _as_number(value: Any) -> Any:
+    if not isinstance(value, str) or not QUERY_NUMBER.fullmatch(value):
+        return value
+    return float(value) if "." in value else int(value)
+
+
 def validate(procedure: str, schema: Row, data: Any) -> list[Row]:
     """The zod-style issues for `data`, in the schema's field order (zod checks in that order)."""
     issues: list[Row] = []
@@ -150,6 +174,8 @@ def validate(procedure: str, schema: Row, data: Any) -> list[Row]:
         host = data.get("host")
         if isinstance(host, str) and host and not HOSTNAME.fullmatch(host):
             issues.append({"code": "custom", "path": ["host"], "message": HOSTNAME_MESSAGE})
-    order = {name: i for i, name in enumerate(schema.get("properties", {}))}
+    first = FIELD_ORDER.get(procedure, [])
+    fields = [*first, *(name for name in schema.get("properties", {}) if name not in first)]
+    order = {name: i for i, name in enumerate(fields)}
     issues.sort(key=lambda issue: order.get(issue["path"][0], -1) if issue["path"] else -1)
     return issues

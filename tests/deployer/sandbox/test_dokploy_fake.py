@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from deployer.sandbox.dokploy import FakeDokploy
+from deployer.sandbox.dokploy_validation import coerce_query
 from deployer.sandbox.faults import FailRule
 from tests import specs
 
@@ -96,8 +97,9 @@ class Api:
         invalid: bool = False,
         **params: str,
     ) -> tuple[int, Any]:
-        """`invalid=True` marks a request that deliberately breaks the schema."""
-        sent = body if body is not None else params
+        """`invalid=True` marks a request that deliberately breaks the schema; query text
+        counts as the number the schema asks for, as on the real REST route."""
+        sent = body if body is not None else coerce_query(request_schema(procedure), params)
         assert jsonschema.Draft202012Validator(request_schema(procedure)).is_valid(sent) != invalid
         if body is not None:
             resp = await self.client.post(f"/api/{procedure}", json=body, headers=AUTH)
@@ -238,6 +240,12 @@ async def _finished(api: Api, app_id: str, count: int = 1) -> list[dict[str, Any
     return rows if done else None
 
 
+def app_name_of(fake: FakeDokploy, app_id: str) -> str:
+    """The appName Dokploy gave (with its random suffix)."""
+    name: str = fake.store.applications[app_id]["appName"]
+    return name
+
+
 async def test_ids_and_timestamps_look_like_dokploys(api: Api) -> None:
     project_id, env_id = await api.project()
     app = await api.ok("application.create", {"name": "web", "environmentId": env_id})
@@ -246,35 +254,133 @@ async def test_ids_and_timestamps_look_like_dokploys(api: Api) -> None:
     assert ISO_MS.fullmatch(app["createdAt"])
 
 
-# -- contract: the recorded error cases, replayed byte for byte ---------------------------------
+# -- contract: recorded exchanges replayed, ids mapped -------------------------------------------
+
+# Free text that Dokploy stores and returns as sent (recordings 87, 100).
+STORED_AS_SENT = ("memoryLimit", "memoryReservation", "cpuLimit", "cpuReservation", "env")
+
+# The third session's host ran a `docker` stand-in that printed this and failed (index.md).
+STAND_IN = "fake docker (audit stand-in): no Docker engine on this machine"
+# Fields whose recorded value names a row of the recording's own database.
+ID_FIELDS = {"projectId", "environmentId", "applicationId", "domainId", "deploymentId",
+             "securityId", "appName"}  # fmt: skip
+# A failed insert lists the row's generated id and timestamp (recording 79).
+INSERT_PARAMS = re.compile(r"params: [\w-]{21},(.*),\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z,")
+
+
+class Replayer:
+    """Sends recorded requests to the fake and reads the answers against the recorded ones.
+
+    Ids the fake generates differ from the recording's: each answer is walked beside the
+    recorded one to learn which fake id stands for which recorded id, and later requests and
+    expected bodies are rewritten with what was learnt."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.ids: dict[str, str] = {}
+
+    async def replay(self, prefix: str) -> tuple[Any, Any]:
+        """Send recording `prefix`'s request; check status, reason and content type; return
+        (the body, the recorded body rewritten with the ids learnt so far)."""
+        exchange = recorded(prefix)
+        request, expected = exchange["request"], exchange["response"]
+        headers = {k: v for k, v in request["headers"].items() if k.lower() != "x-api-key"}
+        if "x-api-key" in request["headers"]:
+            valid = exchange["api_key_used"].startswith("the test API key")
+            headers["x-api-key"] = KEY if valid else "some-random-unknown-key"
+        body = request["body"]
+        text = body if request["body_is_raw_text"] else (
+            None if body is None else json.dumps(body))  # fmt: skip
+        # send exactly the recorded headers: aiohttp must not add a Content-Type of its own
+        resp = await self.client.request(
+            request["method"], self._mapped(request["path"]), headers=headers,
+            data=None if text is None else self._mapped(text).encode(),
+            skip_auto_headers=["Content-Type"],
+        )  # fmt: skip
+        raw = await resp.read()
+        assert (resp.status, resp.reason) == (expected["status"], expected["reason"]), raw
+        assert resp.headers.get("Content-Type") == expected["headers"].get("Content-Type")
+        actual = json.loads(raw) if expected["body_is_json"] else raw.decode()
+        self._learn(expected["body"], actual)
+        return actual, json.loads(self._mapped(json.dumps(expected["body"])))
+
+    async def check(self, prefix: str) -> Any:
+        """Replay, then hold the answer to the recording: the whole body for an error or a
+        scalar (true, "", a log), the shape for a row or a list of rows."""
+        actual, expected = await self.replay(prefix)
+        if isinstance(expected, (dict, list)) and recorded(prefix)["response"]["status"] == 200:
+            assert_same_shape(actual, expected, prefix)
+        else:
+            assert _masked(actual) == _masked(expected), prefix
+        return actual
+
+    def _mapped(self, text: str) -> str:
+        for recorded_id, fake_id in self.ids.items():
+            text = text.replace(recorded_id, fake_id)
+        return text
+
+    def _learn(self, expected: Any, actual: Any) -> None:
+        if isinstance(expected, dict) and isinstance(actual, dict):
+            for key, value in expected.items():
+                if key in ID_FIELDS and isinstance(value, str) and isinstance(actual.get(key), str):
+                    self.ids.setdefault(value, actual[key])
+                self._learn(value, actual.get(key))
+        elif isinstance(expected, list) and isinstance(actual, list):
+            for pair in zip(expected, actual, strict=False):
+                self._learn(*pair)
+
+
+def _masked(body: Any) -> Any:
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return {**body, "message": INSERT_PARAMS.sub(r"params: <id>,\1,<createdAt>,",
+                                                     body["message"])}  # fmt: skip
+    return body
+
 
 ERROR_CASES = sorted(
     p.name.split("-")[0]
     for p in RECORDED.glob("*.json")
-    if ("error" in p.name or "unknown-id" in p.name) and "no-docker" not in p.name
+    if "error" in p.name or "unknown-id" in p.name
 )
+# What must exist before an error can be replayed: recorded requests to send first.
+PRELUDES = {
+    "79": ("70", "71", "74", "75", "77"),  # a security row whose username the create repeats
+    "90": ("70", "71"),
+    "91": ("70", "71"),
+    "93": ("70", "71"),
+    "98": ("70", "71"),
+}
+# A real docker CLI prefixes the service name (51); the fake prints one fixed text, as the
+# third session's stand-in did, so only the third session's no-docker answers are replayed.
+NOT_REPLAYED = {"51"}
 
 
-@pytest.mark.parametrize("prefix", ERROR_CASES)
-async def test_recorded_error_case(client: Client, prefix: str) -> None:
-    exchange = recorded(prefix)
-    request, expected = exchange["request"], exchange["response"]
-    headers = {k: v for k, v in request["headers"].items() if k.lower() != "x-api-key"}
-    if "x-api-key" in request["headers"]:
-        valid = exchange["api_key_used"].startswith("the test API key")
-        headers["x-api-key"] = KEY if valid else "some-random-unknown-key"
-    body = request["body"]
-    data = body.encode() if request["body_is_raw_text"] else (
-        None if body is None else json.dumps(body).encode())  # fmt: skip
-    # send exactly the recorded headers: aiohttp must not add a Content-Type of its own
-    resp = await client.request(request["method"], request["path"], data=data, headers=headers,
-                                skip_auto_headers=["Content-Type"])  # fmt: skip
-    raw = await resp.read()
-    assert resp.status == expected["status"]
-    assert resp.reason == expected["reason"]
-    assert resp.headers.get("Content-Type") == expected["headers"].get("Content-Type")
-    actual = json.loads(raw) if expected["body_is_json"] else raw.decode()
-    assert actual == expected["body"]
+@pytest.mark.parametrize("prefix", [p for p in ERROR_CASES if p not in NOT_REPLAYED])
+async def test_recorded_error_case(prefix: str) -> None:
+    no_docker = "no-docker" in next(RECORDED.glob(f"{prefix}-*.json")).name
+    fake = FakeDokploy(api_keys=[KEY], docker_error=STAND_IN if no_docker else None)
+    async with TestClient(TestServer(fake.app(), host="127.0.0.1")) as client:
+        replayer = Replayer(client)
+        for step in PRELUDES.get(prefix, ()):
+            await replayer.check(step)
+        await replayer.check(prefix)
+
+
+async def test_third_session_replays_on_a_host_without_docker() -> None:
+    """Recordings 70-110 in order, on a fake host without a Docker engine like the recorded
+    one: every status, error body, scalar body and log; the shape of every row."""
+    fake = FakeDokploy(api_keys=[KEY], deploy_delay=0.0, docker_error=STAND_IN)
+    async with TestClient(TestServer(fake.app(), host="127.0.0.1")) as client:
+        replayer = Replayer(client)
+        for prefix in (f"{n:02d}" for n in range(70, 111)):
+            if prefix == "96":  # the recorder polled until both deployments had ended
+                await fake.settled()
+            actual = await replayer.check(prefix)
+            if prefix in ("87", "100"):
+                sent = recorded_body(prefix)
+                for key in STORED_AS_SENT:
+                    assert actual[key] == sent[key], key
+        assert fake.snapshot()["projects"] == []
 
 
 async def test_unknown_procedure_and_health(client: Client) -> None:
@@ -413,6 +519,161 @@ async def test_rate_limit_is_two_units_per_call_and_answers_401() -> None:
         assert statuses == [200, 200, 401, 401]  # as recorded in supplement-rate-limit
         assert last == ("application/json; charset=utf-8", {"message": "Unauthorized"})
         assert fake.calls == [("GET", "project.all")] * 2  # refused calls never pass the gate
+
+
+async def test_failed_deploy_log_names_the_failed_step(fake: FakeDokploy, api: Api) -> None:
+    _, env_id = await api.project()
+    app_id = await api.application(env_id, name="bob", image="nginx:nope")
+    fake.fail_deploys.add("bob")
+    await api.ok("application.deploy", {"applicationId": app_id})
+    await fake.settled()
+    (row,) = await api.deployments(app_id)
+    log = await api.ok("deployment.readLogs", deploymentId=row["deploymentId"], tail="50")
+    assert log.splitlines() == [
+        "Initializing deployment",
+        "Pulling nginx:nope",
+        "Error response from daemon: manifest for nginx:nope not found: manifest unknown",
+        "❌ Pulling image failed",
+        "",
+        "Error occurred ❌, check the logs for details.",
+    ]
+    assert await api.ok("deployment.readLogs", deploymentId=row["deploymentId"], tail="1") == (
+        "Error occurred ❌, check the logs for details.\n"
+    )
+    status, error = await api("application.readLogs", applicationId=app_id)
+    assert (status, error["message"]) == (
+        500,
+        f"No container or service found for: {app_name_of(fake, app_id)}",
+    )
+
+
+async def test_logs_of_a_running_application(fake: FakeDokploy, api: Api) -> None:
+    _, env_id = await api.project()
+    app_id = await api.application(env_id, image="nginx:alpine")
+    status, _ = await api("application.readLogs", applicationId=app_id, tail="10")
+    assert status == 500  # nothing runs yet: a 500, not a 404 (recording 98)
+    await api.ok("application.deploy", {"applicationId": app_id})
+    await fake.settled()
+    (row,) = await api.deployments(app_id)
+    log = await api.ok("deployment.readLogs", deploymentId=row["deploymentId"])
+    assert log.startswith("Initializing deployment\nPulling nginx:alpine\n")
+    assert log.endswith("Docker Deployed: ✅\n")
+    lines = await api.ok("application.readLogs", applicationId=app_id, tail="1")
+    assert isinstance(lines, str) and lines.count("\n") == 1
+    await api.ok("application.stop", {"applicationId": app_id})
+    status, _ = await api("application.readLogs", applicationId=app_id)
+    assert status == 500
+    status, error = await api("deployment.readLogs", deploymentId="doesNotExist000000000")
+    assert (status, error["message"]) == (404, "Deployment not found")
+    status, error = await api("deployment.readLogs", deploymentId=row["deploymentId"], tail="x",
+                              invalid=True)  # fmt: skip
+    assert (status, error["issues"][0]["code"]) == (400, "invalid_type")
+
+
+async def test_reload_and_cancel_on_a_working_engine(fake: FakeDokploy, api: Api) -> None:
+    _, env_id = await api.project()
+    app_id = await api.application(env_id)
+    await api.domain(app_id, "demo.ai.example.test")
+    await api.ok("application.deploy", {"applicationId": app_id})
+    await fake.settled()
+    await api.ok("application.stop", {"applicationId": app_id})
+    assert fake.live_hosts() == {}
+    body = {"applicationId": app_id, "appName": app_name_of(fake, app_id)}
+    assert await api.ok("application.reload", body) is True
+    assert fake.live_hosts() == {"demo.ai.example.test": 80}
+    assert (await api.ok("application.one", applicationId=app_id))["applicationStatus"] == "done"
+    status, error = await api("application.cancelDeployment", {"applicationId": app_id})
+    assert (status, error["message"]) == (
+        400,
+        "Deployment cancellation only available in cloud version",
+    )
+    status, error = await api("application.cancelDeployment", {"applicationId": "x" * 21})
+    assert (status, error["message"]) == (404, "Application not found")
+
+
+async def test_basic_auth_rows_belong_to_their_application(fake: FakeDokploy, api: Api) -> None:
+    _, env_id = await api.project()
+    app_id = await api.application(env_id)
+    user = {"applicationId": app_id, "username": "alice", "password": "pw-alice-1"}
+    assert await api.ok("security.create", user) is True
+    (row,) = (await api.ok("application.one", applicationId=app_id))["security"]
+    assert_same_shape(row, recorded_body("76"))
+    assert (row["username"], row["password"]) == ("alice", "pw-alice-1")  # in clear, as real
+    assert await api.ok("security.one", securityId=row["securityId"]) == row
+    change = {"securityId": row["securityId"], "username": "admin", "password": "pw-admin-2"}
+    assert await api("security.update", change) == (200, None)
+    status, error = await api("security.create", {**user, "username": "admin"})
+    assert (status, error["code"]) == (400, "BAD_REQUEST")
+    assert error["message"].startswith('Failed query: insert into "security"')
+    assert "pw-alice-1" not in error["message"] and ",admin,REDACTED," in error["message"]
+    assert await api.ok("security.create", user) is True  # "alice" is free again
+    second = (await api.ok("application.one", applicationId=app_id))["security"][1]
+    status, error = await api("security.update", {**change, "securityId": second["securityId"]})
+    assert (status, error["code"]) == (400, "BAD_REQUEST")
+    assert "pw-admin-2" not in error["message"]
+    deleted = await api.ok("security.delete", {"securityId": row["securityId"]})
+    assert (deleted["username"], deleted["password"]) == ("admin", "pw-admin-2")
+    status, _ = await api("security.one", securityId=row["securityId"])
+    assert status == 404
+    await api.ok("application.delete", {"applicationId": app_id})  # cascades to its rows
+    status, _ = await api("security.one", securityId=second["securityId"])
+    assert status == 404
+
+
+async def test_limits_are_strings_or_null(api: Api) -> None:
+    _, env_id = await api.project()
+    app_id = await api.application(env_id)
+    numbers = {"applicationId": app_id, "cpuLimit": 1000000000, "memoryLimit": 536870912}
+    status, error = await api("application.update", numbers, invalid=True)
+    assert status == 400
+    assert [(i["path"], i["code"]) for i in error["issues"]] == [
+        (["memoryLimit"], "invalid_type"), (["cpuLimit"], "invalid_type")]  # fmt: skip
+    texts = {"applicationId": app_id, "cpuLimit": "1000000000", "memoryLimit": "512m"}
+    assert await api.ok("application.update", texts) is True
+    one = await api.ok("application.one", applicationId=app_id)
+    assert (one["cpuLimit"], one["memoryLimit"], one["cpuReservation"]) == (
+        "1000000000",
+        "512m",
+        None,
+    )
+    assert await api.ok("application.update", {"applicationId": app_id, "cpuLimit": None})
+    assert (await api.ok("application.one", applicationId=app_id))["cpuLimit"] is None
+
+
+async def test_deploy_parses_and_expands_the_stored_env(fake: FakeDokploy, api: Api) -> None:
+    created = await api.ok("project.create", {"name": "p", "env": "REGION=eu # where"})
+    env_id = created["environment"]["environmentId"]
+    app_id = await api.application(env_id)
+    text = recorded("99")["request"]["body"]["env"] + "\nG=${{project.REGION}}-${{A}}"
+    env = {"applicationId": app_id, "env": text, "buildArgs": None, "buildSecrets": None,
+           "createEnvFile": True}  # fmt: skip
+    assert await api.ok("application.saveEnvironment", env) is True
+    assert fake.container_env(app_id) is None  # parsed at deploy time only
+    await api.ok("application.deploy", {"applicationId": app_id})
+    await fake.settled()
+    expected = {"A": "abc #def", "B": "plain value", "C": "single", "D": "line1\nline2",
+                "E": "x\ny", "F": "value", "G": "eu-abc #def"}  # fmt: skip
+    assert fake.container_env(app_id) == expected
+    assert (await api.ok("application.one", applicationId=app_id))["env"] == text  # as sent
+    (app,) = fake.snapshot()["applications"]
+    assert app["containerEnv"] == expected
+
+
+async def test_unknown_reference_fails_the_deploy(fake: FakeDokploy, api: Api) -> None:
+    _, env_id = await api.project()
+    app_id = await api.application(env_id)
+    await api.ok("application.deploy", {"applicationId": app_id})
+    await fake.settled()
+    env = {"applicationId": app_id, "env": "A=${{environment.NOPE}}", "buildArgs": None,
+           "buildSecrets": None, "createEnvFile": True}  # fmt: skip
+    await api.ok("application.saveEnvironment", env)
+    await api.ok("application.redeploy", {"applicationId": app_id})
+    await fake.settled()
+    rows = await api.deployments(app_id)
+    assert rows[0]["status"] == "error" and rows[0]["errorMessage"] is None
+    log = await api.ok("deployment.readLogs", deploymentId=rows[0]["deploymentId"])
+    assert "Invalid environment variable: environment.NOPE\n" in log
+    assert fake.container_env(app_id) == {}  # still the first deployment's container
 
 
 # -- faults --------------------------------------------------------------------------------------
