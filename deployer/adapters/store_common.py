@@ -1,4 +1,5 @@
-"""What the three stores share: UTC timestamps, row -> model mapping and the refusal texts.
+"""What the three stores share: UTC timestamps, row -> model mapping, the refusal texts, and
+`runs_to_end`, which keeps a write whole when its caller is cancelled.
 
 The SQL stores hand their rows (sqlite3.Row, asyncpg.Record: both mapping-like) to the
 `*_from_row` functions; JSON columns arrive as text (SQLite) or already decoded (PostgreSQL).
@@ -6,15 +7,19 @@ The SQL stores hand their rows (sqlite3.Row, asyncpg.Record: both mapping-like) 
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from deployer.core.states import ACTIVE, DeploymentState
 from deployer.models import Deployment, Event, PhaseRecord
 
 S = DeploymentState
+P = ParamSpec("P")
+T = TypeVar("T")
 # Claimable when nobody holds a live lease on them (the worker resumes them after a crash).
 LEASED_STATES: tuple[str, ...] = (S.QUEUED, S.RUNNING, S.ROLLING_BACK, S.DESTROYING)
 
@@ -39,6 +44,44 @@ def utc(moment: datetime) -> datetime:
 def iso(moment: datetime | None) -> str | None:
     """SQLite's timestamp text: UTC, fixed width, so text order is time order."""
     return None if moment is None else utc(moment).isoformat(timespec="microseconds")
+
+
+def runs_to_end(write: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Let a store write finish even when its caller is cancelled, then pass the cancellation on.
+
+    That happens whenever one saga phase fails fast while another is writing. Cut off
+    half-way, a write is left in flight: aiosqlite's thread still runs the BEGIN the caller
+    stopped waiting for, so the connection stays inside a transaction and the next write fails
+    with "cannot start a transaction within a transaction"; asyncpg returns at once while the
+    COMMIT it sent may still land after the caller has moved on, and its own rollback can be
+    interrupted by a second cancellation. Run to its end, the write commits (or rolls back on
+    its own error) and the cancellation lands just after it, as if it had come a moment later:
+    never half a write, never one landing late, and the connection is clean for the next.
+    A write whose caller is cancelled while it waits for the connection is still made. The
+    cost: a cancelled caller waits for its write (milliseconds; at worst the busy timeout).
+    """
+
+    @functools.wraps(write)
+    async def to_the_end(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await finish(write(*args, **kwargs))
+
+    return to_the_end
+
+
+async def finish(work: Coroutine[Any, Any, T]) -> T:
+    """Await `work` in its own task until it ends, however often the caller is cancelled
+    meanwhile; then raise the caller's cancellation, if any, else return the result."""
+    task = asyncio.ensure_future(work)
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is None:
+        return task.result()
+    failure = None if task.cancelled() else task.exception()  # retrieved: no "never retrieved"
+    raise cancelled from failure
 
 
 def active_stack(stack: str, state: DeploymentState) -> str | None:

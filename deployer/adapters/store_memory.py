@@ -1,8 +1,10 @@
 """MemoryStore: the Store port in a process's memory (unit tests and `aistack --sandbox`).
 
 It keeps the same promises as the SQL stores (one active deployment per stack, versioned
-compare-and-set transitions, leases), behind one asyncio.Lock. Models are copied through JSON
-on the way in and out, so callers share nothing mutable with the store, as with a database.
+compare-and-set transitions, leases), behind one asyncio.Lock. No write awaits anything once
+it holds the lock, so a cancellation lands before a write or after it, never inside (the SQL
+stores get the same promise from `runs_to_end`). Models are copied through JSON on the way in
+and out, so callers share nothing mutable with the store, as with a database.
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """PostgresStore: the Store port on PostgreSQL (asyncpg pool), shared by every replica.
 
-Each method is one short transaction. Claims lock the candidate row with
+Each method is one short transaction. Every write runs to its end even if its caller is
+cancelled (`runs_to_end`): asyncpg would answer the cancellation with a cancel request and
+return at once, while the COMMIT it had sent could still land later, after the caller had
+moved on (a rollback reading the phases would miss one). Claims lock the candidate row with
 `FOR UPDATE SKIP LOCKED`, then take the lease with a conditional upsert that re-reads the
 lease as committed, so two replicas never hold the same job. Connection failures become
 TransientError; the DSN (it may hold a password) never appears in an error text.
@@ -31,6 +34,7 @@ from .store_common import (
     deployment_values,
     event_from_row,
     phase_from_row,
+    runs_to_end,
     stale_message,
     utc,
 )
@@ -140,6 +144,7 @@ class PostgresStore:
 
     # -- deployments ---------------------------------------------------------------------
 
+    @runs_to_end
     async def create(self, deployment: Deployment, *, dedup_key: str | None = None) -> Deployment:
         values = deployment_values(deployment)
         async with self._tx() as conn:
@@ -177,6 +182,7 @@ class PostgresStore:
     async def list_latest(self) -> list[Deployment]:
         return [deployment_from_row(row) for row in await self._fetch(_LATEST)]
 
+    @runs_to_end
     async def transition(
         self,
         deployment: Deployment,
@@ -214,6 +220,7 @@ class PostgresStore:
                 raise IllegalTransition(stale_message(deployment, target, current))
         return deployment_from_row(row)
 
+    @runs_to_end
     async def set_message(self, deployment_id: str, channel: str, ts: str) -> Deployment:
         rows = await self._fetch(
             "UPDATE deployments SET channel = $2, message_ts = $3 WHERE id = $1 RETURNING *",
@@ -227,6 +234,7 @@ class PostgresStore:
 
     # -- phases and events ---------------------------------------------------------------
 
+    @runs_to_end
     async def save_phase(self, record: PhaseRecord, event: Event | None = None) -> None:
         started = None if record.started_at is None else utc(record.started_at)
         finished = None if record.finished_at is None else utc(record.finished_at)
@@ -254,6 +262,7 @@ class PostgresStore:
         )
         return [phase_from_row(row) for row in rows]
 
+    @runs_to_end
     async def append_event(self, event: Event) -> None:
         async with self._conn() as conn:
             await _append(conn, event)
@@ -268,6 +277,7 @@ class PostgresStore:
 
     # -- Slack cards ----------------------------------------------------------------------
 
+    @runs_to_end
     async def mark_card(self, deployment_id: str, version: int) -> None:
         await self._fetch(
             "UPDATE deployments SET card_version = greatest(card_version, $2) WHERE id = $1",
@@ -285,6 +295,7 @@ class PostgresStore:
 
     # -- the work queue ------------------------------------------------------------------
 
+    @runs_to_end
     async def claim(self, owner: str, lease_seconds: float, now: datetime) -> Deployment | None:
         """Claim the oldest job that needs work; None when there is none left to take."""
         now = utc(now)
@@ -299,6 +310,7 @@ class PostgresStore:
             # Another replica took it between our snapshot and our lock: look again.
         return None
 
+    @runs_to_end
     async def heartbeat(
         self, deployment_id: str, owner: str, lease_seconds: float, now: datetime
     ) -> bool:
@@ -312,6 +324,7 @@ class PostgresStore:
         )
         return bool(rows)
 
+    @runs_to_end
     async def release(self, deployment_id: str, owner: str) -> None:
         await self._fetch(
             "DELETE FROM leases WHERE deployment_id = $1 AND owner = $2", deployment_id, owner
@@ -331,6 +344,7 @@ class PostgresStore:
     async def give_up(self, deployment_id: str) -> None:
         await self._set_retry(deployment_id, None)
 
+    @runs_to_end
     async def _set_retry(self, deployment_id: str, at: datetime | None) -> None:
         rows = await self._fetch(
             "UPDATE deployments SET retry_at = $2 WHERE id = $1 RETURNING id", deployment_id, at

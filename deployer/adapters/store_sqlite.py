@@ -3,7 +3,10 @@
 One connection per store, in autocommit mode, used by one coroutine at a time (an asyncio
 lock). Every write runs inside `BEGIN IMMEDIATE`, so it holds SQLite's single write lock from
 its first read: check-and-write sequences (claim, create with a dedup key) cannot interleave,
-even with another process on the same file. Timestamps are UTC ISO text (text order = time).
+even with another process on the same file. aiosqlite runs the statements on the connection's
+thread, which carries on when the awaiting coroutine is cancelled; so every use of the
+connection runs to its end (`runs_to_end`, `finish`) and the lock is never given up while that
+thread is still busy. Timestamps are UTC ISO text (text order = time).
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ from .store_common import (
     deployment_from_row,
     deployment_values,
     event_from_row,
+    finish,
     iso,
     phase_from_row,
+    runs_to_end,
     stale_message,
 )
 
@@ -128,11 +133,15 @@ class SqliteStore:
                 raise
 
     async def _fetch(self, sql: str, params: Params = ()) -> list[Row]:
+        return await finish(self._select(sql, params))
+
+    async def _select(self, sql: str, params: Params) -> list[Row]:
         async with self._lock, self._conn.execute(sql, params) as cursor:
             return [dict(row) for row in await cursor.fetchall()]
 
     # -- deployments ---------------------------------------------------------------------
 
+    @runs_to_end
     async def create(self, deployment: Deployment, *, dedup_key: str | None = None) -> Deployment:
         async with self._tx() as conn:
             if dedup_key is not None and (known := await _by_key(conn, dedup_key)):
@@ -165,6 +174,7 @@ class SqliteStore:
     async def list_latest(self) -> list[Deployment]:
         return [deployment_from_row(row) for row in await self._fetch(_LATEST)]
 
+    @runs_to_end
     async def transition(
         self,
         deployment: Deployment,
@@ -201,6 +211,7 @@ class SqliteStore:
                 await _append(conn, event)
         return deployment_from_row(row)
 
+    @runs_to_end
     async def set_message(self, deployment_id: str, channel: str, ts: str) -> Deployment:
         async with self._tx() as conn:
             row = await _one(
@@ -214,6 +225,7 @@ class SqliteStore:
 
     # -- phases and events ---------------------------------------------------------------
 
+    @runs_to_end
     async def save_phase(self, record: PhaseRecord, event: Event | None = None) -> None:
         values = record.model_dump(mode="json")
         values["outputs"] = json.dumps(values["outputs"])
@@ -235,6 +247,7 @@ class SqliteStore:
         )
         return [phase_from_row(row) for row in rows]
 
+    @runs_to_end
     async def append_event(self, event: Event) -> None:
         async with self._tx() as conn:
             await _append(conn, event)
@@ -249,6 +262,7 @@ class SqliteStore:
 
     # -- Slack cards ----------------------------------------------------------------------
 
+    @runs_to_end
     async def mark_card(self, deployment_id: str, version: int) -> None:
         async with self._tx() as conn:
             await conn.execute(
@@ -266,6 +280,7 @@ class SqliteStore:
 
     # -- the work queue ------------------------------------------------------------------
 
+    @runs_to_end
     async def claim(self, owner: str, lease_seconds: float, now: datetime) -> Deployment | None:
         expires_at = now + timedelta(seconds=lease_seconds)
         async with self._tx() as conn:
@@ -276,6 +291,7 @@ class SqliteStore:
             await conn.execute(_TAKE_LEASE, lease | {"now": iso(now)})
         return deployment_from_row(row)
 
+    @runs_to_end
     async def heartbeat(
         self, deployment_id: str, owner: str, lease_seconds: float, now: datetime
     ) -> bool:
@@ -289,6 +305,7 @@ class SqliteStore:
             )
         return row is not None
 
+    @runs_to_end
     async def release(self, deployment_id: str, owner: str) -> None:
         async with self._tx() as conn:
             await conn.execute(
@@ -309,6 +326,7 @@ class SqliteStore:
     async def give_up(self, deployment_id: str) -> None:
         await self._set_retry(deployment_id, None)
 
+    @runs_to_end
     async def _set_retry(self, deployment_id: str, at: str | None) -> None:
         async with self._tx() as conn:
             row = await _one(

@@ -7,6 +7,7 @@ of a Docker Swarm service name, so it must satisfy all three.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from deployer.errors import InvalidStackName
 
@@ -51,72 +52,99 @@ RESERVED = frozenset(
     }
 )
 _ALLOWED = re.compile(r"[a-z0-9-]+")
+_NOT_ALLOWED_RUN = re.compile(r"[^a-z0-9]+")
+_BEFORE_FIRST_LETTER = re.compile(r"^[^a-z]+")
 
 
 def validate_stack_name(raw: str, *, suffix: str = "") -> str:
-    """Return the name if it is valid; otherwise raise InvalidStackName saying which rule broke.
+    """Return the name if it is valid; otherwise raise InvalidStackName saying which rule broke
+    and, when one can be made, a valid name to try instead.
 
     `suffix` is the domain suffix (for example `ai.example.com`): the full host
     `<name>.<suffix>` must stay within the 253 characters DNS allows.
     """
     name = raw.strip()
+    problem = _problem(name, suffix)
+    if problem is None:
+        return name
+    suggestion = suggest_stack_name(name, suffix=suffix)
+    hint = "." if suggestion is None else f": try '{suggestion}'."
+    raise InvalidStackName(problem + hint)
+
+
+def suggest_stack_name(raw: str, *, suffix: str = "") -> str | None:
+    """A valid name made from `raw` (lowercased, accents dropped, other characters turned into
+    single '-', trimmed to the allowed start, end and length), or None when none can be made.
+
+    The candidate goes through the same rules as any name: a suggestion that would be refused
+    in turn sends the user round in circles, so it is better to suggest nothing.
+    """
+    folded = unicodedata.normalize("NFKD", raw.strip()).lower()
+    plain = "".join(c for c in folded if not unicodedata.combining(c))
+    name = _BEFORE_FIRST_LETTER.sub("", _NOT_ALLOWED_RUN.sub("-", plain))
+    longest = min(MAX_LENGTH, MAX_HOST - 1 - len(suffix)) if suffix else MAX_LENGTH
+    name = name[: max(longest, 0)].rstrip("-")
+    return name if _problem(name, suffix) is None else None
+
+
+def _problem(name: str, suffix: str) -> str | None:
+    """The first rule `name` breaks, as a sentence without its full stop; None if it is valid."""
     for rule in (_not_empty, _lowercase, _charset, _shape, _length, _reserved):
-        rule(name)
-    host_length = len(name) + 1 + len(suffix) if suffix else len(name)
-    if host_length > MAX_HOST:
-        raise InvalidStackName(
-            f"'{name}.{suffix}' would be {host_length} characters; a host name may have at "
-            f"most {MAX_HOST}. Use a name of at most {MAX_HOST - 1 - len(suffix)} characters."
-        )
-    return name
+        if (problem := rule(name)) is not None:
+            return problem
+    return _host_length(name, suffix)
 
 
-def _not_empty(name: str) -> None:
-    if not name:
-        raise InvalidStackName("A stack name is required, for example 'alice'.")
+def _not_empty(name: str) -> str | None:
+    return None if name else "A stack name is required, for example 'alice'"
 
 
-def _lowercase(name: str) -> None:
-    if name != name.lower():
-        raise InvalidStackName(
-            f"'{name}' has capital letters; stack names are lowercase: try '{name.lower()}'."
-        )
+def _lowercase(name: str) -> str | None:
+    if name == name.lower():
+        return None
+    return f"'{name}' has capital letters; stack names are lowercase"
 
 
-def _charset(name: str) -> None:
-    if not _ALLOWED.fullmatch(name):
-        bad = sorted({c for c in name if not re.fullmatch(r"[a-z0-9-]", c)})
-        shown = " ".join(repr(c) for c in bad)
-        raise InvalidStackName(
-            f"'{name}' contains {shown}; use only lowercase letters a-z, digits 0-9 and '-'."
-        )
+def _charset(name: str) -> str | None:
+    if _ALLOWED.fullmatch(name):
+        return None
+    bad = sorted({c for c in name if not re.fullmatch(r"[a-z0-9-]", c)})
+    shown = " ".join(repr(c) for c in bad)
+    return f"'{name}' contains {shown}; use only lowercase letters a-z, digits 0-9 and '-'"
 
 
-def _shape(name: str) -> None:
+def _shape(name: str) -> str | None:
     if not name[0].isalpha():
-        raise InvalidStackName(f"'{name}' must start with a letter (a-z), not '{name[0]}'.")
+        return f"'{name}' must start with a letter (a-z), not '{name[0]}'"
     if name.endswith("-"):
-        raise InvalidStackName(f"'{name}' must not end with '-'; end it with a letter or digit.")
+        return f"'{name}' must not end with '-'; end it with a letter or digit"
     if len(name) >= 4 and name[2:4] == "--":
-        raise InvalidStackName(
+        return (
             f"'{name}' has '--' in positions 3-4, which DNS reserves for punycode (xn--); "
-            "use a single '-'."
+            "use a single '-'"
         )
+    return None
 
 
-def _length(name: str) -> None:
+def _length(name: str) -> str | None:
     if len(name) < MIN_LENGTH:
-        raise InvalidStackName(
-            f"'{name}' is too short; a stack name has {MIN_LENGTH} to {MAX_LENGTH} characters."
-        )
+        return f"'{name}' is too short; a stack name has {MIN_LENGTH} to {MAX_LENGTH} characters"
     if len(name) > MAX_LENGTH:
-        raise InvalidStackName(
-            f"'{name[:20]}...' has {len(name)} characters; a stack name has at most {MAX_LENGTH}."
-        )
+        return f"'{name[:20]}...' has {len(name)} characters; a stack name has at most {MAX_LENGTH}"
+    return None
 
 
-def _reserved(name: str) -> None:
-    if name in RESERVED:
-        raise InvalidStackName(
-            f"'{name}' is reserved for infrastructure; pick a personal name such as 'alice'."
-        )
+def _reserved(name: str) -> str | None:
+    if name not in RESERVED:
+        return None
+    return f"'{name}' is reserved for infrastructure; pick a personal name such as 'alice'"
+
+
+def _host_length(name: str, suffix: str) -> str | None:
+    host_length = len(name) + 1 + len(suffix) if suffix else len(name)
+    if host_length <= MAX_HOST:
+        return None
+    return (
+        f"'{name}.{suffix}' would be {host_length} characters; a host name may have at "
+        f"most {MAX_HOST}. Use a name of at most {MAX_HOST - 1 - len(suffix)} characters"
+    )

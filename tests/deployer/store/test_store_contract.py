@@ -454,3 +454,68 @@ async def test_cards_behind_their_deployment_are_found_until_marked(store: Store
     await store.mark_card(job.id, moved.version)
     await store.mark_card(job.id, carded.version)  # a late, older draw does not win
     assert await store.stale_cards() == []
+
+
+# -- cancellation ----------------------------------------------------------------------------
+
+# Far more event-loop turns than any write here takes; the loop ends at the first write that
+# finishes before its cancellation arrives.
+MAX_TURNS = 2_000
+
+
+async def _write(store: Store, dep: Deployment, kind: str) -> None:
+    """The two writes a saga phase makes: a phase record and a state change, each audited."""
+    if kind == "save_phase":
+        record = PhaseRecord(deployment_id=dep.id, name="project", state=PhaseState.RUNNING)
+        await store.save_phase(record, Event(deployment_id=dep.id, stack=dep.stack, kind="p"))
+    else:
+        await store.transition(
+            dep, S.RUNNING, event=Event(deployment_id=dep.id, stack=dep.stack, kind="t")
+        )
+
+
+async def _written(store: Store, dep: Deployment, kind: str) -> bool:
+    """Whether the write is there; never half of it (a phase without its audit event)."""
+    events = await store.events_for(dep.id)
+    if kind == "save_phase":
+        made = bool(await store.phases(dep.id))
+    else:
+        current = await store.get(dep.id)
+        made = current.state == S.RUNNING
+        assert current.version == dep.version + made
+    assert len(events) == made, (made, events)
+    return made
+
+
+async def _cancel(write: asyncio.Task[None], *, again: bool) -> None:
+    """Cancel once (a TaskGroup whose other phase failed), or at every turn until the write
+    ends (a timeout or a shutdown on top of it: the clean-up itself is interrupted)."""
+    write.cancel()
+    while again and not write.done():
+        await asyncio.sleep(0)
+        write.cancel()
+    await asyncio.wait([write])
+
+
+@pytest.mark.parametrize("again", [False, True], ids=["once", "again"])
+@pytest.mark.parametrize("kind", ["save_phase", "transition"])
+async def test_a_cancelled_write_is_all_or_nothing_and_the_store_goes_on(
+    store: Store, kind: str, again: bool
+) -> None:
+    outcomes = []
+    for turns in range(MAX_TURNS):
+        dep = await queued(store, f"s{turns}")
+        write = asyncio.create_task(_write(store, dep, kind))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        finished_first = write.done()
+        await _cancel(write, again=again)
+        if not write.cancelled():
+            write.result()  # a write that ended on its own must have succeeded
+        outcomes.append(await _written(store, dep, kind))
+        after = PhaseRecord(deployment_id=dep.id, name="after")  # the next write works
+        await store.save_phase(after, Event(deployment_id=dep.id, stack=dep.stack, kind="a"))
+        assert [p.name for p in await store.phases(dep.id)][-1] == "after"
+        if finished_first:
+            break
+    assert outcomes[0] is False and outcomes[-1] is True, outcomes
