@@ -66,12 +66,13 @@ class SandboxBot:
 
     async def told(self, user: str, words: str, within: float = 10.0) -> str:
         """Wait until `user` has been told something containing `words`; return it."""
-        async with asyncio.timeout(within):
-            while True:
-                found = [t for t in self.said_to(user) if words in t]
-                if found:
-                    return found[-1]
-                await asyncio.sleep(0.01)
+
+        def found() -> list[str]:
+            return [t for t in self.said_to(user) if words in t]
+
+        async with asyncio.timeout(within):  # re-checked whenever Slack is called or posted to
+            await self.slack.wait_for(lambda: bool(found()))
+        return found()[-1]
 
     async def click(self, user: str, action: str, dep: Deployment) -> None:
         """`user` clicks a button on the deployment's card."""

@@ -3,12 +3,40 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
+
+import pytest
 
 from bot.sandbox_world import SandboxBot, sandbox_bot
 from deployer import DeploymentState
+from deployer.models import utcnow
 from tests.conftest import TEST_SETTINGS, FakeClock, RecordedSleeps
 
 S = DeploymentState
+
+
+class Calendar:
+    """The date the approval TTL is measured against: it stands still until the test moves it
+    on, so a request expires when the test says, however slowly the machine runs."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def calendar(monkeypatch: pytest.MonkeyPatch) -> Calendar:
+    """Where the TTL is checked (a click on the card, the bot's sweep) `utcnow` is read from
+    these modules; a request's `created_at` keeps the real time it was made."""
+    frozen = Calendar()
+    monkeypatch.setattr("bot.listeners.utcnow", frozen)
+    monkeypatch.setattr("deployer.service.utcnow", frozen)
+    return frozen
 
 
 async def requested(world: SandboxBot, user: str, text: str, name: str):  # type: ignore[no-untyped-def]
@@ -102,10 +130,11 @@ async def test_slack_429_storm_delays_but_loses_nothing(
     assert slack_waits.waits.count(7) == 4 and slack_waits.waits.count(5) == 3
 
 
-async def test_expired_request_cannot_be_approved_and_its_card_says_so() -> None:
-    async with sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS, approval_ttl=0.2) as world:
+async def test_expired_request_cannot_be_approved_and_its_card_says_so(calendar: Calendar) -> None:
+    # a 10-minute TTL: the bot sweeps every minute, so it is the click that finds it expired
+    async with sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS, approval_ttl=600) as world:
         dep = await requested(world, "U0ALICE", "deploy alice", "alice")
-        await asyncio.sleep(0.25)  # the TTL (0.2 s here) passes
+        calendar.advance(601)  # the TTL passes
         await world.click("U0BOB", "approve", dep)
         assert "expired" in await world.told("U0BOB", "expired")
         done = await world.settled("alice")
@@ -115,9 +144,11 @@ async def test_expired_request_cannot_be_approved_and_its_card_says_so() -> None
     assert world.slack.violations == []
 
 
-async def test_nobody_deciding_expires_the_request_on_its_own() -> None:
+async def test_nobody_deciding_expires_the_request_on_its_own(calendar: Calendar) -> None:
+    # a 0.2 s TTL: the bot sweeps every 0.05 s (real time); the request is carded first
     async with sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS, approval_ttl=0.2) as world:
         await requested(world, "U0ALICE", "deploy alice", "alice")
+        calendar.advance(1)  # the TTL passes; the next sweep expires the request
         done = await world.settled("alice", within=5)
         assert done.state is S.EXPIRED and "Expired" in world.card(done).text
 

@@ -16,6 +16,7 @@ from bot.sandbox_world import GROUPS, PEOPLE, TOKEN, SandboxBot, sandbox_bot
 from bot.settings import load_bot_settings
 from deployer import ConfigError, DeploymentState
 from deployer.adapters.store_memory import MemoryStore
+from deployer.models import Event, PhaseRecord
 from deployer.sandbox.server import Sandbox
 from tests.conftest import TEST_SETTINGS, FakeClock
 
@@ -93,7 +94,7 @@ async def test_socket_mode_requests_need_no_signature(world: SandboxBot) -> None
 
 
 async def test_shutdown_pauses_the_card_and_a_restart_finishes_on_it() -> None:
-    store = MemoryStore()
+    store = PhaseWatch()
     slack = FakeSlack(bot_token=TOKEN, users=PEOPLE, usergroups=GROUPS)
     async with Sandbox(deploy_delay=0.4) as engine, slack.serve() as api:
         upstreams = (engine, slack, api)
@@ -102,7 +103,8 @@ async def test_shutdown_pauses_the_card_and_a_restart_finishes_on_it() -> None:
             await first.driver.command("U0ALICE", "deploy alice")
             dep = await first.until("alice", lambda d: d.message_ts is not None)
             await first.click("U0BOB", "approve", dep)
-            await _phase_running(store, dep.id, "deploy")
+            async with asyncio.timeout(10):
+                await store.started(dep.id, "deploy").wait()
         paused = await store.get(dep.id)
         assert paused.state is S.RUNNING
         assert "Paused" in str(slack.card(paused.channel or "", paused.message_ts or "").blocks)
@@ -115,10 +117,20 @@ async def test_shutdown_pauses_the_card_and_a_restart_finishes_on_it() -> None:
         assert slack.violations == []
 
 
-async def _phase_running(store: MemoryStore, deployment_id: str, phase: str) -> None:
-    async with asyncio.timeout(10):
-        while not any(p.name == phase for p in await store.phases(deployment_id)):  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+class PhaseWatch(MemoryStore):
+    """A MemoryStore that says when a deployment's phase has been checkpointed for the first
+    time (the saga has started it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._started: dict[tuple[str, str], asyncio.Event] = {}
+
+    def started(self, deployment_id: str, phase: str) -> asyncio.Event:
+        return self._started.setdefault((deployment_id, phase), asyncio.Event())
+
+    async def save_phase(self, record: PhaseRecord, event: Event | None = None) -> None:
+        await super().save_phase(record, event)
+        self.started(record.deployment_id, record.name).set()
 
 
 def test_manifest_is_a_valid_least_privilege_slack_manifest() -> None:

@@ -20,15 +20,33 @@ async def writer_for(
     return SlackWriter(client, post_interval=interval, sleep=clock.sleep, clock=clock.monotonic)
 
 
+class HeldClock(FakeClock):
+    """A FakeClock whose sleeps wait until the test lets time move on (`go`); `sleeping` is
+    set once someone waits on it, e.g. a post waiting out the channel's interval."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sleeping = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeping.set()
+        await self.go.wait()
+        await super().sleep(seconds)
+
+
 async def test_posts_in_a_channel_are_spaced_and_a_new_card_jumps_the_queue() -> None:
-    fake, clock = FakeSlack(), FakeClock()
-    async with fake.serve() as url:
+    fake, clock = FakeSlack(), HeldClock()
+    async with fake.serve() as url, asyncio.timeout(10):
         slack = await writer_for(fake, url, clock)
-        card = await slack.post("C1", "card")
+        card = await slack.post("C1", "card")  # the channel's first post: no wait
         replies = [slack.post("C1", f"reply {i}", thread_ts=card) for i in range(3)]
         tasks = [asyncio.create_task(r) for r in replies]
-        await asyncio.sleep(0)
+        # reply 0 holds the channel, waiting out the interval; 1 and 2 have queued behind it
+        await clock.sleeping.wait()
         tasks.append(asyncio.create_task(slack.post("C1", "a new request card")))
+        await asyncio.sleep(0)  # the card takes its place in the queue while reply 0 waits
+        clock.go.set()
         await asyncio.gather(*tasks)
         other = await slack.post("C2", "another channel")
     texts = [c.args["text"] for c in fake.calls_to("chat.postMessage")]

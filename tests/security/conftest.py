@@ -58,11 +58,14 @@ async def world() -> AsyncIterator[SandboxBot]:
 
 async def handled(world: SandboxBot, within: float = 5.0) -> None:
     """Return once every command and click the bot acked has been handled, and every card
-    and thread reply it caused has been written."""
+    and thread reply it caused has been written.
+
+    No grace period is needed before looking: a listener spawns its work into `bot.tasks` in
+    the same step as its `ack()` (nothing is awaited in between), and Bolt answers the HTTP
+    request only after it has seen the ack, so the work is tracked before the answer is back."""
     async with asyncio.timeout(within):
-        await asyncio.sleep(0.01)  # Bolt spawns the listener's work right after its ack
-        while len(world.bot.tasks):  # noqa: ASYNC110 - Tasks has no "all done" event
-            await asyncio.sleep(0.005)
+        while len(world.bot.tasks):  # noqa: ASYNC110 - Tasks has no "all done" event to wait on
+            await asyncio.sleep(0.005)  # a bounded poll: yields to the loop the work runs on
         await world.bot.notifier.wait_idle()
 
 
