@@ -14,6 +14,7 @@ from deployer.clock import SystemClock
 from deployer.core.phases import Timeout
 from deployer.journal import Journal
 from deployer.ports import Clock, Notifier, Store
+from deployer.records import Records
 from deployer.resilience import RetryPolicy, Upstream
 from deployer.saga import Saga
 from deployer.service import Deployer
@@ -40,6 +41,10 @@ def timeouts(settings: DeployerSettings) -> dict[Timeout, float]:
         Timeout.DEPLOY: settings.deploy_timeout,
         # the probe loop gives up at health_timeout; the phase limit is only a backstop
         Timeout.HEALTH: settings.health_timeout + settings.http_timeout + 5,
+        Timeout.RESTORE: settings.phase_timeout
+        + settings.deploy_timeout
+        + settings.health_timeout
+        + settings.http_timeout,
     }
 
 
@@ -86,6 +91,7 @@ async def open_deployer(
         made = adapters(settings, clock)
         stack.push_async_callback(made.close)
         journal = Journal(store, notifier)
-        steps = StackSteps(settings, made.paas, made.dns, made.probe, clock)
+        records = Records(store)
+        steps = StackSteps(settings, made.paas, made.dns, made.probe, clock, records.live_ids)
         saga = Saga(journal, steps, timeouts(settings), retry_pause=settings.rollback_retry_initial)
         yield Deployer(settings, journal, made.paas, made.dns, saga)

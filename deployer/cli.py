@@ -1,9 +1,10 @@
 """`aistack`: the operator CLI. preflight, deploy, status, list, destroy, history, gc, worker,
 sandbox, demo.
 
-Exit codes: 0 done; 1 the deployment failed and was rolled back; 2 bad input or settings;
-3 rollback failed, resources left behind; 4 an upstream refused or is unreachable;
-5 the stack is busy with another deployment; 6 no such stack.
+Exit codes: 0 done (also: nothing to do, or the operator declined); 1 the deployment failed
+and was rolled back; 2 bad input or settings; 3 rollback failed, resources left behind;
+4 an upstream refused or is unreachable; 5 the stack is busy with another deployment; 6 no such
+stack; 141 the reader of our output went away (`| head`), as a shell reports SIGPIPE.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -43,6 +45,7 @@ from deployer.settings import load_settings
 
 S = DeploymentState
 EXIT_FOR_STATE = {S.SUCCEEDED: 0, S.DESTROYED: 0, S.ROLLED_BACK: 1, S.ROLLBACK_FAILED: 3}
+EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE  # 141, what a shell shows for `... | head`
 Command = Callable[[Deployer, argparse.Namespace, TerminalNotifier], Awaitable[int]]
 
 
@@ -148,7 +151,7 @@ async def cmd_gc(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -
     _print(out, ["resources that no record owns, by stack:", *(f"  {n}" for n in orphans)])
     if not args.yes and not _confirm(f"remove {len(orphans)} stack(s)? [y/N] "):
         _print(out, ["nothing removed (use --yes in scripts)"])
-        return 1
+        return 0  # declined: nothing was asked of us, nothing failed
     results = [await d.destroy(name, requester=_operator()) for name in orphans]
     return max(_exit(r) for r in results)
 
@@ -223,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run(args, out))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # print() to a closed stdout
+        return _output_closed()
+    except SystemExit:
+        if out.console.quiet:  # rich's own answer to a closed stdout: devnull, then exit(1)
+            return EXIT_OUTPUT_CLOSED
+        raise
     except AistackError as exc:
         out.console.print(f"aistack: {exc}", markup=False, style="red")
         return _exit_for_error(exc)
@@ -240,6 +249,20 @@ def _exit_for_error(exc: AistackError) -> int:
         if isinstance(exc, kind):
             return code
     return 1
+
+
+def _output_closed() -> int:
+    """The reader of stdout is gone (`aistack history x --json | head -1`): stop quietly.
+
+    As the Python docs advise for SIGPIPE: stdout goes to devnull, so the flush at
+    interpreter exit does not fail a second time and print "Exception ignored" on stderr.
+    The exit is 141, not 0: a deploy piped into `head` may have been cut short, and 141 is
+    what `set -o pipefail` scripts already expect from any command whose reader left.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_OUTPUT_CLOSED
 
 
 def _exit(dep: Deployment) -> int:

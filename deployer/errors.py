@@ -10,7 +10,8 @@
     │   └── UpstreamUnavailable     the circuit breaker is open: fail fast, no retry
     └── PermanentError              retrying will not help: 4xx, validation, conflicts
         ├── AuthError               the upstream refused our credentials
-        └── DeployFailed            Dokploy ran the deployment and it ended in error
+        ├── DeployFailed            Dokploy ran the deployment and it ended in error
+        └── AmbiguousResource       a name matches two resources: refused, never guessed
 
 Messages never carry secrets: adapters build them from status, code and a trimmed message.
 """
@@ -67,3 +68,7 @@ class AuthError(PermanentError):
 
 class DeployFailed(PermanentError):
     """The Dokploy deployment finished with status error or cancelled."""
+
+
+class AmbiguousResource(PermanentError):
+    """A name lookup found more than one candidate (Dokploy names are not unique)."""

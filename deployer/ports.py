@@ -18,6 +18,20 @@ class ProjectRef:
 
 
 @dataclass(frozen=True)
+class ProjectSurvey:
+    total: int  # every project on the server
+    named: tuple[ProjectRef, ...]  # those with the name asked for, newest first
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """What a redeploy overwrites on a live application, kept to put back on failure."""
+
+    image: str
+    env_text: str  # as Dokploy stores it, byte for byte
+
+
+@dataclass(frozen=True)
 class AppRef:
     application_id: str
     app_name: str
@@ -49,27 +63,33 @@ BeforeCreate = Callable[[], Awaitable[None]]
 
 class Paas(Protocol):
     """A platform that runs a stack's container (Dokploy). Every method is idempotent:
-    `ensure_*` looks up by name before it creates; deletes answer False when already gone."""
+    `ensure_*` looks up by name before it creates (unless told the resource is `absent`,
+    and then only on its first attempt); deletes answer False when already gone. A name
+    that matches two resources raises AmbiguousResource."""
 
-    async def count_projects(self) -> int: ...
+    async def count_projects(self, *, quick: bool = False) -> int: ...
+    async def survey_projects(self, name: str) -> ProjectSurvey: ...
     async def find_project(self, name: str) -> ProjectRef | None: ...
     async def ensure_project(
-        self, name: str, description: str, *, before_create: BeforeCreate | None = None
-    ) -> ProjectRef: ...
+        self, name: str, description: str, *, before_create: BeforeCreate | None = None,
+        absent: bool = False,
+    ) -> ProjectRef: ...  # fmt: skip
     async def remove_project(self, project_id: str) -> bool: ...
     async def find_application(self, project_id: str, name: str) -> AppRef | None: ...
     async def ensure_application(
-        self, project: ProjectRef, name: str, *, before_create: BeforeCreate | None = None
-    ) -> AppRef: ...
-    async def image_of(self, application_id: str) -> str | None: ...
+        self, project: ProjectRef, name: str, *, before_create: BeforeCreate | None = None,
+        absent: bool = False,
+    ) -> AppRef: ...  # fmt: skip
+    async def app_settings(self, application_id: str) -> AppSettings: ...
     async def delete_application(self, application_id: str) -> bool: ...
     async def configure_image(
-        self, application_id: str, image: str, env: Mapping[str, str]
+        self, application_id: str, image: str, env: Mapping[str, str] | None
     ) -> None: ...
+    async def restore_settings(self, application_id: str, settings: AppSettings) -> None: ...
     async def find_domain(self, application_id: str, host: str) -> str | None: ...
     async def ensure_domain(
         self, application_id: str, host: str, port: int, https: bool, *,
-        before_create: BeforeCreate | None = None,
+        before_create: BeforeCreate | None = None, absent: bool = False,
     ) -> str: ...  # fmt: skip
     async def delete_domain(self, domain_id: str) -> bool: ...
     async def deployment_ids(self, application_id: str) -> set[str]: ...
@@ -77,13 +97,14 @@ class Paas(Protocol):
     async def newest_deployment(
         self, application_id: str, known: set[str]
     ) -> DeploymentRun | None: ...
+    async def deployment_log_tail(self, deployment_id: str, lines: int = 20) -> str: ...
     async def stacks(self, project_prefix: str) -> list[ProjectView]: ...
 
 
 class Dns(Protocol):
     """An authoritative DNS zone (Hetzner Cloud DNS)."""
 
-    async def zone(self) -> ZoneInfo: ...
+    async def zone(self, *, quick: bool = False) -> ZoneInfo: ...
     async def a_record(self, name: str) -> list[str] | None: ...
     async def a_records(self) -> dict[str, list[str]]: ...
     async def upsert_a_record(

@@ -3,12 +3,16 @@
 Retry rules are small tenacity values combined: transient errors only, exponential backoff
 (or the upstream's own Retry-After hint), bounded by attempts and a deadline. Sleep is
 injected, so tests take no time. One breaker per upstream turns a run of failures into fast
-`UpstreamUnavailable` answers until it half-opens.
+`UpstreamUnavailable` answers until it half-opens, except for the undo work of a rollback
+(`compensating()`), which bypasses the breaker so that a run of failures does not also
+block the cleanup after it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
@@ -37,6 +41,27 @@ class RetryPolicy:
     initial: float = 1.0
     maximum: float = 16.0
     deadline: float = 120.0
+
+
+# A check that a person waits for (preflight): give up in seconds, not after minutes of retries.
+QUICK = RetryPolicy(attempts=2, initial=0.5, maximum=1.0, deadline=5.0)
+
+_compensating: ContextVar[bool] = ContextVar("aistack_compensating", default=False)
+
+
+@contextmanager
+def compensating() -> Iterator[None]:
+    """Mark the upstream calls made inside (tasks created inside included) as rollback undo work.
+
+    The breaker opened because the forward work kept failing; refusing the undo as well would
+    leave the half-made stack behind. An undo is a single idempotent cleanup per resource, so it
+    skips the breaker (not the retry policy) and gets its own chance.
+    """
+    token = _compensating.set(True)
+    try:
+        yield
+    finally:
+        _compensating.reset(token)
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -71,6 +96,7 @@ class Upstream:
         self.name = name
         self.policy = policy
         self._sleep = sleep
+        self._last_failure: str | None = None  # kept for the "circuit open" message
         self.breaker = CircuitBreaker(
             fail_max=fail_max,
             timeout_duration=timedelta(seconds=reset_seconds),
@@ -78,18 +104,26 @@ class Upstream:
             name=name,
         )
 
-    async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
-        """Run an idempotent operation with the breaker and the retry policy."""
+    async def call(
+        self, operation: Callable[[], Awaitable[T]], *, policy: RetryPolicy | None = None
+    ) -> T:
+        """Run an idempotent operation with the breaker and a retry policy (the upstream's own
+        unless `policy` replaces it for this call). Inside `compensating()` the breaker is
+        skipped: it neither refuses the call nor counts its outcome."""
+        policy = policy or self.policy
         retrying = AsyncRetrying(
             retry=retry_if_exception(_is_retryable),
-            stop=stop_after_attempt(self.policy.attempts) | stop_after_delay(self.policy.deadline),
-            wait=_wait(self.policy),
+            stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.deadline),
+            wait=_wait(policy),
             sleep=self._sleep,
             before_sleep=self._log_retry,
             reraise=True,
         )
+        bypass = _compensating.get()
         async for attempt in retrying:
             with attempt:
+                if bypass:
+                    return await operation()
                 return await self._through_breaker(operation)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
@@ -98,11 +132,18 @@ class Upstream:
             result: T = await self.breaker.call_async(operation)
         except CircuitBreakerError as exc:
             cause = exc.__cause__
-            reason = f": last error: {cause}" if cause else ""
+            if cause is not None:
+                self._last_failure = str(cause)
+            # Only the call that trips the breaker carries the cause: later ones get the last
+            # failure we saw, so a fail-fast answer still says what is wrong with the upstream.
+            reason = f": last error: {self._last_failure}" if self._last_failure else ""
             raise UpstreamUnavailable(
                 f"{self.name} is unavailable (circuit open after {self.breaker.fail_max} "
                 f"failures); failing fast for {self.breaker.timeout_duration.seconds} s{reason}"
             ) from None
+        except TransientError as exc:
+            self._last_failure = str(exc)
+            raise
         return result
 
     def _log_retry(self, state: RetryCallState) -> None:

@@ -3,10 +3,14 @@
 Forward: a phase starts when everything it needs is done, so independent phases run side by
 side. Before a phase's work begins its record is stored as `running`: that record is the
 registration of its undo, durable across a crash. After, `done` with the ids it made.
-Backward: on failure, undo steps run in reverse start order, shielded from cancellation,
-each outcome recorded; the deployment ends `rolled_back`, or `rollback_failed` naming what
-is left. A deployment picked up again (after a crash or for a retry) resumes from its
-checkpoints: done phases are skipped.
+A failed deploy stops its other phases at once (their work is about to be undone); a failed
+teardown lets independent branches run to their end and skips only what depends on the
+failure, so one refused removal does not leave the others undone.
+Backward: on failure, undo steps run in reverse catalogue order (a fixed key: a retry
+undoes in the same order as the first attempt), shielded from cancellation, each outcome
+recorded; the deployment ends `rolled_back`, or `rollback_failed` naming what is left.
+A deployment picked up again (after a crash or for a retry) resumes from its checkpoints:
+done phases are skipped.
 """
 
 from __future__ import annotations
@@ -46,8 +50,17 @@ class PhaseContext:
     save: Callable[[Mapping[str, str]], Awaitable[None]] = field(repr=False)
 
 
+@dataclass(frozen=True)
+class Undone:
+    """What an undo did, in words; `changed` is False when nothing of ours was there to
+    remove or put back (kept, never made, already gone), so no one reads it as rolled back."""
+
+    outcome: str
+    changed: bool = True
+
+
 Step = Callable[[PhaseContext], Awaitable[Mapping[str, str]]]
-Undo = Callable[[PhaseContext], Awaitable[str]]
+Undo = Callable[[PhaseContext], Awaitable[Undone]]
 
 
 class Steps(Protocol):
@@ -107,7 +120,7 @@ class Saga:
                 )
             return await self._move(dep, S.ROLLING_BACK, error=str(failed))
         if dep.operation is Operation.DESTROY:
-            return await self._move(dep, S.DESTROYED)
+            return await self._move(dep, S.DESTROYED, leftovers=[])
         return await self._journal.move(dep, S.SUCCEEDED, data={"url": dep.spec.url})
 
     async def _run_phases(self, dep: Deployment) -> None:
@@ -134,9 +147,14 @@ class Saga:
         running: dict[asyncio.Task[Mapping[str, str]], PhaseDef],
     ) -> PhaseFailed | None:
         failure: PhaseFailed | None = None
+        # A phase that needs a failed one never becomes ready, so a failure skips exactly
+        # what depends on it; a deploy also stops everything else (fail fast).
+        fail_fast = dep.operation is Operation.DEPLOY
+        tried = set(done)  # a phase runs at most once per pass
         while True:
-            if failure is None:
-                for phase in _ready(plan, done, {p.name for p in running.values()}):
+            if failure is None or not fail_fast:
+                for phase in _ready(plan, done, tried):
+                    tried.add(phase.name)
                     task = asyncio.create_task(self._phase(dep, phase, plan, records, outputs))
                     running[task] = phase
             if not running:
@@ -149,7 +167,7 @@ class Saga:
                     continue
                 done.add(phase.name)
                 outputs.update(task.result())
-            if failure is not None:
+            if failure is not None and fail_fast:
                 await _cancel_all(running)
                 running.clear()
         return failure
@@ -225,17 +243,21 @@ class Saga:
         records = await self._store.phases(dep.id)
         outputs = _merged(records, only_done=False)
         pending = [r for r in records if plan[r.name].undo and r.state in UNDOABLE]
-        order = list(plan)  # ties (phases started together) break by catalogue order
-        pending.sort(key=lambda r: (r.started_at or utcnow(), order.index(r.name)), reverse=True)
+        # The catalogue is in dependency order, so its reverse undoes every phase after what
+        # depends on it. Unlike start times, it is the same on every retry.
+        order = list(plan)
+        pending.sort(key=lambda r: order.index(r.name), reverse=True)
         leftovers = []
         for record in pending:
-            if not await self._undo(dep, record, outputs):
+            if not await self._undo(dep, record, plan[record.name], outputs):
                 leftovers.append(self._steps.leftover(record.name, self._ctx(dep, outputs)))
-        if leftovers:
-            return await self._move(dep, S.ROLLBACK_FAILED, leftovers=leftovers)
-        return await self._move(dep, S.ROLLED_BACK)
+        if any(leftovers):
+            return await self._move(dep, S.ROLLBACK_FAILED, leftovers=[x for x in leftovers if x])
+        return await self._move(dep, S.ROLLED_BACK, leftovers=[])
 
-    async def _undo(self, dep: Deployment, record: PhaseRecord, outputs: dict[str, str]) -> bool:
+    async def _undo(
+        self, dep: Deployment, record: PhaseRecord, phase: PhaseDef, outputs: dict[str, str]
+    ) -> bool:
         undoing = record.model_copy(
             update={
                 "state": PhaseState.UNDOING,
@@ -245,19 +267,21 @@ class Saga:
             }
         )
         await self._journal.checkpoint(dep, undoing, "undo.running")
+        limit = self._timeouts[phase.undo_timeout]
         try:
-            async with asyncio.timeout(self._timeouts[Timeout.PHASE]):
+            async with asyncio.timeout(limit):
                 outcome = await self._steps.undo(record.name)(self._ctx(dep, outputs))
         except Exception as exc:
-            reason = _reason(exc, self._timeouts[Timeout.PHASE])
+            reason = _reason(exc, limit)
             failed = _finish(undoing, PhaseState.UNDO_FAILED, error=reason)
             await self._journal.checkpoint(
                 dep, failed, "undo.failed", duration=failed.duration, data={"error": reason}
             )
             return False
-        undone = _finish(undoing, PhaseState.UNDONE)
+        state = PhaseState.UNDONE if outcome.changed else PhaseState.NOTHING_TO_UNDO
+        undone = _finish(undoing, state)
         await self._journal.checkpoint(
-            dep, undone, "undo.done", duration=undone.duration, data={"outcome": outcome}
+            dep, undone, "undo.done", duration=undone.duration, data={"outcome": outcome.outcome}
         )
         return True
 
@@ -306,12 +330,8 @@ def _reason(exc: BaseException, limit: float) -> str:
     return "interrupted" if isinstance(exc, asyncio.CancelledError) else str(exc)
 
 
-def _ready(plan: tuple[PhaseDef, ...], done: set[str], running: set[str]) -> list[PhaseDef]:
-    return [
-        p
-        for p in plan
-        if p.name not in done and p.name not in running and all(n in done for n in p.needs)
-    ]
+def _ready(plan: tuple[PhaseDef, ...], done: set[str], tried: set[str]) -> list[PhaseDef]:
+    return [p for p in plan if p.name not in tried and all(n in done for n in p.needs)]
 
 
 def _merged(records: Any, *, only_done: bool) -> dict[str, str]:

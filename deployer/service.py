@@ -7,13 +7,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from deployer.core.names import validate_stack_name
 from deployer.core.plan import Target, describe
 from deployer.core.reconcile import drift
 from deployer.core.states import ACTIVE, TERMINAL, DeploymentState, Operation
-from deployer.errors import NotFound, PermanentError
+from deployer.errors import AmbiguousResource, InvalidStackName, NotFound, PermanentError
 from deployer.journal import Journal
 from deployer.models import Deployment, Event, ProjectView, StackSpec, StackStatus, utcnow
 from deployer.ports import Dns, Paas, ZoneInfo
+from deployer.records import Records
 from deployer.saga import Saga
 from deployer.settings import DeployerSettings
 from deployer.worker import Worker, WorkerSettings
@@ -41,6 +43,7 @@ class Deployer:
         self._paas = paas
         self._dns = dns
         self._saga = saga
+        self._records = Records(journal.store)
         self.work_queued = asyncio.Event()  # wakes this process's workers
 
     def spec(self, name: str, image: str | None = None) -> StackSpec:
@@ -58,7 +61,7 @@ class Deployer:
         """Record a new deployment in `requested`; the store refuses a second active one."""
         spec = self.spec(name, image)
         if operation is Operation.DESTROY:
-            spec = await self._spec_of_live(spec)
+            spec = await self._spec_to_destroy(spec)
         draft = Deployment(stack=spec.name, operation=operation, requester=requester, spec=spec)
         dep = await self.store.create(draft, dedup_key=dedup_key)
         if dep.id == draft.id:
@@ -170,27 +173,31 @@ class Deployer:
     async def status(self, name: str) -> StackStatus:
         spec = self.spec(name)
         dep = await self.store.latest(spec.name)
-        live = await self._live(spec.project_name)
-        if dep is None and live is None:
+        views = await self._live_views(spec.project_name)
+        if dep is None and not views:
             raise NotFound(f"no stack named {spec.name}: nothing recorded, nothing in Dokploy")
-        values = None
-        if self.settings.dns_mode == "record":
-            values = await self._dns.a_record(self.settings.record_name(spec.name)) or []
-        return await self._status(spec, dep, live, values)
+        return await self._status(spec, dep, views, await self._dns_values(spec.name))
+
+    async def _dns_values(self, stack: str) -> list[str] | None:
+        if self.settings.dns_mode != "record":
+            return None
+        return await self._dns.a_record(self.settings.record_name(stack)) or []
 
     async def list_stacks(self) -> list[StackStatus]:
         """Every stack our records, Dokploy or DNS know of: three reads, whatever the count."""
         prefix, _, _ = self.settings.project_pattern.partition("{name}")
-        live = {v.project_name: v for v in await self._paas.stacks(prefix)}
+        live: dict[str, list[ProjectView]] = {}
+        for view in await self._paas.stacks(prefix):
+            live.setdefault(view.project_name, []).append(view)
         records = {d.stack: d for d in await self.store.list_latest()}
         dns = await self._dns_by_stack()
         names = set(records) | {self._name_of(p) for p in live} | set(dns or {})
         result = []
-        for name in sorted(n for n in names if n):
+        for name in sorted(n for n in names if n and _is_stack_name(n)):
             dep = records.get(name)
             spec = dep.spec if dep else self.spec(name)
             values = None if dns is None else dns.get(name, [])
-            result.append(await self._status(spec, dep, live.get(spec.project_name), values))
+            result.append(await self._status(spec, dep, live.get(spec.project_name, []), values))
         return result
 
     async def _dns_by_stack(self) -> dict[str, list[str]] | None:
@@ -200,13 +207,13 @@ class Deployer:
         found: dict[str, list[str]] = {}
         for record, values in (await self._dns.a_records()).items():
             stack = self.settings.stack_of_record(record)
-            if stack is not None:
+            if stack is not None and _is_stack_name(stack):  # else someone else's record
                 found[stack] = values
         return found
 
     async def preflight(self) -> PreflightReport:
-        projects = await self._paas.count_projects()
-        zone = await self._dns.zone()
+        projects = await self._paas.count_projects(quick=True)  # say what is wrong, fast
+        zone = await self._dns.zone(quick=True)
         wildcard = None
         if self.settings.dns_mode == "wildcard":
             wildcard = await self._dns.a_record(self.settings.wildcard_name) or []
@@ -223,13 +230,16 @@ class Deployer:
         self,
         spec: StackSpec,
         dep: Deployment | None,
-        live: ProjectView | None,
+        views: list[ProjectView],  # every Dokploy project of the stack's name
         values: list[str] | None,  # None: DNS not checked (wildcard mode)
     ) -> StackStatus:
         checked = values is not None
         phases = tuple(await self.store.phases(dep.id)) if dep else ()
-        owner = await self.owner(spec.name)
-        found = drift(dep, live, values, owned=owner is not None,
+        live_dep = await self._records.live_deployment(spec.name)
+        owner = live_dep.requester if live_dep else None
+        ours = (await self._records.live_ids(spec.name)).get("project_id")
+        live, others = _ours(views, ours)
+        found = drift(dep, live, values, owned=owner is not None, others=others,
                       ingress_ip=str(self.settings.ingress_ip), dns_checked=checked)  # fmt: skip
         return StackStatus(
             name=spec.name,
@@ -243,26 +253,54 @@ class Deployer:
         )
 
     async def owner(self, stack: str) -> str | None:
-        """Who owns the live stack: the requester of its last successful deploy, unless a
-        destroy followed (a failed redeploy since then leaves it live, and its owner's)."""
-        ends = [e for e in await self.store.events(stack)
-                if e.kind in ("deployment.succeeded", "deployment.destroyed")]  # fmt: skip
-        if not ends or ends[-1].kind != "deployment.succeeded":
-            return None
-        return (await self.store.get(ends[-1].deployment_id)).requester
+        """Who owns the live stack: the requester of its last successful deploy."""
+        dep = await self._records.live_deployment(stack)
+        return dep.requester if dep else None
 
-    async def _live(self, project_name: str) -> ProjectView | None:
+    async def _live_views(self, project_name: str) -> list[ProjectView]:
         views = await self._paas.stacks(project_name)
-        return next((v for v in views if v.project_name == project_name), None)
+        return [v for v in views if v.project_name == project_name]
 
-    async def _spec_of_live(self, spec: StackSpec) -> StackSpec:
+    async def _spec_to_destroy(self, spec: StackSpec) -> StackSpec:
+        """The spec the stack was made with; a stack that never existed is refused, so a
+        typo creates no record."""
         latest = await self.store.latest(spec.name)
-        return latest.spec if latest else spec
+        if latest is not None:
+            return latest.spec
+        views = await self._live_views(spec.project_name)
+        if len(views) > 1:  # no record says which one is the stack's
+            ids = ", ".join(v.project_id for v in views)
+            raise AmbiguousResource(
+                f"Dokploy has {len(views)} projects named {spec.project_name} ({ids}) and no "
+                "record says which is this stack's: aistack will not guess; remove the ones "
+                "that are not by hand"
+            )
+        if views or await self._dns_values(spec.name):
+            return spec  # made by hand or before our records: a teardown finds it by name
+        raise NotFound(f"no stack named {spec.name}: nothing recorded, nothing in Dokploy or DNS")
 
     def _name_of(self, project_name: str) -> str:
         prefix, _, suffix = self.settings.project_pattern.partition("{name}")
         core = project_name.removeprefix(prefix)
         return core.removesuffix(suffix) if suffix else core
+
+
+def _ours(
+    views: list[ProjectView], recorded: str | None
+) -> tuple[ProjectView | None, tuple[ProjectView, ...]]:
+    """Split the projects of a stack's name into the one our records made (or, with no
+    record, the only one) and the others, which drift reports and nothing touches."""
+    mine = next((v for v in views if v.project_id == recorded), None)
+    if mine is None and recorded is None and len(views) == 1:
+        mine = views[0]
+    return mine, tuple(v for v in views if v is not mine)
+
+
+def _is_stack_name(name: str) -> bool:
+    try:
+        return validate_stack_name(name) == name
+    except InvalidStackName:
+        return False
 
 
 def _unowned(latest: Deployment | None, owner: str | None) -> bool:

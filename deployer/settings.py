@@ -54,10 +54,12 @@ class DeployerSettings(BaseSettings):
     retry_deadline: float = Field(default=120.0, gt=0)
     breaker_fail_max: int = Field(default=5, ge=1)
     breaker_reset: float = Field(default=30.0, gt=0)
-    poll_initial: float = Field(default=2.0, gt=0)
-    poll_max: float = Field(default=10.0, gt=0)
+    poll_initial: float = Field(default=1.0, gt=0)
+    poll_max: float = Field(default=5.0, gt=0)
     phase_timeout: float = Field(default=180.0, gt=0)
     deploy_timeout: float = Field(default=900.0, gt=0)
+    # Dokploy keeps its deploy queue in memory: a job lost in a restart never shows up
+    deploy_start_timeout: float = Field(default=60.0, gt=0)
     dns_poll_initial: float = Field(default=1.0, gt=0)
     # State and worker
     database_url: str = "sqlite:///./aistack.db"
@@ -87,6 +89,20 @@ class DeployerSettings(BaseSettings):
     def _pattern(cls, value: str) -> str:
         if "{name}" not in value:
             raise ValueError("must contain {name}, for example ai-stack-{name}")
+        return value
+
+    @field_validator("stack_env")
+    @classmethod
+    def _env_reaches_the_container(cls, value: dict[str, str]) -> dict[str, str]:
+        """Dokploy stores the env as dotenv text and parses it at deploy time: a pair that
+        cannot make that trip unchanged is refused at start-up, not found broken in a stack.
+        ConfigError, not ValueError: pydantic's own error would quote the values (secrets)."""
+        from deployer.adapters.dotenv import unrepresentable
+
+        for key, text in value.items():
+            reason = unrepresentable(key, text)
+            if reason is not None:
+                raise ConfigError(f"invalid configuration: AISTACK_STACK_ENV key {key!r} {reason}")
         return value
 
     @model_validator(mode="after")

@@ -1,35 +1,54 @@
 """StackSteps: what each phase of the catalogue does and undoes, on the real ports.
 
-Every do looks up before it creates (the adapters' `ensure_*`), so running it again after a
-crash or a lost response makes nothing twice. Every undo finds its resource by id or, when
-the id never came back, by name, and answers "nothing to undo" when it is already gone.
+Identity: every undo and teardown acts on the ids recorded when a resource was made or
+adopted. A name may only *find* a resource when no id is recorded, and two resources of one
+name are refused (AmbiguousResource), never guessed between. A deploy saves
+`<kind>_existed` just before it sends a create, so an undo knows without asking whether it
+made something, kept something, or never touched it.
+
+Every do is safe to run again after a crash or a lost response: `ensure_*` looks up before
+it creates, except on a first attempt right after this deployment made the parent (nothing
+can be inside a project made a moment ago). Undo steps run under `compensating()`, so an
+open circuit breaker left by the failure they undo cannot refuse them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from functools import partial
+from functools import partial, wraps
 from typing import TypeVar
 
-from deployer.errors import DeployFailed, PermanentError
-from deployer.ports import Clock, Dns, Paas, Prober, ProjectRef
-from deployer.saga import PhaseContext, Step, Undo
+from deployer.core.states import Operation
+from deployer.errors import AmbiguousResource, DeployFailed, PermanentError, TransientError
+from deployer.ports import AppSettings, Clock, Dns, Paas, Prober, ProjectRef
+from deployer.records import IDS
+from deployer.resilience import compensating
+from deployer.saga import PhaseContext, Step, Undo, Undone
 from deployer.settings import DeployerSettings
 
 Outputs = Mapping[str, str]
+Recorded = Callable[[str], Awaitable[Outputs]]  # stack -> ids its live deployment holds
 T = TypeVar("T")
-GONE = "nothing to undo: already gone"
+GONE = Undone("nothing to undo: already gone", changed=False)
+NEVER_MADE = Undone("nothing to undo: this deployment made none", changed=False)
 
 
 class StackSteps:
     def __init__(
-        self, settings: DeployerSettings, paas: Paas, dns: Dns, prober: Prober, clock: Clock
+        self,
+        settings: DeployerSettings,
+        paas: Paas,
+        dns: Dns,
+        prober: Prober,
+        clock: Clock,
+        recorded: Recorded,
     ) -> None:
         self._s = settings
         self._paas = paas
         self._dns = dns
         self._prober = prober
         self._clock = clock
+        self._recorded = recorded
 
     def do(self, phase: str) -> Step:
         step: Step = getattr(self, f"_do_{phase}")
@@ -37,34 +56,63 @@ class StackSteps:
 
     def undo(self, phase: str) -> Undo:
         step: Undo = getattr(self, f"_undo_{phase}")
-        return step
+
+        @wraps(step)
+        async def shielded_from_breaker(ctx: PhaseContext) -> Undone:
+            with compensating():
+                return await step(ctx)
+
+        return shielded_from_breaker
 
     def leftover(self, phase: str, ctx: PhaseContext) -> str:
         spec, out = ctx.deployment.spec, ctx.outputs
+        dns = f"DNS A record {self._dns_name(spec.name)}.{self._s.dns_zone}"
         described = {
             "project": f"Dokploy project {spec.project_name}"
             f" ({out.get('project_id', 'id unknown')})",
-            "remove_project": f"Dokploy project {spec.project_name}",
+            "remove_project": f"Dokploy project {spec.project_name}"
+            f" ({out.get('project_id', 'id unknown')})",
             "application": f"Dokploy application {spec.app_name}"
             f" ({out.get('application_id', 'id unknown')})",
-            "remove_application": f"Dokploy application {spec.app_name}",
+            "remove_application": f"Dokploy application {spec.app_name}"
+            f" ({out.get('application_id', 'id unknown')})",
             "domain": f"Dokploy domain {spec.host}",
-            "dns": f"DNS A record {self._dns_name(spec.name)}.{self._s.dns_zone}",
-            "remove_dns": f"DNS A record {self._dns_name(spec.name)}.{self._s.dns_zone}",
+            "image": f"Dokploy application {spec.app_name}: the previous image and environment"
+            " are not back",
+            "dns": dns,
+            "remove_dns": dns,
         }
         if self._s.dns_mode == "wildcard" and phase in ("dns", "remove_dns"):
             return ""
+        needs_id = {"remove_project": "project_id", "remove_application": "application_id"}
+        if phase in needs_id and needs_id[phase] not in out:
+            return ""  # locate found none (or never ran): name nothing that may not exist
         return described.get(phase, "")
 
     # -- deploy -----------------------------------------------------------------------------
     async def _do_preflight(self, ctx: PhaseContext) -> Outputs:
-        projects = await self._paas.count_projects()
+        survey = await self._paas.survey_projects(ctx.deployment.spec.project_name)
         zone = await self._dns.zone()
-        return {"zone_id": str(zone.zone_id), "projects_before": str(projects)}
+        live = await self._recorded(ctx.deployment.stack)
+        candidates = ",".join(f"{r.project_id}/{r.environment_id}" for r in survey.named)
+        return {
+            "zone_id": str(zone.zone_id),
+            "projects_before": str(survey.total),
+            "project_candidates": candidates,
+            **{f"live_{key}": value for key, value in live.items() if key in IDS},
+        }
 
     async def _do_project(self, ctx: PhaseContext) -> Outputs:
-        spec = ctx.deployment.spec
-        ensure = partial(self._paas.ensure_project, spec.project_name, f"aistack stack {spec.name}")
+        spec, out = ctx.deployment.spec, ctx.outputs
+        absent = False
+        if "project_existed" not in out:  # a first run: the preflight's listing decides
+            adopted = _adoptable(out)
+            if adopted is not None:
+                await self._progress(ctx, project_existed="yes")
+                return {"project_id": adopted.project_id, "environment_id": adopted.environment_id}
+            absent = True
+        ensure = partial(self._paas.ensure_project, spec.project_name,
+                         f"aistack stack {spec.name}", absent=absent)  # fmt: skip
         ref = await self._made(ctx, "project", ensure)
         return {"project_id": ref.project_id, "environment_id": ref.environment_id}
 
@@ -83,40 +131,58 @@ class StackSteps:
         return {"dns_name": name, "dns_ip": ip}
 
     async def _do_application(self, ctx: PhaseContext) -> Outputs:
-        project = ProjectRef(ctx.outputs["project_id"], ctx.outputs["environment_id"])
-        name = ctx.deployment.spec.app_name
-        app = await self._made(
-            ctx, "application", partial(self._paas.ensure_application, project, name)
-        )
+        out = ctx.outputs
+        project = ProjectRef(out["project_id"], out["environment_id"])
+        redeploy = _is_live(out, "project_id") and "live_application_id" in out
+        if redeploy and "application_existed" not in out:  # the live stack's own application
+            await self._progress(ctx, application_existed="yes")
+            name = out.get("live_app_name", ctx.deployment.spec.app_name)
+            return {"application_id": out["live_application_id"], "app_name": name}
+        absent = _fresh(out, "project", "application")
+        ensure = partial(self._paas.ensure_application, project, ctx.deployment.spec.app_name,
+                         absent=absent)  # fmt: skip
+        app = await self._made(ctx, "application", ensure)
         return {"application_id": app.application_id, "app_name": app.app_name}
 
     async def _do_image(self, ctx: PhaseContext) -> Outputs:
         spec, app = ctx.deployment.spec, ctx.outputs["application_id"]
-        if _kept(ctx, "application") and "image_before" not in ctx.outputs:
-            await self._progress(ctx, image_before=await self._paas.image_of(app) or "")
+        if not _kept(ctx, "application"):
+            # a new application's environment is empty: write it only when there is one
+            await self._paas.configure_image(app, spec.image, spec.env or None)
+            return {"image": spec.image}
+        if "image_before" not in ctx.outputs:
+            before = await self._paas.app_settings(app)
+            await self._progress(ctx, image_before=before.image, env_before=before.env_text)
         await self._paas.configure_image(app, spec.image, spec.env)
         return {"image": spec.image}
 
     async def _do_domain(self, ctx: PhaseContext) -> Outputs:
         spec, app = ctx.deployment.spec, ctx.outputs["application_id"]
         ensure = partial(
-            self._paas.ensure_domain, app, spec.host, spec.container_port, self._s.https
-        )
+            self._paas.ensure_domain, app, spec.host, spec.container_port, self._s.https,
+            absent=_fresh(ctx.outputs, "application", "domain"),
+        )  # fmt: skip
         domain_id = await self._made(ctx, "domain", ensure)
         return {"domain_id": domain_id}
 
     async def _do_deploy(self, ctx: PhaseContext) -> Outputs:
-        # Each step is checkpointed, so a run resumed after a crash neither misses the
-        # deploy request nor takes an older deployment for ours.
+        return {"deployment_id": await self._deploy(ctx, f"aistack {ctx.deployment.id[:8]}")}
+
+    async def _deploy(self, ctx: PhaseContext, title: str, prefix: str = "deploy") -> str:
+        """Start a Dokploy deployment and wait for its end. Each step is checkpointed, so a
+        run resumed after a crash neither misses the request nor takes an older deployment
+        for ours. An application made by this deployment has no older deployment to skip."""
         app = ctx.outputs["application_id"]
-        if "deploy_known" not in ctx.outputs:
-            before = sorted(await self._paas.deployment_ids(app))
-            await self._progress(ctx, deploy_known=",".join(before))
-        if "deploy_requested" not in ctx.outputs:
-            await self._paas.start_deploy(app, f"aistack {ctx.deployment.id[:8]}")
-            await self._progress(ctx, deploy_requested="yes")
-        known = set(filter(None, ctx.outputs["deploy_known"].split(",")))
-        return {"deployment_id": await self._watch_deploy(app, known)}
+        known_key, asked_key = f"{prefix}_known", f"{prefix}_requested"
+        if known_key not in ctx.outputs:
+            fresh = ctx.outputs.get("application_existed") == "no" and prefix == "deploy"
+            before = set() if fresh else await self._paas.deployment_ids(app)
+            await self._progress(ctx, **{known_key: ",".join(sorted(before))})
+        if asked_key not in ctx.outputs:
+            await self._paas.start_deploy(app, title)
+            await self._progress(ctx, **{asked_key: "yes"})
+        known = set(filter(None, ctx.outputs[known_key].split(",")))
+        return await self._watch_deploy(app, known)
 
     async def _made(self, ctx: PhaseContext, kind: str, ensure: Callable[..., Awaitable[T]]) -> T:
         """Run an `ensure_*` and record whether the resource was there before this deployment
@@ -142,27 +208,42 @@ class StackSteps:
         ctx.outputs.update(values)
 
     async def _watch_deploy(self, app: str, known: set[str]) -> str:
-        delay = self._s.poll_initial
+        delay, asked = self._s.poll_initial, self._clock.monotonic()
         while True:
             run = await self._paas.newest_deployment(app, known)
             if run is not None and run.status == "done":
                 return run.deployment_id
             if run is not None and run.status in ("error", "cancelled"):
-                detail = f": {run.error_message}" if run.error_message else ""
+                raise DeployFailed(await self._failure(run.deployment_id, run.status))
+            waited = self._clock.monotonic() - asked
+            if run is None and waited >= self._s.deploy_start_timeout:
                 raise DeployFailed(
-                    f"Dokploy deployment {run.deployment_id} ended {run.status}{detail} "
-                    "(the build log is on the Dokploy server)"
+                    f"Dokploy did not start the deployment within "
+                    f"{self._s.deploy_start_timeout:.0f} s of "
+                    "application.deploy (a Dokploy restart loses its queue); deploy again"
                 )
             await self._clock.sleep(delay)
-            delay = min(delay * 1.5, self._s.poll_max)
+            delay = min(delay * 1.25, self._s.poll_max)
+
+    async def _failure(self, deployment_id: str, status: str) -> str:
+        # The row's errorMessage stays empty; the build log's tail names the failed step.
+        try:
+            tail = await self._paas.deployment_log_tail(deployment_id)
+        except TransientError:
+            tail = ""  # the failure stands; only its detail is lost
+        detail = f": {tail}" if tail else " (the build log is on the Dokploy server)"
+        return f"Dokploy deployment {deployment_id} ended {status}{detail}"
 
     async def _do_health(self, ctx: PhaseContext) -> Outputs:
-        url = ctx.deployment.spec.url
+        await self._wait_healthy(ctx.deployment.spec.url)
+        return {"url": ctx.deployment.spec.url}
+
+    async def _wait_healthy(self, url: str) -> None:
         started = self._clock.monotonic()
         while True:
             result = await self._prober.check(url)
             if result.ready:
-                return {"url": url}
+                return
             if self._clock.monotonic() - started >= self._s.health_timeout:
                 raise DeployFailed(
                     f"{url} did not answer within {self._s.health_timeout:.0f} s "
@@ -171,89 +252,112 @@ class StackSteps:
             await self._clock.sleep(self._s.health_interval)
 
     # -- undo -------------------------------------------------------------------------------
-    async def _undo_project(self, ctx: PhaseContext) -> str:
+    async def _undo_project(self, ctx: PhaseContext) -> Undone:
         spec = ctx.deployment.spec
         if _kept(ctx, "project"):
-            return f"kept project {spec.project_name}: it was there before this deployment"
+            return _kept_it(f"project {spec.project_name}")
         ref = await self._project(ctx)
         if ref is None:
-            return GONE
-        # project.remove leaves Swarm services running: remove our application first.
-        app = await self._paas.find_application(ref.project_id, spec.app_name)
-        if app is not None:
-            await self._paas.delete_application(app.application_id)
+            return NEVER_MADE if _untouched(ctx, "project") else GONE
+        # project.remove leaves Swarm services running: make sure our application went first
+        # (a teardown only gets here once its application is removed).
+        app_id = ctx.outputs.get("application_id")
+        if (
+            ctx.deployment.operation is Operation.DEPLOY
+            and app_id
+            and not _kept(ctx, "application")
+        ):
+            await self._paas.delete_application(app_id)
         removed = await self._paas.remove_project(ref.project_id)
-        return f"removed project {spec.project_name}" if removed else GONE
+        return _removed(removed, f"project {spec.project_name} ({ref.project_id})")
 
-    async def _undo_dns(self, ctx: PhaseContext) -> str:
+    async def _undo_dns(self, ctx: PhaseContext) -> Undone:
         if self._s.dns_mode == "wildcard":
-            return "nothing to undo: wildcard mode creates no record"
+            return Undone("nothing to undo: wildcard mode creates no record", changed=False)
         name = self._dns_name(ctx.deployment.stack)
         if _kept(ctx, "dns"):
-            return f"kept DNS record {name}: it was there before this deployment"
-        removed = await self._dns.delete_a_record(name)
-        return f"removed DNS record {name}" if removed else GONE
+            return _kept_it(f"DNS record {name}")
+        if _untouched(ctx, "dns"):
+            return NEVER_MADE
+        return _removed(await self._dns.delete_a_record(name), f"DNS record {name}")
 
-    async def _undo_application(self, ctx: PhaseContext) -> str:
+    async def _undo_application(self, ctx: PhaseContext) -> Undone:
+        name = ctx.deployment.spec.app_name
         if _kept(ctx, "application"):
-            return f"kept application {ctx.deployment.spec.app_name}: it was there before"
+            return _kept_it(f"application {name}")
         app_id = await self._application_id(ctx)
         if app_id is None:
-            return GONE
-        removed = await self._paas.delete_application(app_id)
-        return f"removed application {ctx.deployment.spec.app_name}" if removed else GONE
+            return NEVER_MADE if _untouched(ctx, "application") else GONE
+        return _removed(await self._paas.delete_application(app_id), f"application {name}")
 
-    async def _undo_image(self, ctx: PhaseContext) -> str:
-        """A redeploy put a new image on a live application: put the old one back."""
-        before = ctx.outputs.get("image_before")
-        if not _kept(ctx, "application") or not before:
-            return "nothing to undo: the image goes with the application"
-        await self._paas.configure_image(
-            ctx.outputs["application_id"], before, ctx.deployment.spec.env
-        )
-        return f"put image {before} back on {ctx.deployment.spec.app_name}"
+    async def _undo_image(self, ctx: PhaseContext) -> Undone:
+        """A redeploy changed a live application: put its image and environment back, and
+        when the new image was already deployed, deploy the old one again and wait until it
+        answers, so the live stack is what it was before."""
+        out, spec = ctx.outputs, ctx.deployment.spec
+        if not _kept(ctx, "application") or "image_before" not in out:
+            return Undone("nothing to undo: the image goes with the application", changed=False)
+        before = AppSettings(out["image_before"], out.get("env_before", ""))
+        await self._paas.restore_settings(out["application_id"], before)
+        put_back = f"put image {before.image} and its environment back on {spec.app_name}"
+        if "deploy_requested" not in out:
+            return Undone(put_back)  # the running container never saw the new image
+        await self._deploy(ctx, f"aistack {ctx.deployment.id[:8]} restore", prefix="restore")
+        await self._wait_healthy(spec.url)
+        return Undone(f"{put_back}, redeployed it, and {spec.url} answers")
 
-    async def _undo_domain(self, ctx: PhaseContext) -> str:
+    async def _undo_domain(self, ctx: PhaseContext) -> Undone:
+        host = ctx.deployment.spec.host
         if _kept(ctx, "domain"):
-            return f"kept domain {ctx.deployment.spec.host}: it was there before"
+            return _kept_it(f"domain {host}")
         domain_id = ctx.outputs.get("domain_id")
+        if domain_id is None and _untouched(ctx, "domain"):
+            return NEVER_MADE
         app_id = await self._application_id(ctx)
         if domain_id is None and app_id is not None:
-            domain_id = await self._paas.find_domain(app_id, ctx.deployment.spec.host)
+            domain_id = await self._paas.find_domain(app_id, host)
         if domain_id is None:
             return GONE
-        removed = await self._paas.delete_domain(domain_id)
-        return f"removed domain {ctx.deployment.spec.host}" if removed else GONE
+        return _removed(await self._paas.delete_domain(domain_id), f"domain {host}")
 
     # -- teardown ---------------------------------------------------------------------------
     async def _do_locate(self, ctx: PhaseContext) -> Outputs:
-        found: dict[str, str] = {}
-        ref = await self._paas.find_project(ctx.deployment.spec.project_name)
+        """The ids the live deployment recorded; a name lookup only when none are."""
+        recorded = await self._recorded(ctx.deployment.stack)
+        if "project_id" in recorded:
+            return {key: recorded[key] for key in IDS if key in recorded}
+        spec, found = ctx.deployment.spec, dict[str, str]()
+        ref = await self._paas.find_project(spec.project_name)
         if ref is not None:
             found.update(project_id=ref.project_id, environment_id=ref.environment_id)
-            app = await self._paas.find_application(ref.project_id, ctx.deployment.spec.app_name)
+            app = await self._paas.find_application(ref.project_id, spec.app_name)
             if app is not None:
                 found.update(application_id=app.application_id, app_name=app.app_name)
         return found
 
     async def _do_remove_dns(self, ctx: PhaseContext) -> Outputs:
-        return {"dns": await self._undo_dns(ctx)}
+        return {"dns": (await self._undo_dns(ctx)).outcome}
 
     async def _do_remove_application(self, ctx: PhaseContext) -> Outputs:
-        return {"application": await self._undo_application(ctx)}
+        return {"application": (await self._undo_application(ctx)).outcome}
 
     async def _do_remove_project(self, ctx: PhaseContext) -> Outputs:
-        return {"project": await self._undo_project(ctx)}
+        return {"project": (await self._undo_project(ctx)).outcome}
 
     # -- lookups ----------------------------------------------------------------------------
     async def _project(self, ctx: PhaseContext) -> ProjectRef | None:
-        if "project_id" in ctx.outputs and "environment_id" in ctx.outputs:
-            return ProjectRef(ctx.outputs["project_id"], ctx.outputs["environment_id"])
+        out = ctx.outputs
+        if "project_id" in out and "environment_id" in out:
+            return ProjectRef(out["project_id"], out["environment_id"])
+        if ctx.deployment.operation is Operation.DESTROY or _untouched(ctx, "project"):
+            return None  # the teardown's locate already looked; a deploy never asked
         return await self._paas.find_project(ctx.deployment.spec.project_name)
 
     async def _application_id(self, ctx: PhaseContext) -> str | None:
         if "application_id" in ctx.outputs:
             return ctx.outputs["application_id"]
+        if ctx.deployment.operation is Operation.DESTROY or _untouched(ctx, "application"):
+            return None
         ref = await self._project(ctx)
         if ref is None:
             return None
@@ -266,5 +370,44 @@ class StackSteps:
         return self._s.record_name(stack)
 
 
+def _kept_it(what: str) -> Undone:
+    return Undone(f"kept {what}: it was there before this deployment", changed=False)
+
+
+def _removed(removed: bool, what: str) -> Undone:
+    return Undone(f"removed {what}") if removed else GONE
+
+
 def _kept(ctx: PhaseContext, kind: str) -> bool:
     return ctx.outputs.get(f"{kind}_existed") == "yes"
+
+
+def _untouched(ctx: PhaseContext, kind: str) -> bool:
+    """A deploy that never sent a create for `kind`: nothing of it can be ours to undo."""
+    return ctx.deployment.operation is Operation.DEPLOY and f"{kind}_existed" not in ctx.outputs
+
+
+def _fresh(out: Outputs, parent: str, kind: str) -> bool:
+    """This deployment made the parent and has not tried `kind` yet: nothing to look up."""
+    return out.get(f"{parent}_existed") == "no" and f"{kind}_existed" not in out
+
+
+def _is_live(out: Outputs, key: str) -> bool:
+    return key in out and out.get(f"live_{key}") == out[key]
+
+
+def _adoptable(out: Outputs) -> ProjectRef | None:
+    """From the preflight's listing: the live stack's project when it is still there, else
+    the only project of our name; none means create; two or more are refused."""
+    candidates = [ProjectRef(*c.split("/", 1)) for c in out["project_candidates"].split(",") if c]
+    live = out.get("live_project_id")
+    for ref in candidates:
+        if ref.project_id == live:
+            return ref
+    if len(candidates) > 1:
+        ids = ", ".join(r.project_id for r in candidates)
+        raise AmbiguousResource(
+            f"Dokploy has {len(candidates)} projects named like this stack's ({ids}): aistack "
+            "will not guess which is its own; remove or rename the one that is not"
+        )
+    return candidates[0] if candidates else None

@@ -7,16 +7,31 @@ name first, deletes treat "not found" as already done.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import Field, SecretStr, TypeAdapter
 
-from deployer.adapters.http import HttpReply, UpstreamModel, new_session, send, trimmed
-from deployer.errors import AuthError, PermanentError, TransientError
+from deployer.adapters.http import (
+    QUICK_TIMEOUT,
+    HttpReply,
+    UpstreamModel,
+    new_session,
+    send,
+    trimmed,
+)
+from deployer.errors import AmbiguousResource, AuthError, PermanentError, TransientError
 from deployer.models import ProjectView
-from deployer.ports import AppRef, BeforeCreate, DeploymentRun, ProjectRef
-from deployer.resilience import Upstream
+from deployer.ports import (
+    AppRef,
+    AppSettings,
+    BeforeCreate,
+    DeploymentRun,
+    ProjectRef,
+    ProjectSurvey,
+)
+from deployer.resilience import QUICK, Upstream
 
 NAME = "Dokploy"
 T = TypeVar("T")
@@ -28,6 +43,7 @@ class _App(UpstreamModel):
     appName: str | None = None
     applicationStatus: str | None = None
     dockerImage: str | None = None
+    env: str | None = None
 
 
 class _Environment(UpstreamModel):
@@ -75,22 +91,44 @@ class DokployPaas:
         await self._session.close()
 
     # -- projects ---------------------------------------------------------------------------
-    async def count_projects(self) -> int:
-        return len(await self._call(self._all_projects))
+    async def count_projects(self, *, quick: bool = False) -> int:
+        """How many projects the key sees: proof that Dokploy answers and takes the key.
+        `quick` is for a person waiting (preflight): two attempts and a short request
+        timeout, so an unreachable Dokploy is reported in seconds, not after the retries."""
+        if not quick:
+            return len(await self._call(self._all_projects))
+
+        async def count() -> int:
+            url = f"{self._api}/project.all"
+            reply = await send(self._session, NAME, "GET", url, time_limit=QUICK_TIMEOUT)
+            return len(_projects.validate_python(_checked("project.all", reply)))
+
+        return await self._upstream.call(count, policy=QUICK)
+
+    async def survey_projects(self, name: str) -> ProjectSurvey:
+        async def survey() -> ProjectSurvey:
+            projects = await self._all_projects()
+            return ProjectSurvey(len(projects), tuple(_named(projects, name)))
+
+        return await self._call(survey)
 
     async def find_project(self, name: str) -> ProjectRef | None:
         async def find() -> ProjectRef | None:
-            return _ref(_newest_named(await self._all_projects(), name))
+            return _only("project", name, _named(await self._all_projects(), name))
 
         return await self._call(find)
 
     async def ensure_project(
-        self, name: str, description: str, *, before_create: BeforeCreate | None = None
-    ) -> ProjectRef:
+        self, name: str, description: str, *, before_create: BeforeCreate | None = None,
+        absent: bool = False,
+    ) -> ProjectRef:  # fmt: skip
+        trusted = _first_attempt_only(absent)
+
         async def ensure() -> ProjectRef:
-            found = _ref(_newest_named(await self._all_projects(), name))
-            if found:
-                return found
+            if not trusted():
+                found = _only("project", name, _named(await self._all_projects(), name))
+                if found:
+                    return found
             await _announce(before_create)
             body = {"name": name, "description": description}
             created = _Created.model_validate(await self._post("project.create", body))
@@ -106,12 +144,16 @@ class DokployPaas:
         return await self._call(lambda: self._find_app(project_id, name))
 
     async def ensure_application(
-        self, project: ProjectRef, name: str, *, before_create: BeforeCreate | None = None
-    ) -> AppRef:
+        self, project: ProjectRef, name: str, *, before_create: BeforeCreate | None = None,
+        absent: bool = False,
+    ) -> AppRef:  # fmt: skip
+        trusted = _first_attempt_only(absent)
+
         async def ensure() -> AppRef:
-            found = await self._find_app(project.project_id, name)
-            if found:
-                return found
+            if not trusted():
+                found = await self._find_app(project.project_id, name)
+                if found:
+                    return found
             await _announce(before_create)
             body = {"name": name, "appName": name, "environmentId": project.environment_id}
             app = _App.model_validate(await self._post("application.create", body))
@@ -119,10 +161,11 @@ class DokployPaas:
 
         return await self._call(ensure)
 
-    async def image_of(self, application_id: str) -> str | None:
-        async def read() -> str | None:
+    async def app_settings(self, application_id: str) -> AppSettings:
+        async def read() -> AppSettings:
             raw = await self._get("application.one", applicationId=application_id)
-            return _App.model_validate(raw).dockerImage
+            app = _App.model_validate(raw)
+            return AppSettings(app.dockerImage or "", app.env or "")
 
         return await self._call(read)
 
@@ -131,8 +174,16 @@ class DokployPaas:
         return await self._call(lambda: self._delete("application.delete", body))
 
     async def configure_image(
-        self, application_id: str, image: str, env: Mapping[str, str]
+        self, application_id: str, image: str, env: Mapping[str, str] | None
     ) -> None:
+        await self._save(application_id, image, None if env is None else _dotenv(env) or "")
+
+    async def restore_settings(self, application_id: str, settings: AppSettings) -> None:
+        await self._save(application_id, settings.image, settings.env_text)
+
+    async def _save(self, application_id: str, image: str, env_text: str | None) -> None:
+        """Image, then the env text as Dokploy stores it (byte for byte); None leaves the
+        environment alone (a new application's is empty already)."""
         provider = {
             "applicationId": application_id,
             "dockerImage": image,
@@ -143,7 +194,7 @@ class DokployPaas:
         # saveEnvironment overwrites all four fields: send buildArgs/buildSecrets explicitly.
         environment = {
             "applicationId": application_id,
-            "env": _dotenv(env),
+            "env": env_text or None,
             "buildArgs": None,
             "buildSecrets": None,
             "createEnvFile": True,
@@ -151,19 +202,23 @@ class DokployPaas:
 
         async def configure() -> None:
             await self._post("application.saveDockerProvider", provider)
-            await self._post("application.saveEnvironment", environment)
+            if env_text is not None:
+                await self._post("application.saveEnvironment", environment)
 
         await self._call(configure)
 
     # -- domains ----------------------------------------------------------------------------
     async def ensure_domain(
         self, application_id: str, host: str, port: int, https: bool, *,
-        before_create: BeforeCreate | None = None,
+        before_create: BeforeCreate | None = None, absent: bool = False,
     ) -> str:  # fmt: skip
+        trusted = _first_attempt_only(absent)
+
         async def ensure() -> str:
-            for domain in await self._app_domains(application_id):
-                if domain.host == host:
-                    return domain.domainId
+            if not trusted():
+                for domain in await self._app_domains(application_id):
+                    if domain.host == host:
+                        return domain.domainId
             await _announce(before_create)
             body = {
                 "host": host,
@@ -205,6 +260,17 @@ class DokployPaas:
                 return DeploymentRun(row.deploymentId, row.status, row.errorMessage)
         return None
 
+    async def deployment_log_tail(self, deployment_id: str, lines: int = 20) -> str:
+        """The end of a deployment's build log, for the failure message: a failed deployment
+        keeps `errorMessage` null (recording 96) and says why only in its log (97). Best
+        effort: "" when Dokploy has no such log or refuses to show it."""
+        params = {"deploymentId": deployment_id, "tail": str(lines)}
+        try:
+            raw = await self._call(lambda: self._get("deployment.readLogs", **params))
+        except PermanentError:
+            return ""
+        return _log_tail(raw)
+
     async def stacks(self, project_prefix: str) -> list[ProjectView]:
         projects = await self._call(self._all_projects)
         return [_view(p) for p in projects if p.name.startswith(project_prefix)]
@@ -220,11 +286,9 @@ class DokployPaas:
         envs = _environments.validate_python(
             await self._get("environment.byProjectId", projectId=project_id)
         )
-        for env in envs:
-            for app in env.applications:
-                if app.name == name:
-                    return AppRef(app.applicationId, app.appName or name)
-        return None
+        apps = [AppRef(a.applicationId, a.appName or name)
+                for env in envs for a in env.applications if a.name == name]  # fmt: skip
+        return _only("application", name, apps)
 
     async def _app_domains(self, application_id: str) -> list[_Domain]:
         raw = await self._get("domain.byApplicationId", applicationId=application_id)
@@ -251,7 +315,20 @@ class DokployPaas:
 
 
 class _NotFound(PermanentError):
-    pass
+    """tRPC NOT_FOUND: a delete takes it as already done, a log read as no log."""
+
+
+# Dokploy answers an unknown, an expired and a rate-limited key alike (spec §1): name all three.
+_KEY_HINT = (
+    "the API key is invalid, expired or rate-limited (Dokploy answers all three the same way; "
+    "a key made through the API is limited to 10 requests a day unless its rate limit is "
+    "turned off, rateLimitEnabled false); check AISTACK_DOKPLOY_API_KEY"
+)
+_DB_REFUSED = "database refused the insert/update"
+MAX_ISSUES = 5
+LOG_LINES_SHOWN = 3
+MAX_LOG_TEXT = 300
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def _checked(procedure: str, reply: HttpReply) -> Any:
@@ -259,22 +336,92 @@ def _checked(procedure: str, reply: HttpReply) -> Any:
     if reply.status < 400:
         return reply.json()
     body = reply.json()
-    code = body.get("code", "") if isinstance(body, dict) else ""
-    message = body.get("message", "") if isinstance(body, dict) else reply.text
+    fields: dict[str, Any] = body if isinstance(body, dict) else {}
+    code = str(fields.get("code") or "")
+    message = str(fields.get("message") or "") if isinstance(body, dict) else reply.text
     where = f"{NAME} {procedure}"
-    if reply.status == 401 and not code:
-        raise AuthError(
-            f"{where}: 401 Unauthorized: the API key is invalid, expired or rate-limited "
-            "(Dokploy answers all three the same way); check AISTACK_DOKPLOY_API_KEY"
-        )
+    if reply.status == 401:
+        raise AuthError(_unauthorized(where, code, message))
     if reply.status == 429 or reply.status >= 500:
         # A 500 message may echo SQL and its parameters: never pass it on.
         raise TransientError(
             f"{where}: {reply.status} {code or 'server error'}", retry_after=_retry_after(reply)
         )
     if reply.status == 404 and code == "NOT_FOUND":
-        raise _NotFound(f"{where}: {trimmed(message)}")
-    raise PermanentError(f"{where}: {reply.status} {code}: {trimmed(message)}".rstrip(": "))
+        raise _NotFound(f"{where}: {_said(message)}")
+    head = " ".join(filter(None, (str(reply.status), code)))
+    raise PermanentError(f"{where}: {head}: {_detail(fields, message)}".rstrip(": "))
+
+
+def _unauthorized(where: str, code: str, message: str) -> str:
+    """Both 401 forms: the auth gate's bare `{"message":"Unauthorized"}`, and tRPC's
+    UNAUTHORIZED from inside a handler (a permission check, or the key's organization)."""
+    if not code:
+        return f"{where}: 401 Unauthorized: {_KEY_HINT}"
+    said = _said(message)
+    return f"{where}: 401 {code}: {said + ': ' if said else ''}{_KEY_HINT}"
+
+
+def _said(message: str) -> str:
+    """Dokploy's message, trimmed. A failed SQL statement is named, never echoed: its text
+    lists the bound parameters, passwords included (recording 79)."""
+    before, failed, _ = message.partition("Failed query")
+    if not failed:
+        return trimmed(message)
+    before = before.strip().rstrip(":").strip()
+    return f"{trimmed(before)}: {_DB_REFUSED}" if before else _DB_REFUSED
+
+
+def _detail(fields: dict[str, Any], message: str) -> str:
+    """The message, and for `Input validation failed` each field with Dokploy's word on it."""
+    said = _said(message)
+    issues = _issue_pairs(fields.get("issues")) or _field_errors(fields.get("data"))
+    if not issues:
+        return said
+    shown = [f"{path}: {trimmed(text, 100)}" for path, text in issues[:MAX_ISSUES]]
+    if len(issues) > MAX_ISSUES:
+        shown.append(f"and {len(issues) - MAX_ISSUES} more")
+    return f"{said}: {'; '.join(shown)}"
+
+
+def _issue_pairs(issues: Any) -> list[tuple[str, str]]:
+    if not isinstance(issues, list):
+        return []
+    return [
+        (_field(issue.get("path")), str(issue.get("message", "")))
+        for issue in issues
+        if isinstance(issue, dict)
+    ]
+
+
+def _field(path: Any) -> str:
+    if isinstance(path, list) and path:
+        return ".".join(str(part) for part in path)
+    return "input"
+
+
+def _field_errors(data: Any) -> list[tuple[str, str]]:
+    """zod's flattened form (`data.zodError.fieldErrors`), for a body without `issues`."""
+    zod = data.get("zodError") if isinstance(data, dict) else None
+    by_field = zod.get("fieldErrors") if isinstance(zod, dict) else None
+    if not isinstance(by_field, dict):
+        return []
+    return [
+        (str(name), str(text))
+        for name, texts in by_field.items()
+        if isinstance(texts, list)
+        for text in texts
+    ]
+
+
+def _log_tail(raw: Any) -> str:
+    """The last non-empty lines of a build log (one JSON string of lines, recording 97) on one
+    line; when long, the end is kept: it is where the log says what failed."""
+    if not isinstance(raw, str):
+        return ""
+    lines = [line.strip() for line in _ANSI.sub("", raw).splitlines()]
+    text = " ".join(" / ".join([line for line in lines if line][-LOG_LINES_SHOWN:]).split())
+    return text if len(text) <= MAX_LOG_TEXT else "..." + text[-MAX_LOG_TEXT:]
 
 
 async def _announce(before_create: BeforeCreate | None) -> None:
@@ -290,14 +437,42 @@ def _retry_after(reply: HttpReply) -> float | None:
         return None
 
 
-def _newest_named(projects: list[_Project], name: str) -> _Project | None:
+def _named(projects: list[_Project], name: str) -> list[ProjectRef]:
     # Project names are not unique in Dokploy; project.all is newest first.
-    return next((p for p in projects if p.name == name), None)
+    return [_ref(p) for p in projects if p.name == name]
 
 
-def _ref(project: _Project | None) -> ProjectRef | None:
-    if project is None:
-        return None
+R = TypeVar("R", ProjectRef, AppRef)
+
+
+def _only(kind: str, name: str, found: list[R]) -> R | None:
+    """The one resource of that name, or none; two are refused, never guessed."""
+    if len(found) > 1:
+        ids = ", ".join(_id_of(r) for r in found)
+        raise AmbiguousResource(
+            f"{NAME} has {len(found)} {kind}s named {name} ({ids}): aistack will not guess "
+            f"which is this stack's; remove or rename the one that is not"
+        )
+    return found[0] if found else None
+
+
+def _id_of(ref: ProjectRef | AppRef) -> str:
+    return ref.project_id if isinstance(ref, ProjectRef) else ref.application_id
+
+
+def _first_attempt_only(flag: bool) -> Callable[[], bool]:
+    """True on the first call only (when `flag`): a create may skip its look-up when the
+    caller knows the resource is absent, but a retry (after a lost answer) must look."""
+    left = [flag]
+
+    def check() -> bool:
+        value, left[0] = left[0], False
+        return value
+
+    return check
+
+
+def _ref(project: _Project) -> ProjectRef:
     default = next((e for e in project.environments if e.isDefault), None)
     if default is None:
         raise PermanentError(f"{NAME}: project {project.name} has no default environment")
@@ -318,4 +493,6 @@ def _view(project: _Project) -> ProjectView:
 
 
 def _dotenv(env: Mapping[str, str]) -> str | None:
-    return "\n".join(f"{k}={v}" for k, v in env.items()) or None
+    from deployer.adapters.dotenv import to_dotenv  # quoted so that each value arrives as is
+
+    return to_dotenv(env)

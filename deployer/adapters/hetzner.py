@@ -1,7 +1,9 @@
 """HetznerDns: the Dns port over the Hetzner Cloud DNS API (../shared/specs/hetzner-dns.md §A).
 
 Writes answer with an async action that is polled until `success`; `locked` (another action
-on the zone) and `conflict` are retried, 429 waits until RateLimit-Reset.
+on the zone) and `conflict` are retried, 429 waits until RateLimit-Reset. A record found
+already there is adopted only once the zone's running actions are over: it may be the
+half-done write of a bot that was killed and restarted.
 """
 
 from __future__ import annotations
@@ -11,12 +13,20 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+import structlog
 from pydantic import Field, SecretStr
 
-from deployer.adapters.http import HttpReply, UpstreamModel, new_session, send, trimmed
+from deployer.adapters.http import (
+    QUICK_TIMEOUT,
+    HttpReply,
+    UpstreamModel,
+    new_session,
+    send,
+    trimmed,
+)
 from deployer.errors import AuthError, PermanentError, TransientError
 from deployer.ports import BeforeCreate, ZoneInfo
-from deployer.resilience import Sleep, Upstream
+from deployer.resilience import QUICK, Sleep, Upstream
 
 NAME = "Hetzner DNS"
 RETRIED_CODES = frozenset(
@@ -33,6 +43,7 @@ RETRIED_CODES = frozenset(
 ACTION_POLL_FIRST = 1.0
 ACTION_POLL_MAX = 5.0
 ACTION_DEADLINE = 120.0
+log = structlog.get_logger("aistack.hetzner")
 
 
 class _Zone(UpstreamModel):
@@ -87,18 +98,24 @@ class HetznerDns:
     async def close(self) -> None:
         await self._session.close()
 
-    async def zone(self) -> ZoneInfo:
+    async def zone(self, *, quick: bool = False) -> ZoneInfo:
+        """The zone and its RRSet count: proof that the token reaches the zone. `quick` is for
+        a person waiting (preflight): two attempts and a short request timeout, so an
+        unreachable API is reported in seconds, not after the retries."""
+        limit = QUICK_TIMEOUT if quick else None
+
         async def read() -> ZoneInfo:
-            zone = _Zone.model_validate((await self._request("GET", self._zone_path()))["zone"])
+            raw = await self._request("GET", self._zone_path(), time_limit=limit)
+            zone = _Zone.model_validate(raw["zone"])
             listing = await self._request(
-                "GET", f"{self._zone_path()}/rrsets", params={"per_page": "1"}
+                "GET", f"{self._zone_path()}/rrsets", params={"per_page": "1"}, time_limit=limit
             )
             total = listing["meta"]["pagination"].get("total_entries")
             if total is None:
                 total = await self._count_rrsets()
             return ZoneInfo(zone.id, zone.name, int(total))
 
-        return await self._upstream.call(read)
+        return await self._upstream.call(read, policy=QUICK if quick else None)
 
     async def a_record(self, name: str) -> list[str] | None:
         rrset = await self._upstream.call(lambda: self._get_rrset(name))
@@ -125,13 +142,13 @@ class HetznerDns:
         self, name: str, ip: str, ttl: int, *, before_create: BeforeCreate | None = None
     ) -> None:
         async def upsert() -> None:
-            rrset = await self._get_rrset(name)
+            rrset = await self._settled_rrset(name)
             if rrset is None:
                 if before_create is not None:
                     await before_create()
                 if await self._create_rrset(name, ip, ttl):
                     return
-                rrset = await self._get_rrset(name)  # lost a race: someone created it
+                rrset = await self._settled_rrset(name)  # lost a race: someone created it
             if rrset is not None and [r.value for r in rrset.records] != [ip]:
                 await self._rrset_action(name, "set_records", {"records": [{"value": ip}]})
             if rrset is not None and rrset.ttl != ttl:
@@ -151,6 +168,33 @@ class HetznerDns:
         return bool(await self._upstream.call(delete))
 
     # -- plumbing ---------------------------------------------------------------------------
+    async def _settled_rrset(self, name: str) -> _RRSet | None:
+        """The RRSet as it stands once the zone's running actions are over. A record that is
+        there may still have its create (or change) running: a bot killed mid-write and then
+        restarted finds it, and must not call it done before Hetzner does."""
+        rrset = await self._get_rrset(name)
+        if rrset is None or not await self._await_running_actions():
+            return rrset
+        return await self._get_rrset(name)  # what the actions left, success or not
+
+    async def _await_running_actions(self) -> bool:
+        """Wait until the zone's running actions end; True when there were any. An action
+        names only its zone, not the RRSet, so all of them are awaited; one that fails may be
+        another writer's, so it is not an error here: the caller reads the RRSet again."""
+        params = {"status": "running", "per_page": "50"}
+        try:
+            listing = await self._request("GET", f"{self._zone_path()}/actions", params=params)
+        except PermanentError as exc:
+            if not _endpoint_missing(exc):
+                raise
+            # Not served (an older fake, a retired endpoint): adopt without waiting.
+            log.warning("zone actions not listed; adopting without waiting", error=str(exc))
+            return False
+        running = listing.get("actions") or []
+        for raw in running:
+            await self._settle(raw)
+        return bool(running)
+
     async def _get_rrset(self, name: str) -> _RRSet | None:
         try:
             return _RRSet.model_validate(
@@ -181,6 +225,16 @@ class HetznerDns:
         await self._wait_action(reply["action"])
 
     async def _wait_action(self, raw: dict[str, Any]) -> None:
+        action = await self._settle(raw)
+        if action.status != "success":
+            error = action.error or {}
+            raise PermanentError(
+                f"{NAME}: action {action.id} failed: "
+                f"{error.get('code', '?')}: {trimmed(str(error.get('message', '')))}"
+            )
+
+    async def _settle(self, raw: dict[str, Any]) -> _Action:
+        """Poll an action until it is no longer running (1 s, doubling up to 5 s, 120 s at most)."""
         action = _Action.model_validate(raw)
         delay, started = self._poll_initial, self._clock()
         while action.status == "running":
@@ -193,12 +247,7 @@ class HetznerDns:
             action = _Action.model_validate(
                 (await self._request("GET", f"/actions/{action.id}"))["action"]
             )
-        if action.status != "success":
-            error = action.error or {}
-            raise PermanentError(
-                f"{NAME}: action {action.id} failed: "
-                f"{error.get('code', '?')}: {trimmed(str(error.get('message', '')))}"
-            )
+        return action
 
     async def _count_rrsets(self) -> int:
         count, page = 0, 1
@@ -217,10 +266,12 @@ class HetznerDns:
         return f"{self._zone_path()}/rrsets/{quote(name, safe='*.-')}/A"
 
     async def _request(
-        self, method: str, path: str, *, params: dict[str, str] | None = None, body: Any = None
-    ) -> Any:
+        self, method: str, path: str, *, params: dict[str, str] | None = None, body: Any = None,
+        time_limit: float | None = None,
+    ) -> Any:  # fmt: skip
+        url = f"{self._base}{path}"
         reply = await send(
-            self._session, NAME, method, f"{self._base}{path}", params=params, body=body
+            self._session, NAME, method, url, params=params, body=body, time_limit=time_limit
         )
         return _checked(f"{method} {path}", reply)
 
@@ -242,6 +293,11 @@ def _checked(what: str, reply: HttpReply) -> Any:
     if code in RETRIED_CODES or reply.status in (429, 502, 503, 504) or reply.status >= 500:
         raise TransientError(f"{where}: {message}", retry_after=_until_reset(reply))
     raise PermanentError(f"{where}: {message}")
+
+
+def _endpoint_missing(exc: PermanentError) -> bool:
+    """404 on a zone we just read, or 410 deprecated_api_endpoint: the path is not served."""
+    return isinstance(exc, _NotFound) or "deprecated_api_endpoint" in str(exc)
 
 
 def _until_reset(reply: HttpReply) -> float | None:

@@ -19,6 +19,7 @@ class Timeout(StrEnum):
     PHASE = "phase"
     DEPLOY = "deploy"
     HEALTH = "health"
+    RESTORE = "restore"  # an undo that redeploys the previous release and waits for health
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class PhaseDef:
     needs: tuple[str, ...] = ()
     undo: bool = False
     timeout: Timeout = Timeout.PHASE
+    undo_timeout: Timeout = Timeout.PHASE
 
 
 DEPLOY_PHASES: tuple[PhaseDef, ...] = (
@@ -35,7 +37,13 @@ DEPLOY_PHASES: tuple[PhaseDef, ...] = (
     PhaseDef("project", "Dokploy project", ("preflight",), undo=True),
     PhaseDef("dns", "DNS record", ("preflight",), undo=True),
     PhaseDef("application", "Dokploy application", ("project",), undo=True),
-    PhaseDef("image", "Docker image and environment", ("application",), undo=True),
+    PhaseDef(
+        "image",
+        "Docker image and environment",
+        ("application",),
+        undo=True,
+        undo_timeout=Timeout.RESTORE,
+    ),
     PhaseDef("domain", "Domain and TLS", ("application",), undo=True),
     PhaseDef("deploy", "Deploy", ("image", "domain"), timeout=Timeout.DEPLOY),
     PhaseDef("health", "Wait until the stack answers", ("deploy", "dns"), timeout=Timeout.HEALTH),

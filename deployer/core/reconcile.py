@@ -14,15 +14,20 @@ def drift(
     owned: bool,
     ingress_ip: str,
     dns_checked: bool,
+    others: tuple[ProjectView, ...] = (),
 ) -> tuple[str, ...]:
     """Say, in words an operator acts on, every way the records and the upstreams disagree.
 
     `owned`: a record says the stack is live (its last deploy succeeded and no destroy
     followed; a failed redeploy since then keeps it live). While a deployment is active,
-    resources come and go by design and nothing is called drift."""
+    resources come and go by design and nothing is called drift.
+
+    `others`: projects of the stack's name that our records did not make (Dokploy allows
+    duplicate names). aistack never acts on them; they are always reported."""
+    duplicates = tuple(_duplicate(v, live) for v in others)
     if latest is not None and latest.state in ACTIVE:
-        return ()
-    found: list[str] = []
+        return duplicates
+    found: list[str] = list(duplicates)
     project = latest.spec.project_name if latest else (live.project_name if live else "")
     if owned:
         if live is None:
@@ -38,3 +43,11 @@ def drift(
     if dns_checked and dns_values:
         found.append(f"DNS still has a record ({', '.join(dns_values)}) for a stack that is gone")
     return tuple(found)
+
+
+def _duplicate(view: ProjectView, live: ProjectView | None) -> str:
+    which = "not this stack's" if live is not None else "no record says which is this stack's"
+    return (
+        f"Dokploy also holds a project named {view.project_name} ({view.project_id}): "
+        f"{which}; aistack leaves it alone"
+    )

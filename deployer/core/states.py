@@ -34,6 +34,7 @@ class PhaseState(StrEnum):
     FAILED = "failed"
     UNDOING = "undoing"
     UNDONE = "undone"
+    NOTHING_TO_UNDO = "nothing_to_undo"  # the undo ran and found nothing of ours to change
     UNDO_FAILED = "undo_failed"
 
 

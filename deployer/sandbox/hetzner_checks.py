@@ -33,6 +33,8 @@ RR_TYPES = frozenset(
     }
 )
 MIN_TTL, MAX_TTL, MAX_RECORDS = 60, 2147483647, 50
+ACTION_STATUSES = ("running", "success", "error")
+ACTION_SORT_FIELDS = ("id", "command", "status", "started", "finished")
 
 
 class ApiError(Exception):
@@ -138,3 +140,21 @@ def check_records(errors: FieldErrors, records: Any) -> list[Record]:
     if len({r.value for r in parsed}) != len(parsed):
         errors.add("records", "must only contain distinct values")
     return parsed
+
+
+def check_action_query(
+    errors: FieldErrors, statuses: list[str], sorts: list[str]
+) -> list[tuple[str, bool]]:
+    """`status` and `sort` of an action listing (both may repeat), as the spec's enums allow;
+    the sort terms come back parsed as (field, descending), the first one the primary key."""
+    if set(statuses) - set(ACTION_STATUSES):
+        errors.add("status", f"must be one of {', '.join(ACTION_STATUSES)}")
+    keys: list[tuple[str, bool]] = []
+    for term in sorts:
+        name, _, direction = term.partition(":")
+        if name not in ACTION_SORT_FIELDS or term not in (name, f"{name}:asc", f"{name}:desc"):
+            fields = ", ".join(ACTION_SORT_FIELDS)
+            errors.add("sort", f"must be one of {fields}, optionally with :asc or :desc")
+            continue
+        keys.append((name, direction == "desc"))
+    return keys

@@ -8,7 +8,7 @@ applied at once unless that action is set to fail; `hetzner.py` serves all of th
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -115,7 +115,9 @@ class Action:
     polls: int = 0
 
     def poll(self) -> None:
-        """Polls 1..polls_needed still see `running`; the next one sees the outcome."""
+        """Polls 1..polls_needed still see `running`; the next one sees the outcome. Only the
+        poll endpoints (`/actions/{id}`, `/actions?id=`, `/zones/actions/{id}`) call this: a
+        listing or the zone's `status` reads the action as it stands without moving it on."""
         if self.status != "running":
             return
         self.polls += 1
@@ -210,6 +212,24 @@ class DnsState:
         if rrset is None:
             raise ApiError(404, "not_found", "RRSet not found")
         return rrset
+
+    def zone_actions(
+        self, zone: Zone, statuses: Collection[str], sort: Sequence[tuple[str, bool]] = ()
+    ) -> list[Action]:
+        """The zone's actions with one of `statuses` (all when empty), by id unless `sort`
+        says otherwise ((field, descending), first term first). Read as they stand: listing
+        never advances an action. A null `finished` sorts last ascending, first descending."""
+        found = sorted(
+            (
+                a
+                for a in self.actions.values()
+                if a.zone_id == zone.id and (not statuses or a.status in statuses)
+            ),
+            key=lambda a: a.id,
+        )
+        for name, descending in reversed(sort):  # stable sorts: the last pass is the primary key
+            found.sort(key=_sort_key(name), reverse=descending)
+        return found
 
     def poll_action(self, action_id: int) -> Action:
         action = self.actions.get(action_id)
@@ -330,3 +350,13 @@ class DnsState:
                 zone.rrsets[(name, rr_type)] = new
             zone.bump()
         return action
+
+
+def _sort_key(name: str) -> Callable[[Action], tuple[bool, Any]]:
+    """The action's `name` field, a null ranking after every value (as in SQL ascending)."""
+
+    def key(action: Action) -> tuple[bool, Any]:
+        value = getattr(action, name)
+        return value is None, value
+
+    return key

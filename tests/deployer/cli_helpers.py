@@ -46,6 +46,25 @@ async def aistack(env: dict[str, str], *args: str, stdin: bytes = b"") -> Result
     return Result(process.returncode, output.decode())
 
 
+async def aistack_head(env: dict[str, str], *args: str) -> tuple[bytes, Result]:
+    """`aistack ARGS | head -1`: read the first line of stdout, then close the pipe as `head`
+    does; the Result holds the exit code and stderr only."""
+    read_end, write_end = os.pipe()
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "deployer.cli", *args,
+            env=env, stdin=asyncio.subprocess.DEVNULL, stdout=write_end,
+            stderr=asyncio.subprocess.PIPE, cwd=Path(__file__).parent,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)  # the child holds the only writer: EOF or EPIPE come from it
+    with os.fdopen(read_end, "rb") as stdout:
+        first = await asyncio.to_thread(stdout.readline)  # the loop keeps serving the sandbox
+    _, errors = await process.communicate()
+    assert process.returncode is not None
+    return first, Result(process.returncode, errors.decode())
+
+
 async def start_worker(env: dict[str, str]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "deployer.cli", "worker", "--exit-when-idle",

@@ -9,9 +9,11 @@ import pytest
 from pydantic import SecretStr
 
 from deployer.adapters.dokploy import DokployPaas
+from deployer.adapters.store_sqlite import SqliteStore
+from deployer.models import Event
 from deployer.resilience import RetryPolicy, Upstream
 from deployer.sandbox.server import API_KEY, Sandbox
-from tests.deployer.cli_helpers import aistack, cli_env
+from tests.deployer.cli_helpers import aistack, aistack_head, cli_env
 
 
 @pytest.fixture
@@ -78,7 +80,9 @@ async def test_gc_finds_orphans_and_removes_them_only_when_told(
     await paas.ensure_project("ai-stack-ghost", "made by hand")
     await paas.close()
     asked = await aistack(env, "gc", stdin=b"n\n")
-    assert asked.code == 1 and "ghost" in asked.output and "nothing removed" in asked.output
+    assert asked.code == 0 and "ghost" in asked.output and "nothing removed" in asked.output
+    unattended = await aistack(env, "gc")  # no one to ask: declined, not failed
+    assert unattended.code == 0 and "nothing removed" in unattended.output
     assert sandbox.resources()["projects"] == ["ai-stack-ghost"]
     removed = await aistack(env, "gc", "--yes")
     assert removed.code == 0, removed.output
@@ -101,6 +105,43 @@ async def test_bad_input_gets_a_specific_answer_and_exit_code(
     result = await aistack(env, *args)
     assert result.code == code, result.output
     assert says in result.output
+
+
+async def test_destroy_of_a_stack_that_never_existed_exits_6_and_records_nothing(
+    env: dict[str, str],
+) -> None:
+    result = await aistack(env, "destroy", "nobody")
+    assert result.code == 6, result.output
+    assert "nobody" in result.output
+    history = await aistack(env, "history", "nobody")
+    assert history.code == 6 and "never requested" in history.output, history.output
+
+
+@pytest.mark.parametrize("args", [("history", "alice", "--json"), ("history", "alice")])
+async def test_output_closed_early_ends_quietly_with_141(
+    env: dict[str, str], tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    assert (await aistack(env, "deploy", "alice")).code == 0
+    await _pad_history(tmp_path / "aistack.db", "alice", size=256_000)
+    first, result = await aistack_head(env, *args)
+    assert b"deployment.requested" in first
+    assert result.code == 141, result.output
+    assert result.output == ""  # no traceback, no "Exception ignored" at exit
+
+
+async def _pad_history(database: Path, stack: str, size: int) -> None:
+    """More history than a pipe holds (64 KiB), so the CLI is still writing when `head` quits."""
+    store = await SqliteStore.open(database)
+    try:
+        dep = await store.latest(stack)
+        assert dep is not None
+        for _ in range(size // 8_000):
+            note = Event(
+                deployment_id=dep.id, stack=stack, kind="note", data={"error": "x" * 8_000}
+            )
+            await store.append_event(note)
+    finally:
+        await store.close()
 
 
 async def test_missing_setting_is_named(env: dict[str, str]) -> None:

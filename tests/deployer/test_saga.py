@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 from deployer.adapters.store_memory import MemoryStore
+from deployer.adapters.store_sqlite import SqliteStore
 from deployer.assemble import adapters, open_deployer
 from deployer.core.phases import DEPLOY_PHASES
 from deployer.core.states import DeploymentState, PhaseState
+from deployer.errors import NotFound
 from deployer.sandbox.faults import FailRule
 from deployer.sandbox.server import Sandbox
 from deployer.service import Deployer
 from deployer.settings import DeployerSettings
-from tests.conftest import FakeClock, RecordingNotifier
+from tests.conftest import TEST_SETTINGS, FakeClock, RecordingNotifier
 
 S = DeploymentState
 ALICE = {  # what a deploy of alice makes in the sandbox
@@ -74,7 +77,7 @@ FAILURES = {
     "project": ("dokploy", "project.create"),
     "dns": ("dns", "rrsets.create"),
     "application": ("dokploy", "application.create"),
-    "image": ("dokploy", "application.saveEnvironment"),
+    "image": ("dokploy", "application.saveDockerProvider"),
     "domain": ("dokploy", "domain.create"),
     "deploy": ("build", ""),
     "health": ("ingress", "ingress.get"),
@@ -112,7 +115,7 @@ async def test_rollback_lists_each_undo(
     assert undone["domain"] == "removed domain bob.ai.example.test"
     assert undone["application"] == "removed application opencode-bob"
     assert undone["dns"] == "removed DNS record bob.ai"
-    assert undone["project"] == "removed project ai-stack-bob"
+    assert undone["project"].startswith("removed project ai-stack-bob (")
     order = [e.phase for e in notifier.events if e.kind == "undo.running"]
     assert order.index("domain") < order.index("application") < order.index("project")
 
@@ -202,8 +205,18 @@ async def test_destroy_removes_everything_the_deploy_made(
 async def test_destroy_of_a_stack_that_is_already_gone_succeeds(
     deployer: Deployer, sandbox: Sandbox
 ) -> None:
-    gone = await deployer.destroy("nobody", requester="U1")
-    assert gone.state is S.DESTROYED
+    await deployer.deploy("alice", requester="U1")
+    await deployer.destroy("alice", requester="U1")
+    again = await deployer.destroy("alice", requester="U1")
+    assert again.state is S.DESTROYED
+
+
+async def test_destroy_of_a_stack_that_never_existed_is_refused_and_records_nothing(
+    deployer: Deployer,
+) -> None:
+    with pytest.raises(NotFound, match="no stack named nobody"):
+        await deployer.destroy("nobody", requester="U1")
+    assert await deployer.store.latest("nobody") is None
 
 
 async def test_wildcard_mode_checks_the_wildcard_and_creates_no_record(
@@ -229,7 +242,9 @@ async def test_a_failed_teardown_names_what_is_left_and_a_retry_finishes_it(
     sandbox.dokploy.faults.fail_ops["project.remove"] = FailRule(status=400, times=None)
     stuck = await deployer.destroy("alice", requester="U1")
     assert stuck.state is S.ROLLBACK_FAILED
-    assert stuck.leftovers == ("Dokploy project ai-stack-alice",)
+    assert len(stuck.leftovers) == 1
+    assert stuck.leftovers[0].startswith("Dokploy project ai-stack-alice (")
+    assert owned(sandbox, "alice")["dns"] == []  # the branch beside the failure ran to its end
     sandbox.dokploy.faults.clear()
     done = await deployer.run(stuck)
     assert done.state is S.DESTROYED
@@ -237,24 +252,42 @@ async def test_a_failed_teardown_names_what_is_left_and_a_retry_finishes_it(
 
 
 async def test_a_failed_redeploy_keeps_the_live_stack(
-    deployer: Deployer, sandbox: Sandbox, notifier: RecordingNotifier
+    sandbox: Sandbox, notifier: RecordingNotifier, clock: FakeClock
 ) -> None:
-    await deployer.deploy("alice", requester="U1")
+    store = MemoryStore()
+    first_env = {"FOO": "bar baz #not a comment", "QUOTE": "it's"}
+    live_settings = sandbox.settings(stack_env=first_env, **TEST_SETTINGS)
+    async with open_deployer(live_settings, notifier, store=store, clock=clock) as deployer:
+        await deployer.deploy("alice", requester="U1")
     before = owned(sandbox, "alice")
-    sandbox.dokploy.fail_deploys.add("opencode-alice")
-    redeploy = await deployer.deploy("alice", requester="U2", image="nginx:broken")
-    assert redeploy.state is S.ROLLED_BACK
-    assert owned(sandbox, "alice") == before  # nothing of the live stack was removed
-    undone = {e.phase: e.data["outcome"] for e in notifier.events
-              if e.kind == "undo.done" and e.deployment_id == redeploy.id}  # fmt: skip
-    assert undone.pop("image").startswith("put image ghcr.io/sst/opencode:latest back")
-    assert undone and all(o.startswith("kept") for o in undone.values())
-    apps = sandbox.dokploy.snapshot()["applications"]
-    assert [a["name"] for a in apps] == ["opencode-alice"]
-    status = await deployer.status("alice")
-    assert status.drift == ()  # still live, still owned: gc must not touch it
-    assert status.owner == "U1"  # and still the first deployer's
-    assert await deployer.orphans() == []
+    app = next(iter(sandbox.dokploy.store.applications.values()))
+    env_text, builds = app["env"], len(sandbox.dokploy.store.deployments)
+    sandbox.dokploy.fail_images.add("nginx:broken")
+    changed = sandbox.settings(stack_env={"OTHER": "1"}, **TEST_SETTINGS)
+    async with open_deployer(changed, notifier, store=store, clock=clock) as deployer:
+        redeploy = await deployer.deploy("alice", requester="U2", image="nginx:broken")
+        assert redeploy.state is S.ROLLED_BACK
+        assert owned(sandbox, "alice") == before  # nothing of the live stack was removed
+        # everything the redeploy changed is back, deployed again, and answering
+        now = sandbox.dokploy.store.applications[app["applicationId"]]
+        assert now["dockerImage"] == "ghcr.io/sst/opencode:latest"
+        assert now["env"] == env_text  # byte for byte
+        assert len(sandbox.dokploy.store.deployments) == builds + 2  # the broken one, the restore
+        assert sandbox.dokploy.container_env(app["applicationId"]) == first_env
+        assert "alice.ai.example.test" in sandbox.dokploy.live_hosts()
+        undone = {e.phase: e.data["outcome"] for e in notifier.events
+                  if e.kind == "undo.done" and e.deployment_id == redeploy.id}  # fmt: skip
+        assert undone.pop("image").startswith(
+            "put image ghcr.io/sst/opencode:latest and its environment back on opencode-alice, "
+            "redeployed it"
+        )
+        assert undone and all(o.startswith("kept") for o in undone.values())
+        apps = sandbox.dokploy.snapshot()["applications"]
+        assert [a["name"] for a in apps] == ["opencode-alice"]
+        status = await deployer.status("alice")
+        assert status.drift == ()  # still live, still owned: gc must not touch it
+        assert status.owner == "U1"  # and still the first deployer's
+        assert await deployer.orphans() == []
 
 
 async def test_list_shows_a_dns_record_nobody_owns_and_gc_would_remove_it(
@@ -284,3 +317,95 @@ async def test_what_a_lost_response_created_is_still_undone(
     dep = await deployer.deploy("bob", requester="U1")
     assert dep.state is S.ROLLED_BACK
     assert nothing_of(sandbox, "bob")
+
+
+async def test_an_open_breaker_does_not_block_the_rollback(
+    sandbox: Sandbox, notifier: RecordingNotifier, clock: FakeClock
+) -> None:
+    # default retries and breaker: five 500s from domain.create open the Dokploy breaker
+    settings = sandbox.settings(http_timeout=0.5, phase_timeout=10.0)
+    assert (settings.retry_attempts, settings.breaker_fail_max) == (5, 5)
+    sandbox.dokploy.faults.fail_ops["domain.create"] = FailRule(status=500, times=None)
+    async with open_deployer(settings, notifier, store=MemoryStore(), clock=clock) as deployer:
+        dep = await deployer.deploy("bob", requester="U1")
+    assert dep.state is S.ROLLED_BACK
+    assert dep.leftovers == ()
+    assert nothing_of(sandbox, "bob"), owned(sandbox, "bob")
+    undone = {e.phase: e.data["outcome"] for e in notifier.events if e.kind == "undo.done"}
+    assert undone["domain"].startswith("nothing to undo")  # it never came to be
+
+
+async def test_a_retried_rollback_undoes_in_the_order_of_the_first(
+    deployer: Deployer, sandbox: Sandbox, notifier: RecordingNotifier
+) -> None:
+    sandbox.dokploy.fail_deploys.add("opencode-bob")
+    for op in ("application.delete", "project.remove"):
+        sandbox.dokploy.faults.fail_ops[op] = FailRule(status=400, times=None)
+    failed = await deployer.deploy("bob", requester="U1")
+    assert failed.state is S.ROLLBACK_FAILED
+    sandbox.dokploy.faults.clear()
+    notifier.events.clear()
+    retried = await deployer.run(failed)
+    assert retried.state is S.ROLLED_BACK
+    assert [e.phase for e in notifier.events if e.kind == "undo.running"] == [
+        "application",
+        "project",
+    ]
+    undone = {e.phase: e.data["outcome"] for e in notifier.events if e.kind == "undo.done"}
+    assert undone["application"] == "removed application opencode-bob"  # not "already gone"
+    assert nothing_of(sandbox, "bob")
+    status = await deployer.status("bob")
+    assert status.deployment is not None and status.deployment.leftovers == ()
+
+
+async def test_a_deploy_dokploy_lost_fails_with_that_reason_not_a_timeout(
+    deployer: Deployer, sandbox: Sandbox
+) -> None:
+    sandbox.dokploy.lose_deploys = 1  # Dokploy restarted: its in-memory queue is gone
+    dep = await deployer.deploy("bob", requester="U1")
+    assert dep.state is S.ROLLED_BACK
+    assert dep.error is not None
+    assert "Dokploy did not start the deployment within 60 s" in dep.error
+    assert nothing_of(sandbox, "bob")
+
+
+async def test_a_failed_build_says_why_in_dokploys_words(
+    deployer: Deployer, sandbox: Sandbox
+) -> None:
+    sandbox.dokploy.fail_images.add("nginx:nope")
+    dep = await deployer.deploy("bob", requester="U1", image="nginx:nope")
+    assert dep.state is S.ROLLED_BACK
+    assert dep.error is not None and "Pulling image failed" in dep.error
+
+
+async def test_wildcard_mode_rolls_back_naming_only_what_it_made(
+    sandbox: Sandbox, notifier: RecordingNotifier, clock: FakeClock, tmp_path: Any
+) -> None:
+    settings = sandbox.settings(dns_mode="wildcard", **TEST_SETTINGS)
+    store = await SqliteStore.open(tmp_path / "aistack.db")
+    try:
+        async with open_deployer(settings, notifier, store=store, clock=clock) as deployer:
+            refused = await deployer.deploy("alice", requester="U1")
+            phases = {p.name: p.state for p in await store.phases(refused.id)}
+    finally:
+        await store.close()
+    assert refused.state is S.ROLLED_BACK
+    assert phases["dns"] is PhaseState.NOTHING_TO_UNDO  # no record was made, none undone
+    assert notifier.kinds().count("deployment.rolled_back") == 1
+
+
+async def test_a_first_deploy_makes_only_the_calls_that_can_change_its_result(
+    deployer: Deployer, sandbox: Sandbox
+) -> None:
+    await deployer.deploy("alice", requester="U1")
+    calls = [op for _, op in sandbox.dokploy.calls]
+    polls = calls.count("deployment.all")
+    assert [op for op in calls if op != "deployment.all"] == [
+        "project.all",  # the preflight's listing: counts, and finds same-named projects
+        "project.create",
+        "application.create",
+        "application.saveDockerProvider",  # no saveEnvironment: the environment is empty
+        "domain.create",
+        "application.deploy",
+    ]
+    assert polls >= 1

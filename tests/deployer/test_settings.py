@@ -76,3 +76,27 @@ def test_a_records_are_matched_to_stacks_and_nothing_else(env: pytest.MonkeyPatc
     assert settings.stack_of_record("alice.ai") == "alice"
     for other in ("alice", "www.ai", "*.ai", "@", "a.b.ai", "Alice.ai", "mail"):
         assert settings.stack_of_record(other) is None, other
+
+
+@pytest.mark.parametrize(
+    ("stack_env", "key"),
+    [
+        ('{"TOKEN": "sk-live-4242 ${{project.X}}"}', "TOKEN"),
+        ('{"OK": "fine", "PATH_END": "sk-live-4242\\\\"}', "PATH_END"),
+        ('{"BAD KEY": "sk-live-4242"}', "BAD KEY"),
+    ],
+)
+def test_stack_env_that_dokploy_would_change_is_refused(
+    env: pytest.MonkeyPatch, stack_env: str, key: str
+) -> None:
+    env.setenv("AISTACK_STACK_ENV", stack_env)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "AISTACK_STACK_ENV" in message and repr(key) in message
+    assert "sk-live-4242" not in message
+
+
+def test_stack_env_with_quotes_comments_and_newlines_is_accepted(env: pytest.MonkeyPatch) -> None:
+    env.setenv("AISTACK_STACK_ENV", '{"A": "it\'s #1", "B": "say \\"hi\\"\\nbye"}')
+    assert load_settings().stack_env == {"A": "it's #1", "B": 'say "hi"\nbye'}

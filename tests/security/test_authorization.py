@@ -278,7 +278,7 @@ async def test_a_failed_teardown_is_retried_to_the_end_by_its_requester() -> Non
 async def test_a_failed_redeploy_by_someone_else_leaves_the_live_stack_alone() -> None:
     async with scene(redeploy_pending, wrong_channel=False) as (world, redeploy):
         kept = world.engine.resources()
-        world.engine.dokploy.fail_deploys.add("opencode-alice")
+        world.engine.dokploy.fail_images.add("nginx:1.27")  # the new image cannot be pulled
         await world.click(BOB, "approve", redeploy)
         failed = await world.settled("alice", within=10)
         assert failed.state is S.ROLLED_BACK
