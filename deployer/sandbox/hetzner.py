@@ -2,8 +2,9 @@
 
 Behaviour follows ../shared/specs/hetzner-dns.md section A (checklist A.8): bearer auth with
 optional read-only tokens, `RateLimit-*` and `X-Correlation-Id` headers on every response, an
-hourly token-bucket budget, Hetzner error bodies, polled actions, pagination with `Link`, and
-the shared fault knobs of `faults.py`. The state model lives in `hetzner_state.py`.
+hourly token-bucket budget, Hetzner error bodies, polled actions (a zone's listing reads them
+without moving them on), pagination with `Link`, and the shared fault knobs of `faults.py`.
+The state model lives in `hetzner_state.py`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from deployer.sandbox.faults import CONTROL_PREFIX, Faults, control_routes, fault_middleware
-from deployer.sandbox.hetzner_checks import RR_TYPES, ApiError, FieldErrors
+from deployer.sandbox.hetzner_checks import RR_TYPES, ApiError, FieldErrors, check_action_query
 from deployer.sandbox.hetzner_state import DnsState
 
 BASE = "/v1"
@@ -27,6 +28,7 @@ STATUS_CODES = {
     403: "forbidden",
     404: "not_found",
     409: "conflict",
+    410: "deprecated_api_endpoint",
     422: "invalid_input",
     423: "locked",
     429: "rate_limit_exceeded",
@@ -91,6 +93,7 @@ class FakeHetznerDns(DnsState):
         routes: list[tuple[str, str, str, Handler]] = [
             ("GET", "/zones", "zones.list", self._list_zones),
             ("GET", "/zones/{id_or_name}", "zones.get", self._get_zone),
+            ("GET", "/zones/{id_or_name}/actions", "zones.actions.list", self._list_zone_actions),
             ("GET", "/zones/{id_or_name}/rrsets", "rrsets.list", self._list_rrsets),
             ("POST", "/zones/{id_or_name}/rrsets", "rrsets.create", self._create_rrset),
             ("GET", RRSET, "rrsets.get", self._get_rrset),
@@ -193,6 +196,19 @@ class FakeHetznerDns(DnsState):
     async def _get_zone(self, request: web.Request) -> web.Response:
         zone = self.zone(request.match_info["id_or_name"])
         return web.json_response({"zone": self.zone_json(zone)})
+
+    async def _list_zone_actions(self, request: web.Request) -> web.Response:
+        """`list_zone_actions`: the zone's actions, any mode, filtered by `status` and sorted
+        by `sort` (both may repeat), 25 a page by default and 50 at most; reading them does
+        not advance them (only a poll of `/actions/{id}` and its kin does)."""
+        zone = self.zone(request.match_info["id_or_name"])
+        errors = FieldErrors()
+        statuses = request.query.getall("status", [])
+        sort = check_action_query(errors, statuses, request.query.getall("sort", []))
+        errors.raise_if_any()
+        page, per_page = _paging(request, max_per_page=50)
+        actions = [a.to_json() for a in self.zone_actions(zone, statuses, sort)]
+        return _paged(request, "actions", actions, page, per_page)
 
     # -- rrsets --------------------------------------------------------------------------
 

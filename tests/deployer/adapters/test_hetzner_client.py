@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
-from functools import partial
 
 import pytest
-from aiohttp import web
 from pydantic import SecretStr
 
 from deployer.adapters.hetzner import HetznerDns
@@ -153,57 +151,31 @@ def killed_mid_create(fake: FakeHetznerDns) -> None:
     fake.create_rrset(fake.primary_zone(ZONE), body)
 
 
-async def _zone_actions(fake: FakeHetznerDns, request: web.Request) -> web.Response:
-    """GET /zones/{id_or_name}/actions (status filter), served from the fake's own state:
-    the fake does not serve this listing yet."""
-    zone = fake.zone(request.match_info["id_or_name"])
-    statuses = request.query.getall("status", [])
-    found = [
-        a.to_json()
-        for a in fake.actions.values()
-        if a.zone_id == zone.id and (not statuses or a.status in statuses)
-    ]
-    pagination = {"page": 1, "per_page": 50, "previous_page": None, "next_page": None}
-    return web.json_response({"actions": found, "meta": {"pagination": pagination}})
-
-
-@pytest.fixture
-async def fake_with_listing() -> AsyncIterator[tuple[FakeHetznerDns, str]]:
-    fake = FakeHetznerDns(tokens=[TOKEN], zones=[ZONE], action_polls=2)
-    app = fake.app()
-    app.router.add_get("/v1/zones/{id_or_name}/actions", partial(_zone_actions, fake))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield fake, f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
-    await runner.cleanup()
-
-
 async def test_adopting_a_record_waits_for_the_action_still_running_on_it(
-    fake_with_listing: tuple[FakeHetznerDns, str], clock: FakeClock
-) -> None:
-    fake, url = fake_with_listing
-    killed_mid_create(fake)
-    upstream = Upstream("Hetzner DNS", RetryPolicy(attempts=4), sleep=clock.sleep)
-    dns = HetznerDns(
-        url, SecretStr(TOKEN), ZONE, upstream, 0.5, sleep=clock.sleep, clock=clock.monotonic
-    )
-    try:
-        await dns.upsert_a_record("alice.ai", "203.0.113.10", 60)
-    finally:
-        await dns.close()
-    assert clock.sleeps == [1.0, 2.0, 4.0]  # polled until the third look said success
-    assert all(a.status == "success" for a in fake.actions.values())
-    assert [c for c in fake.calls if c[0] != "GET"] == []  # adopted: nothing written again
-
-
-async def test_adopting_against_the_sandbox_as_it_is_still_works(
     dns: HetznerDns, sandbox: Sandbox, clock: FakeClock
 ) -> None:
-    """The sandbox fake does not list a zone's actions yet (404): the record is adopted
-    without the wait, as before, instead of failing the deploy."""
     sandbox.dns.action_polls = 2
+    killed_mid_create(sandbox.dns)
+    await dns.upsert_a_record("alice.ai", "203.0.113.10", 60)
+    assert ("GET", "zones.actions.list") in sandbox.dns.calls  # the fake's own listing
+    assert clock.sleeps == [1.0, 2.0, 4.0]  # polled until the third look said success
+    assert all(a.status == "success" for a in sandbox.dns.actions.values())
+    assert [c for c in sandbox.dns.calls if c[0] != "GET"] == []  # adopted: nothing written again
+    assert records(sandbox) == {"alice.ai": ["203.0.113.10"]}
+
+
+@pytest.mark.parametrize("status", [404, 410])
+async def test_adopting_without_a_zone_actions_listing_still_works(
+    dns: HetznerDns, sandbox: Sandbox, clock: FakeClock, status: int
+) -> None:
+    """A Hetzner (or an older fake) that does not serve the listing (404 `not_found`) or has
+    retired it (410 `deprecated_api_endpoint`): the record is adopted without the wait,
+    instead of failing the deploy."""
+    sandbox.dns.action_polls = 2
+    sandbox.dns.faults.fail_ops["zones.actions.list"] = FailRule(status=status)
     killed_mid_create(sandbox.dns)
     await dns.upsert_a_record("alice.ai", "203.0.113.10", 60)
     assert records(sandbox) == {"alice.ai": ["203.0.113.10"]}
     assert [c for c in sandbox.dns.calls if c[0] != "GET"] == []
+    assert clock.sleeps == []  # nothing awaited: the create's action is still running
+    assert [a.status for a in sandbox.dns.actions.values()] == ["running"]

@@ -35,6 +35,7 @@ ZONES = "/zones"
 ZONE_ = "/zones/{id_or_name}"
 RRSETS = "/zones/{id_or_name}/rrsets"
 RRSET = "/zones/{id_or_name}/rrsets/{rr_name}/{rr_type}"
+ZONE_ACTIONS = "/zones/{id_or_name}/actions"
 SET, ADD, REMOVE, TTL = (
     RRSET + "/actions/" + a for a in ("set_records", "add_records", "remove_records", "change_ttl")
 )
@@ -449,6 +450,102 @@ async def test_zone_locked_while_an_action_runs(start: Start) -> None:
     await api.poll(action["id"])
     await api.poll(action["id"])
     assert (await api.create("b")).status == 201
+
+
+# -- a zone's actions -----------------------------------------------------------------------
+
+
+async def listed(api: Api, params: Any = None, zone: str = ZONE) -> list[tuple[int, str]]:
+    """(id, status) of each action `GET /zones/{zone}/actions` lists, in its order."""
+    reply = await api.call("GET", ZONE_ACTIONS, params=params, id_or_name=zone)
+    assert reply.status == 200, reply.body
+    return [(a["id"], a["status"]) for a in reply.body["actions"]]
+
+
+async def test_zone_actions_list_the_running_ones_without_advancing_them(start: Start) -> None:
+    fake, api = await start(action_polls=1)
+    a = (await api.create("a")).body["action"]
+    b = (await api.create("b")).body["action"]
+    running = await api.call("GET", ZONE_ACTIONS, params={"status": "running"})
+    assert running.body["actions"] == [a, b]  # the very Action objects the writes returned
+    for _ in range(3):  # reading the list, however often, moves nothing on
+        assert await listed(api, {"status": "running"}) == [
+            (a["id"], "running"),
+            (b["id"], "running"),
+        ]
+    assert [x.status for x in fake.actions.values()] == ["running", "running"]
+    assert (await api.poll(a["id"]))["status"] == "running"  # the first poll still sees running
+    assert (await api.poll(a["id"]))["status"] == "success"
+    assert await listed(api, {"status": "running"}) == [(b["id"], "running")]
+    assert await listed(api, {"status": "success"}) == [(a["id"], "success")]
+    assert await listed(api) == [(a["id"], "success"), (b["id"], "running")]
+    done = (await api.call("GET", ZONE_ACTIONS, params={"status": "success"})).body["actions"][0]
+    assert (done["progress"], done["error"]) == (100, None) and done["finished"] is not None
+
+
+async def test_zone_actions_status_may_repeat_and_sort_orders(start: Start) -> None:
+    fake, api = await start()
+    fake.fail_actions.add("bad")
+    ok = (await api.create("ok")).body["action"]["id"]
+    bad = (await api.create("bad")).body["action"]["id"]
+    late = (await api.create("late")).body["action"]["id"]
+    await api.poll(ok)
+    await api.poll(bad)
+    both = [("status", "success"), ("status", "error")]
+    assert await listed(api, both) == [(ok, "success"), (bad, "error")]
+    assert await listed(api, {"status": "running"}) == [(late, "running")]
+    assert [i for i, _ in await listed(api, {"sort": "id:desc"})] == [late, bad, ok]
+    by_status = [("sort", "status:desc"), ("sort", "id:desc")]
+    assert [s for _, s in await listed(api, by_status)] == ["success", "running", "error"]
+    finished_first = await listed(api, [("sort", "finished"), ("sort", "id:desc")])
+    assert finished_first[-1] == (late, "running")  # not finished: a null sorts last
+
+
+async def test_zone_actions_of_unknown_zone_and_bad_query(start: Start) -> None:
+    _, api = await start(secondary_zones=("legacy.test",))
+    missing = await api.call("GET", ZONE_ACTIONS, id_or_name="nope.test")
+    assert (missing.status, missing.body["error"]["code"]) == (404, "not_found")
+    assert await listed(api, zone="legacy.test") == []  # a zone path: any mode
+    zone_id = (await api.call("GET", ZONE_)).body["zone"]["id"]
+    assert await listed(api, zone=str(zone_id)) == []
+    for params, bad in (
+        ({"status": "done"}, "status"),
+        ({"sort": "name"}, "sort"),
+        ({"sort": "id:up"}, "sort"),
+        ({"per_page": 51}, "per_page"),
+        ({"page": 0}, "page"),
+    ):
+        reply = await api.call("GET", ZONE_ACTIONS, params=params)
+        assert (reply.status, reply.body["error"]["code"]) == (422, "invalid_input"), params
+        assert bad in field_names(reply)
+
+
+async def test_zone_actions_pagination_meta_and_link(start: Start) -> None:
+    fake, api = await start(zones=(ZONE, "other.test"))
+    other = fake.zone("other.test")
+    ids = [(await api.create(name)).body["action"]["id"] for name in ("a", "b", "c")]
+    fake.create_rrset(other, {"name": "x", "type": "A", "records": A1})  # not this zone's
+    first = await api.call("GET", ZONE_ACTIONS, params={"status": "running", "per_page": 2})
+    assert first.body["meta"]["pagination"] == {
+        "page": 1,
+        "per_page": 2,
+        "previous_page": None,
+        "next_page": 2,
+        "last_page": 2,
+        "total_entries": 3,
+    }
+    assert [x["id"] for x in first.body["actions"]] == ids[:2]
+    link = first.headers["Link"]
+    assert 'status=running&page=2&per_page=2>; rel="next"' in link and 'rel="prev"' not in link
+    second = await api.call(
+        "GET", ZONE_ACTIONS, params={"status": "running", "per_page": 2, "page": 2}
+    )
+    assert [x["id"] for x in second.body["actions"]] == ids[2:]
+    assert second.body["meta"]["pagination"]["next_page"] is None
+    assert second.body["meta"]["pagination"]["previous_page"] == 1
+    default = await api.call("GET", ZONE_ACTIONS)
+    assert default.body["meta"]["pagination"]["per_page"] == 25
+    assert fake.calls[-1] == ("GET", "zones.actions.list")
 
 
 # -- faults and control routes -----------------------------------------------------------
