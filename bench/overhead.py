@@ -72,14 +72,18 @@ async def straight_once(name: str) -> Run:
         paas, dns, probe = made.paas, made.dns, made.probe
         try:
             started = time.perf_counter()
-            await paas.count_projects()
+            survey = await paas.survey_projects(spec.project_name)
             await dns.zone()
-            project = await paas.ensure_project(spec.project_name, f"aistack stack {spec.name}")
+            project = await paas.ensure_project(
+                spec.project_name, f"aistack stack {spec.name}", absent=not survey.named
+            )
             await dns.upsert_a_record(s.record_name(spec.name), str(s.ingress_ip), s.dns_ttl)
-            app = await paas.ensure_application(project, spec.app_name)
-            await paas.configure_image(app.application_id, spec.image, spec.env)
-            await paas.ensure_domain(app.application_id, spec.host, spec.container_port, s.https)
-            known = await paas.deployment_ids(app.application_id)
+            app = await paas.ensure_application(project, spec.app_name, absent=True)
+            await paas.configure_image(app.application_id, spec.image, spec.env or None)
+            await paas.ensure_domain(
+                app.application_id, spec.host, spec.container_port, s.https, absent=True
+            )
+            known: set[str] = set()  # a new application has no older deployment
             await paas.start_deploy(app.application_id, "aistack bench")
             delay = s.poll_initial
             while True:
@@ -89,7 +93,7 @@ async def straight_once(name: str) -> Run:
                 if run is not None and run.status in ("error", "cancelled"):
                     raise RuntimeError(f"straight-line deploy of {name} ended {run.status}")
                 await clock.sleep(delay)
-                delay = min(delay * 1.5, s.poll_max)
+                delay = min(delay * 1.25, s.poll_max)
             while not (await probe.check(spec.url)).ready:
                 await clock.sleep(s.health_interval)
             wall = time.perf_counter() - started
