@@ -187,7 +187,8 @@ class Saga:
             state=PhaseState.RUNNING,
             attempt=(previous.attempt if previous else 0) + 1,
             outputs=dict(previous.outputs) if previous else {},
-            started_at=utcnow(),
+            # resumed after a crash: the phase has been under way since its first start
+            started_at=previous.started_at if previous and previous.started_at else utcnow(),
         )
         index = [p.name for p in plan].index(phase.name) + 1
         where = {"index": index, "total": len(plan)}

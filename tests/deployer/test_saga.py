@@ -185,10 +185,14 @@ async def test_a_cancelled_run_resumes_from_its_checkpoints(
             await first
         interrupted = await store.get(dep.id)
         assert interrupted.state is S.RUNNING
+        first_start = {p.name: p for p in await store.phases(dep.id)}["deploy"].started_at
         finished = await deployer.run(interrupted)
     assert finished.state is S.SUCCEEDED
     phases = {p.name: p for p in await store.phases(dep.id)}
     assert phases["project"].attempt == 1  # done before the crash: not run again
+    assert phases["deploy"].attempt == 2 and phases["deploy"].started_at == first_start
+    done = [e for e in notifier.events if e.kind == "phase.done" and e.phase == "deploy"]
+    assert done[0].duration == phases["deploy"].duration  # its real length, from the first start
     assert all(p.state is PhaseState.DONE for p in phases.values())
     assert len(sandbox.dokploy.snapshot()["applications"]) == 1
 
