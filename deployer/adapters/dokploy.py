@@ -7,21 +7,20 @@ name first, deletes treat "not found" as already done.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import Field, SecretStr, TypeAdapter
 
+from deployer.adapters.dokploy_errors import NAME, NotFound, checked, log_tail
+from deployer.adapters.dotenv import to_dotenv
 from deployer.adapters.http import (
     QUICK_TIMEOUT,
-    HttpReply,
     UpstreamModel,
     new_session,
     send,
-    trimmed,
 )
-from deployer.errors import AmbiguousResource, AuthError, PermanentError, TransientError
+from deployer.errors import AmbiguousResource, PermanentError
 from deployer.models import ProjectView
 from deployer.ports import (
     AppRef,
@@ -33,7 +32,6 @@ from deployer.ports import (
 )
 from deployer.resilience import QUICK, Upstream
 
-NAME = "Dokploy"
 T = TypeVar("T")
 
 
@@ -101,7 +99,7 @@ class DokployPaas:
         async def count() -> int:
             url = f"{self._api}/project.all"
             reply = await send(self._session, NAME, "GET", url, time_limit=QUICK_TIMEOUT)
-            return len(_projects.validate_python(_checked("project.all", reply)))
+            return len(_projects.validate_python(checked("project.all", reply)))
 
         return await self._upstream.call(count, policy=QUICK)
 
@@ -176,7 +174,7 @@ class DokployPaas:
     async def configure_image(
         self, application_id: str, image: str, env: Mapping[str, str] | None
     ) -> None:
-        await self._save(application_id, image, None if env is None else _dotenv(env) or "")
+        await self._save(application_id, image, None if env is None else to_dotenv(env) or "")
 
     async def restore_settings(self, application_id: str, settings: AppSettings) -> None:
         await self._save(application_id, settings.image, settings.env_text)
@@ -269,7 +267,7 @@ class DokployPaas:
             raw = await self._call(lambda: self._get("deployment.readLogs", **params))
         except PermanentError:
             return ""
-        return _log_tail(raw)
+        return log_tail(raw)
 
     async def stacks(self, project_prefix: str) -> list[ProjectView]:
         projects = await self._call(self._all_projects)
@@ -301,140 +299,22 @@ class DokployPaas:
     async def _delete(self, procedure: str, body: dict[str, Any]) -> bool:
         try:
             await self._post(procedure, body)
-        except _NotFound:
+        except NotFound:
             return False  # already gone: an undo accepts "nothing to undo"
         return True
 
     async def _get(self, procedure: str, **params: str) -> Any:
         reply = await send(self._session, NAME, "GET", f"{self._api}/{procedure}", params=params)
-        return _checked(procedure, reply)
+        return checked(procedure, reply)
 
     async def _post(self, procedure: str, body: dict[str, Any]) -> Any:
         reply = await send(self._session, NAME, "POST", f"{self._api}/{procedure}", body=body)
-        return _checked(procedure, reply)
-
-
-class _NotFound(PermanentError):
-    """tRPC NOT_FOUND: a delete takes it as already done, a log read as no log."""
-
-
-# Dokploy answers an unknown, an expired and a rate-limited key alike (spec §1): name all three.
-_KEY_HINT = (
-    "the API key is invalid, expired or rate-limited (Dokploy answers all three the same way; "
-    "a key made through the API is limited to 10 requests a day unless its rate limit is "
-    "turned off, rateLimitEnabled false); check AISTACK_DOKPLOY_API_KEY"
-)
-_DB_REFUSED = "database refused the insert/update"
-MAX_ISSUES = 5
-LOG_LINES_SHOWN = 3
-MAX_LOG_TEXT = 300
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def _checked(procedure: str, reply: HttpReply) -> Any:
-    """Translate Dokploy's answer (spec §2) into a value or an aistack error."""
-    if reply.status < 400:
-        return reply.json()
-    body = reply.json()
-    fields: dict[str, Any] = body if isinstance(body, dict) else {}
-    code = str(fields.get("code") or "")
-    message = str(fields.get("message") or "") if isinstance(body, dict) else reply.text
-    where = f"{NAME} {procedure}"
-    if reply.status == 401:
-        raise AuthError(_unauthorized(where, code, message))
-    if reply.status == 429 or reply.status >= 500:
-        # A 500 message may echo SQL and its parameters: never pass it on.
-        raise TransientError(
-            f"{where}: {reply.status} {code or 'server error'}", retry_after=_retry_after(reply)
-        )
-    if reply.status == 404 and code == "NOT_FOUND":
-        raise _NotFound(f"{where}: {_said(message)}")
-    head = " ".join(filter(None, (str(reply.status), code)))
-    raise PermanentError(f"{where}: {head}: {_detail(fields, message)}".rstrip(": "))
-
-
-def _unauthorized(where: str, code: str, message: str) -> str:
-    """Both 401 forms: the auth gate's bare `{"message":"Unauthorized"}`, and tRPC's
-    UNAUTHORIZED from inside a handler (a permission check, or the key's organization)."""
-    if not code:
-        return f"{where}: 401 Unauthorized: {_KEY_HINT}"
-    said = _said(message)
-    return f"{where}: 401 {code}: {said + ': ' if said else ''}{_KEY_HINT}"
-
-
-def _said(message: str) -> str:
-    """Dokploy's message, trimmed. A failed SQL statement is named, never echoed: its text
-    lists the bound parameters, passwords included (recording 79)."""
-    before, failed, _ = message.partition("Failed query")
-    if not failed:
-        return trimmed(message)
-    before = before.strip().rstrip(":").strip()
-    return f"{trimmed(before)}: {_DB_REFUSED}" if before else _DB_REFUSED
-
-
-def _detail(fields: dict[str, Any], message: str) -> str:
-    """The message, and for `Input validation failed` each field with Dokploy's word on it."""
-    said = _said(message)
-    issues = _issue_pairs(fields.get("issues")) or _field_errors(fields.get("data"))
-    if not issues:
-        return said
-    shown = [f"{path}: {trimmed(text, 100)}" for path, text in issues[:MAX_ISSUES]]
-    if len(issues) > MAX_ISSUES:
-        shown.append(f"and {len(issues) - MAX_ISSUES} more")
-    return f"{said}: {'; '.join(shown)}"
-
-
-def _issue_pairs(issues: Any) -> list[tuple[str, str]]:
-    if not isinstance(issues, list):
-        return []
-    return [
-        (_field(issue.get("path")), str(issue.get("message", "")))
-        for issue in issues
-        if isinstance(issue, dict)
-    ]
-
-
-def _field(path: Any) -> str:
-    if isinstance(path, list) and path:
-        return ".".join(str(part) for part in path)
-    return "input"
-
-
-def _field_errors(data: Any) -> list[tuple[str, str]]:
-    """zod's flattened form (`data.zodError.fieldErrors`), for a body without `issues`."""
-    zod = data.get("zodError") if isinstance(data, dict) else None
-    by_field = zod.get("fieldErrors") if isinstance(zod, dict) else None
-    if not isinstance(by_field, dict):
-        return []
-    return [
-        (str(name), str(text))
-        for name, texts in by_field.items()
-        if isinstance(texts, list)
-        for text in texts
-    ]
-
-
-def _log_tail(raw: Any) -> str:
-    """The last non-empty lines of a build log (one JSON string of lines, recording 97) on one
-    line; when long, the end is kept: it is where the log says what failed."""
-    if not isinstance(raw, str):
-        return ""
-    lines = [line.strip() for line in _ANSI.sub("", raw).splitlines()]
-    text = " ".join(" / ".join([line for line in lines if line][-LOG_LINES_SHOWN:]).split())
-    return text if len(text) <= MAX_LOG_TEXT else "..." + text[-MAX_LOG_TEXT:]
+        return checked(procedure, reply)
 
 
 async def _announce(before_create: BeforeCreate | None) -> None:
     if before_create is not None:
         await before_create()
-
-
-def _retry_after(reply: HttpReply) -> float | None:
-    value = reply.headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _named(projects: list[_Project], name: str) -> list[ProjectRef]:
@@ -490,9 +370,3 @@ def _view(project: _Project) -> ProjectView:
         application_status=app.applicationStatus if app else None,
         created_at=project.createdAt,
     )
-
-
-def _dotenv(env: Mapping[str, str]) -> str | None:
-    from deployer.adapters.dotenv import to_dotenv  # quoted so that each value arrives as is
-
-    return to_dotenv(env)
