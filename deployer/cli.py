@@ -96,6 +96,10 @@ async def cmd_preflight(d: Deployer, _: argparse.Namespace, out: TerminalNotifie
 
 
 async def cmd_deploy(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
+    refused = d.settings.image_refusal(d.spec(args.name, args.image).image)
+    if refused is not None:  # bad input: refused before anything is recorded
+        out.console.print(f"aistack: {refused}", markup=False, style="red")
+        return 2
     return _exit(await d.deploy(args.name, requester=_operator(), image=args.image))
 
 

@@ -52,6 +52,19 @@ class ZoneInfo:
 
 
 @dataclass(frozen=True)
+class LiveStack:
+    """A stack our records say is live: who owns it, and the deployment it is made of.
+
+    The owner is whoever first made it live; a redeploy by someone else keeps the owner (it
+    only moves `deployment_id`), an explicit transfer changes it, a destroy ends the row."""
+
+    stack: str
+    owner: str
+    owner_since: datetime
+    deployment_id: str  # the last successful deploy: its recorded ids are the stack's
+
+
+@dataclass(frozen=True)
 class ProbeResult:
     ready: bool
     detail: str
@@ -131,9 +144,12 @@ class Notifier(Protocol):
 
 
 class Store(Protocol):
-    """Durable state of deployments, their phase checkpoints, the audit trail and the work
-    queue. One active deployment per stack (the database enforces it); transitions are
-    compare-and-set on `version`. Implementations: adapters/store_{memory,sqlite,postgres}."""
+    """Durable state of deployments, their phase checkpoints, the audit trail, live stacks
+    and the work queue. One deployment holds a stack at a time (states in HOLDING; the
+    database enforces it): `create` refuses while one does, approving a second is refused;
+    requests waiting for approval hold nothing. Transitions are compare-and-set on `version`
+    and keep the live stacks in the same write. Implementations:
+    adapters/store_{memory,sqlite,postgres}."""
 
     async def close(self) -> None: ...
 
@@ -156,6 +172,12 @@ class Store(Protocol):
         retry_at: datetime | None = None,
     ) -> Deployment: ...
     async def set_message(self, deployment_id: str, channel: str, ts: str) -> Deployment: ...
+    async def awaiting_approval(self, stack: str | None = None) -> list[Deployment]: ...
+
+    # Live stacks: a deploy that succeeds makes its stack live (its requester owns it unless
+    # it already had an owner); a destroy ends it; `transfer` is compare-and-set on the owner
+    async def live(self, stack: str) -> LiveStack | None: ...
+    async def transfer(self, stack: str, owner: str, to: str, event: Event) -> LiveStack: ...
 
     # Slack cards: the version each card last showed, and the cards behind their deployment
     async def mark_card(self, deployment_id: str, version: int) -> None: ...

@@ -7,20 +7,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import structlog
+
 from deployer.core.names import validate_stack_name
 from deployer.core.plan import Target, describe
 from deployer.core.reconcile import drift
 from deployer.core.states import ACTIVE, TERMINAL, DeploymentState, Operation
-from deployer.errors import AmbiguousResource, InvalidStackName, NotFound, PermanentError
+from deployer.errors import (
+    AmbiguousResource,
+    IllegalTransition,
+    InvalidStackName,
+    NotFound,
+    PermanentError,
+)
 from deployer.journal import Journal
 from deployer.models import Deployment, Event, ProjectView, StackSpec, StackStatus, utcnow
-from deployer.ports import Dns, Paas, ZoneInfo
-from deployer.records import Records
+from deployer.ports import Dns, LiveStack, Paas, ZoneInfo
+from deployer.records import Records, Takeover
 from deployer.saga import Saga
 from deployer.settings import DeployerSettings
 from deployer.worker import Worker, WorkerSettings
 
 S = DeploymentState
+log = structlog.get_logger("aistack.service")
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,8 @@ class Deployer:
         image: str | None = None,
         dedup_key: str | None = None,
     ) -> Deployment:
-        """Record a new deployment in `requested`; the store refuses a second active one."""
+        """Record a new deployment in `requested`; the store refuses it while another one
+        holds the stack (requests waiting for approval do not: they may wait side by side)."""
         spec = self.spec(name, image)
         if operation is Operation.DESTROY:
             spec = await self._spec_to_destroy(spec)
@@ -84,11 +94,46 @@ class Deployer:
         return await self.journal.move(dep, S.REJECTED, actor=who, approver=who)
 
     async def expire_requests(self, ttl_seconds: float) -> list[Deployment]:
-        """Requests nobody decided on within the TTL become `expired`."""
+        """Requests nobody decided on within the TTL become `expired` (every one of them:
+        several may wait side by side for one stack)."""
         cutoff = utcnow() - timedelta(seconds=ttl_seconds)
-        stale = [d for d in await self.store.list_latest()
-                 if d.state is S.REQUESTED and d.created_at < cutoff]  # fmt: skip
+        stale = [d for d in await self.store.awaiting_approval() if d.created_at < cutoff]
         return [await self.journal.move(d, S.EXPIRED) for d in stale]
+
+    async def supersede(self, dep: Deployment) -> list[Deployment]:
+        """The owner's own request settles what happens to her stack: every other request
+        for it that waits for approval is closed (rejected, saying by what). Nothing is
+        closed for anyone else's request."""
+        if dep.requester != await self.owner(dep.stack):
+            return []
+        why = f"superseded by {dep.requester}'s own {dep.operation}"
+        closed = []
+        for other in await self.store.awaiting_approval(dep.stack):
+            if other.id == dep.id:
+                continue
+            try:
+                closed.append(await self.journal.move(
+                    other, S.REJECTED, actor=dep.requester, approver=dep.requester, error=why,
+                    data={"superseded_by": dep.id},
+                ))  # fmt: skip
+            except IllegalTransition:  # decided on meanwhile: that decision stands
+                continue
+        return closed
+
+    async def transfer(self, name: str, *, owner: str, to: str, by: str) -> LiveStack:
+        """Give a live stack from `owner` (as the caller saw it when it decided who may) to
+        `to`: compare-and-set, recorded as `stack.transferred` (actor, from, to) in the same
+        write. Who may do it is the caller's rule (the owner or an approver)."""
+        stack = self.spec(name).name
+        live = await self.store.live(stack)
+        if live is None:
+            raise NotFound(f"{stack} is not live: nobody owns it, so there is nothing to transfer")
+        change = {"from": owner, "to": to, "outcome": f"owner {owner} -> {to}"}
+        event = Event(deployment_id=live.deployment_id, stack=stack, kind="stack.transferred",
+                      actor=by, data=change)  # fmt: skip
+        moved = await self.store.transfer(stack, owner, to, event)
+        log.info("stack.transferred", stack_name=stack, actor=by, owner_was=owner, owner=to)
+        return moved
 
     async def retry_rollback(self, dep: Deployment, who: str) -> None:
         """Ask the worker to try a failed rollback again now rather than at its next pause."""
@@ -235,8 +280,7 @@ class Deployer:
     ) -> StackStatus:
         checked = values is not None
         phases = tuple(await self.store.phases(dep.id)) if dep else ()
-        live_dep = await self._records.live_deployment(spec.name)
-        owner = live_dep.requester if live_dep else None
+        owner = await self._records.owner(spec.name)
         ours = (await self._records.live_ids(spec.name)).get("project_id")
         live, others = _ours(views, ours)
         found = drift(dep, live, values, owned=owner is not None, others=others,
@@ -253,18 +297,24 @@ class Deployer:
         )
 
     async def owner(self, stack: str) -> str | None:
-        """Who owns the live stack: the requester of its last successful deploy."""
-        dep = await self._records.live_deployment(stack)
-        return dep.requester if dep else None
+        """Who owns the live stack: whoever first made it live (a redeploy by someone else
+        keeps the owner) until a transfer; None when it is not live."""
+        return await self._records.owner(stack)
+
+    async def takeover(self, dep: Deployment) -> Takeover | None:
+        """Whose live stack `dep` would replace or remove, if not its requester's own."""
+        return await self._records.takeover(dep)
 
     async def _live_views(self, project_name: str) -> list[ProjectView]:
         views = await self._paas.stacks(project_name)
         return [v for v in views if v.project_name == project_name]
 
     async def _spec_to_destroy(self, spec: StackSpec) -> StackSpec:
-        """The spec the stack was made with; a stack that never existed is refused, so a
-        typo creates no record."""
-        latest = await self.store.latest(spec.name)
+        """The spec the stack was made with (the live one: the latest may be someone's
+        request still waiting); a stack that never existed is refused, so a typo creates no
+        record."""
+        live = await self._records.live_deployment(spec.name)
+        latest = live or await self.store.latest(spec.name)
         if latest is not None:
             return latest.spec
         views = await self._live_views(spec.project_name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from fnmatch import fnmatchcase
 from ipaddress import IPv4Address
 from typing import Any, Literal
 
@@ -34,6 +35,9 @@ class DeployerSettings(BaseSettings):
     # Stack defaults
     domain_suffix: str
     stack_image: str = "ghcr.io/sst/opencode:latest"
+    # Images a stack may run: comma-separated fnmatch patterns (`ghcr.io/sst/opencode:*`);
+    # empty: the default image's repository with any tag; `*`: any image at all
+    allowed_images: str = ""
     container_port: int = Field(default=4096, ge=1, le=65535)
     project_pattern: str = "ai-stack-{name}"
     app_pattern: str = "opencode-{name}"
@@ -150,6 +154,22 @@ class DeployerSettings(BaseSettings):
         except InvalidStackName:  # www, @, *, a.b ...: not a stack of ours
             return None
 
+    @property
+    def image_patterns(self) -> tuple[str, ...]:
+        """The patterns an image must match; by default the default image's repository."""
+        given = tuple(p.strip() for p in self.allowed_images.split(",") if p.strip())
+        return given or (f"{repository(self.stack_image)}:*",)
+
+    def image_refusal(self, image: str) -> str | None:
+        """Why `image` may not run here, naming it and the patterns; None when it may. A
+        stack runs whatever it is told to: an image from anywhere is anyone's code."""
+        patterns = self.image_patterns
+        implied = image if _pinned(image) else f"{image}:latest"  # as Docker reads it
+        if any(fnmatchcase(ref, p) for ref in (image, implied) for p in patterns):
+            return None
+        allowed = ", ".join(patterns)
+        return f"the image {image} is not allowed here; AISTACK_ALLOWED_IMAGES allows {allowed}"
+
     def spec_for(self, raw_name: str, image: str | None = None) -> StackSpec:
         name = validate_stack_name(raw_name, suffix=self.domain_suffix)
         return StackSpec(
@@ -161,6 +181,17 @@ class DeployerSettings(BaseSettings):
             container_port=self.container_port,
             env=dict(self.stack_env),
         )
+
+
+def repository(image: str) -> str:
+    """The image reference without its tag or digest (a registry port is not a tag)."""
+    name = image.partition("@")[0]
+    return name.rpartition(":")[0] if _pinned(name) else name
+
+
+def _pinned(image: str) -> bool:
+    """It names a tag or a digest (the last path part's colon; a registry's port is not)."""
+    return "@" in image or ":" in image.rpartition("/")[2]
 
 
 def load_settings(**overrides: Any) -> DeployerSettings:

@@ -91,6 +91,11 @@ class StackSteps:
 
     # -- deploy -----------------------------------------------------------------------------
     async def _do_preflight(self, ctx: PhaseContext) -> Outputs:
+        # Checked again here, not only when asked: a job queued before the list changed, or
+        # one that reached the store another way, must not run an image from anywhere.
+        refused = self._s.image_refusal(ctx.deployment.spec.image)
+        if refused is not None:
+            raise PermanentError(refused)
         survey = await self._paas.survey_projects(ctx.deployment.spec.project_name)
         zone = await self._dns.zone()
         live = await self._recorded(ctx.deployment.stack)

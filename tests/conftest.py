@@ -71,6 +71,7 @@ TEST_SETTINGS: dict[str, Any] = {
     "deploy_timeout": 10.0,
     "phase_timeout": 10.0,
     "health_timeout": 30.0,
+    "allowed_images": "ghcr.io/sst/opencode:*, nginx:*",  # tests redeploy nginx images too
 }
 
 

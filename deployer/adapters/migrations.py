@@ -23,7 +23,7 @@ class Migration:
     postgres: tuple[str, ...]
 
 
-# `active_stack` is the stack while the deployment holds it (state in ACTIVE) and NULL
+# `active_stack` is the stack while the deployment holds it (state in HOLDING) and NULL
 # otherwise: the unique index lets the database, not a check-then-insert, refuse a second
 # active deployment of a stack (NULLs never collide).
 _SQLITE_1 = (
@@ -157,9 +157,61 @@ _POSTGRES_1 = (
 # (the bot died between the two) is found and redrawn, so the final state always arrives.
 _CARD_VERSION = ("ALTER TABLE deployments ADD COLUMN card_version INTEGER NOT NULL DEFAULT -1",)
 
+# A request waiting for approval no longer holds its stack (core/states.py HOLDING): free the
+# ones that do. It only lets go of holds, so it cannot collide with the unique index, and a
+# process of the previous release still running meanwhile finds the stack free, as it would
+# after a rejection.
+_REQUESTS_HOLD_NOTHING = ("UPDATE deployments SET active_stack = NULL WHERE state = 'requested'",)
+
+# One row per live stack: who owns it (whoever first made it live, until a transfer) and the
+# deployment whose ids it is made of. Filled from the audit trail, by the rule the records
+# followed until now (the last successful deploy after the last destroy makes it live) and
+# the new rule for the owner (the first successful deploy after that destroy), so no live
+# stack of an existing database is left without an owner (gc would take it for an orphan).
+_LIVE_FROM_HISTORY = """
+WITH ends AS (
+    SELECT stack, max(CASE WHEN kind = 'deployment.destroyed' THEN id END) AS destroyed
+      FROM events
+     WHERE kind IN ('deployment.succeeded', 'deployment.destroyed')
+     GROUP BY stack
+), lives AS (
+    SELECT e.stack, min(e.id) AS first_id, max(e.id) AS last_id
+      FROM events AS e JOIN ends ON ends.stack = e.stack
+     WHERE e.kind = 'deployment.succeeded' AND e.id > coalesce(ends.destroyed, 0)
+     GROUP BY e.stack
+)
+INSERT INTO live_stacks (stack, owner, owner_since, deployment_id)
+SELECT lives.stack, d.requester, made.at, newest.deployment_id
+  FROM lives
+  JOIN events AS made ON made.id = lives.first_id
+  JOIN deployments AS d ON d.id = made.deployment_id
+  JOIN events AS newest ON newest.id = lives.last_id"""
+
+_SQLITE_LIVE = (
+    """CREATE TABLE live_stacks (
+        stack         TEXT PRIMARY KEY,
+        owner         TEXT NOT NULL,
+        owner_since   TEXT NOT NULL,
+        deployment_id TEXT NOT NULL
+    )""",
+    _LIVE_FROM_HISTORY,
+)
+
+_POSTGRES_LIVE = (
+    """CREATE TABLE live_stacks (
+        stack         text PRIMARY KEY,
+        owner         text NOT NULL,
+        owner_since   timestamptz NOT NULL,
+        deployment_id text NOT NULL
+    )""",
+    _LIVE_FROM_HISTORY,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "deployments, phases, events, dedup keys, leases", _SQLITE_1, _POSTGRES_1),
     Migration(2, "card version", _CARD_VERSION, _CARD_VERSION),
+    Migration(3, "requests hold nothing", _REQUESTS_HOLD_NOTHING, _REQUESTS_HOLD_NOTHING),
+    Migration(4, "live stacks and their owners", _SQLITE_LIVE, _POSTGRES_LIVE),
 )
 
 _SQLITE_LEDGER = """CREATE TABLE IF NOT EXISTS schema_migrations (

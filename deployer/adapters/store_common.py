@@ -14,8 +14,10 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
-from deployer.core.states import ACTIVE, DeploymentState
+from deployer.core.states import HOLDING, DeploymentState, Operation
+from deployer.errors import IllegalTransition, NotFound
 from deployer.models import Deployment, Event, PhaseRecord
+from deployer.ports import LiveStack
 
 S = DeploymentState
 P = ParamSpec("P")
@@ -86,7 +88,32 @@ async def finish(work: Coroutine[Any, Any, T]) -> T:
 
 def active_stack(stack: str, state: DeploymentState) -> str | None:
     """The value of the `active_stack` column: the stack while it is held, else NULL."""
-    return stack if state in ACTIVE else None
+    return stack if state in HOLDING else None
+
+
+def makes_live(deployment: Deployment, target: DeploymentState) -> bool:
+    """A deploy that succeeds makes (or keeps) its stack live."""
+    return target is S.SUCCEEDED and deployment.operation is Operation.DEPLOY
+
+
+def ends_live(target: DeploymentState) -> bool:
+    """A destroy that finished leaves nothing live, and nobody owns the name any more."""
+    return target is S.DESTROYED
+
+
+def live_from_row(row: Mapping[str, Any]) -> LiveStack:
+    since = row["owner_since"]
+    since = datetime.fromisoformat(since) if isinstance(since, str) else since
+    return LiveStack(row["stack"], row["owner"], utc(since), row["deployment_id"])
+
+
+def not_transferred(stack: str, owner: str, current: LiveStack | None) -> Exception:
+    """Why a transfer from `owner` found nothing to change: not live, or owned by another."""
+    if current is None:
+        return NotFound(f"{stack} is not live: nobody owns it, so there is nothing to transfer")
+    return IllegalTransition(
+        f"{stack} belongs to {current.owner} now, not {owner}; look again and decide"
+    )
 
 
 def busy_message(holder: Deployment) -> str:

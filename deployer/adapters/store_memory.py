@@ -1,10 +1,11 @@
 """MemoryStore: the Store port in a process's memory (unit tests and `aistack --sandbox`).
 
-It keeps the same promises as the SQL stores (one active deployment per stack, versioned
-compare-and-set transitions, leases), behind one asyncio.Lock. No write awaits anything once
-it holds the lock, so a cancellation lands before a write or after it, never inside (the SQL
-stores get the same promise from `runs_to_end`). Models are copied through JSON on the way in
-and out, so callers share nothing mutable with the store, as with a database.
+It keeps the same promises as the SQL stores (one deployment holds a stack at a time,
+versioned compare-and-set transitions that keep the live stacks, leases), behind one
+asyncio.Lock. No write awaits anything once it holds the lock, so a cancellation lands before
+a write or after it, never inside (the SQL stores get the same promise from `runs_to_end`).
+Models are copied through JSON on the way in and out, so callers share nothing mutable with
+the store, as with a database.
 """
 
 from __future__ import annotations
@@ -20,8 +21,18 @@ from pydantic import BaseModel
 from deployer.core.states import DeploymentState, check_transition
 from deployer.errors import IllegalTransition, NotFound, StackBusy
 from deployer.models import Deployment, Event, PhaseRecord, utcnow
+from deployer.ports import LiveStack
 
-from .store_common import LEASED_STATES, active_stack, busy_message, stale_message, utc
+from .store_common import (
+    LEASED_STATES,
+    active_stack,
+    busy_message,
+    ends_live,
+    makes_live,
+    not_transferred,
+    stale_message,
+    utc,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -47,6 +58,7 @@ class MemoryStore:
         self._events: list[Event] = []
         self._leases: dict[str, _Lease] = {}
         self._cards: dict[str, int] = {}  # deployment id -> version its card shows
+        self._live: dict[str, LiveStack] = {}  # stack -> who owns it, what it is made of
 
     async def close(self) -> None:
         """Nothing to release; the data lives as long as the object."""
@@ -59,6 +71,8 @@ class MemoryStore:
                 return _copy(self._deployments[self._dedup[dedup_key]])
             if deployment.id in self._deployments:  # a retried create: already done
                 return _copy(self._deployments[deployment.id])
+            if holder := self._active.get(deployment.stack):
+                raise StackBusy(busy_message(self._deployments[holder]))
             self._hold(deployment.stack, deployment.state, deployment.id)
             self._deployments[deployment.id] = _copy(deployment)
             if dedup_key is not None:
@@ -106,9 +120,41 @@ class MemoryStore:
             self._retry_at.pop(moved.id, None)
             if retry_at is not None:
                 self._retry_at[moved.id] = utc(retry_at)
+            self._keep_live(moved, target)
             if event is not None:
                 self._events.append(_copy(event))
             return _copy(moved)
+
+    def _keep_live(self, moved: Deployment, target: DeploymentState) -> None:
+        if makes_live(moved, target):
+            kept = self._live.get(moved.stack)
+            owner, since = (kept.owner, kept.owner_since) if kept else (moved.requester, utcnow())
+            self._live[moved.stack] = LiveStack(moved.stack, owner, since, moved.id)
+        elif ends_live(target):
+            self._live.pop(moved.stack, None)
+
+    async def awaiting_approval(self, stack: str | None = None) -> list[Deployment]:
+        async with self._lock:
+            waiting = [
+                d
+                for d in self._deployments.values()
+                if d.state is DeploymentState.REQUESTED and stack in (None, d.stack)
+            ]
+            return [_copy(d) for d in sorted(waiting, key=_by_created)]
+
+    async def live(self, stack: str) -> LiveStack | None:
+        async with self._lock:
+            return self._live.get(stack)
+
+    async def transfer(self, stack: str, owner: str, to: str, event: Event) -> LiveStack:
+        async with self._lock:
+            current = self._live.get(stack)
+            if current is None or current.owner != owner:
+                raise not_transferred(stack, owner, current)
+            moved = LiveStack(stack, to, utcnow(), current.deployment_id)
+            self._live[stack] = moved
+            self._events.append(_copy(event))
+            return moved
 
     async def set_message(self, deployment_id: str, channel: str, ts: str) -> Deployment:
         async with self._lock:

@@ -23,6 +23,7 @@ import asyncpg
 from deployer.core.states import DeploymentState, check_transition
 from deployer.errors import AuthError, IllegalTransition, NotFound, StackBusy, TransientError
 from deployer.models import Deployment, Event, PhaseRecord, utcnow
+from deployer.ports import LiveStack
 
 from .migrations import migrate_postgres
 from .store_common import (
@@ -32,7 +33,11 @@ from .store_common import (
     busy_unknown,
     deployment_from_row,
     deployment_values,
+    ends_live,
     event_from_row,
+    live_from_row,
+    makes_live,
+    not_transferred,
     phase_from_row,
     runs_to_end,
     stale_message,
@@ -48,6 +53,15 @@ _TRANSITION = """UPDATE deployments
        error = coalesce($7, error), leftovers = coalesce($8, leftovers),
        approver = coalesce($9, approver)
  WHERE id = $1 AND version = $2 AND state = $3
+RETURNING *"""
+
+# A deploy that succeeded: the stack is live and made of it; an owner it had is kept.
+_MAKE_LIVE = """INSERT INTO live_stacks (stack, owner, owner_since, deployment_id)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (stack) DO UPDATE SET deployment_id = excluded.deployment_id"""
+
+_TRANSFER = """UPDATE live_stacks SET owner = $3, owner_since = $4
+ WHERE stack = $1 AND owner = $2
 RETURNING *"""
 
 _LATEST = """SELECT DISTINCT ON (stack) * FROM deployments
@@ -150,6 +164,12 @@ class PostgresStore:
         async with self._tx() as conn:
             if dedup_key is not None and (known := await _by_key(conn, dedup_key)):
                 return known
+            if (known := await _by_id(conn, deployment.id)) is not None:
+                return known  # a retried create: already done
+            # Read committed: an approval landing just after this look lets a request in
+            # beside the holder; harmless, its own approval is then refused by the index.
+            if (holder := await _holder(conn, deployment.stack)) is not None:
+                raise StackBusy(busy_message(holder))
             try:
                 async with conn.transaction():  # a savepoint: undone alone on a conflict
                     row = await conn.fetchrow(_INSERT, *(values[c] for c in DEPLOYMENT_COLUMNS))
@@ -211,6 +231,8 @@ class PostgresStore:
             try:
                 async with conn.transaction():
                     row = await conn.fetchrow(_TRANSITION, *args)
+                    if row is not None:
+                        await _keep_live(conn, deployment, target)
                     if row is not None and event is not None:
                         await _append(conn, event)
             except asyncpg.UniqueViolationError:
@@ -219,6 +241,29 @@ class PostgresStore:
                 current = await _current(conn, deployment.id)
                 raise IllegalTransition(stale_message(deployment, target, current))
         return deployment_from_row(row)
+
+    async def awaiting_approval(self, stack: str | None = None) -> list[Deployment]:
+        rows = await self._fetch(
+            """SELECT * FROM deployments WHERE state = 'requested'
+                  AND ($1::text IS NULL OR stack = $1)
+                ORDER BY created_at, id""",
+            stack,
+        )
+        return [deployment_from_row(row) for row in rows]
+
+    async def live(self, stack: str) -> LiveStack | None:
+        rows = await self._fetch("SELECT * FROM live_stacks WHERE stack = $1", stack)
+        return live_from_row(rows[0]) if rows else None
+
+    @runs_to_end
+    async def transfer(self, stack: str, owner: str, to: str, event: Event) -> LiveStack:
+        async with self._tx() as conn:
+            row = await conn.fetchrow(_TRANSFER, stack, owner, to, utcnow())
+            if row is None:
+                kept = await conn.fetchrow("SELECT * FROM live_stacks WHERE stack = $1", stack)
+                raise not_transferred(stack, owner, None if kept is None else live_from_row(kept))
+            await _append(conn, event)
+        return live_from_row(row)
 
     @runs_to_end
     async def set_message(self, deployment_id: str, channel: str, ts: str) -> Deployment:
@@ -389,6 +434,24 @@ async def _by_key(conn: Any, key: str) -> Deployment | None:
         key,
     )
     return None if row is None else deployment_from_row(row)
+
+
+async def _by_id(conn: Any, deployment_id: str) -> Deployment | None:
+    row = await conn.fetchrow("SELECT * FROM deployments WHERE id = $1", deployment_id)
+    return None if row is None else deployment_from_row(row)
+
+
+async def _holder(conn: Any, stack: str) -> Deployment | None:
+    row = await conn.fetchrow("SELECT * FROM deployments WHERE active_stack = $1", stack)
+    return None if row is None else deployment_from_row(row)
+
+
+async def _keep_live(conn: Any, moved: Deployment, target: DeploymentState) -> None:
+    """The live stack follows the deployment, in the transition's own transaction."""
+    if makes_live(moved, target):
+        await conn.execute(_MAKE_LIVE, moved.stack, moved.requester, utcnow(), moved.id)
+    elif ends_live(target):
+        await conn.execute("DELETE FROM live_stacks WHERE stack = $1", moved.stack)
 
 
 async def _current(conn: Any, deployment_id: str) -> Deployment:

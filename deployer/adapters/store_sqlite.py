@@ -25,6 +25,7 @@ import aiosqlite
 from deployer.core.states import DeploymentState, check_transition
 from deployer.errors import IllegalTransition, NotFound, StackBusy, TransientError
 from deployer.models import Deployment, Event, PhaseRecord, utcnow
+from deployer.ports import LiveStack
 
 from .migrations import migrate_sqlite
 from .store_common import (
@@ -33,9 +34,13 @@ from .store_common import (
     busy_unknown,
     deployment_from_row,
     deployment_values,
+    ends_live,
     event_from_row,
     finish,
     iso,
+    live_from_row,
+    makes_live,
+    not_transferred,
     phase_from_row,
     runs_to_end,
     stale_message,
@@ -53,6 +58,15 @@ _TRANSITION = """UPDATE deployments
        error = coalesce(:error, error), leftovers = coalesce(:leftovers, leftovers),
        approver = coalesce(:approver, approver)
  WHERE id = :id AND version = :version AND state = :state
+RETURNING *"""
+
+# A deploy that succeeded: the stack is live and made of it; an owner it had is kept.
+_MAKE_LIVE = """INSERT INTO live_stacks (stack, owner, owner_since, deployment_id)
+VALUES (?, ?, ?, ?)
+ON CONFLICT (stack) DO UPDATE SET deployment_id = excluded.deployment_id"""
+
+_TRANSFER = """UPDATE live_stacks SET owner = ?, owner_since = ?
+ WHERE stack = ? AND owner = ?
 RETURNING *"""
 
 _LATEST = """SELECT * FROM (
@@ -146,6 +160,10 @@ class SqliteStore:
         async with self._tx() as conn:
             if dedup_key is not None and (known := await _by_key(conn, dedup_key)):
                 return known
+            if (known := await _by_id(conn, deployment.id)) is not None:
+                return known  # a retried create: already done
+            if (holder := await _holder(conn, deployment.stack)) is not None:
+                raise StackBusy(busy_message(holder))
             try:
                 row = await _one(conn, _INSERT, _deployment_params(deployment))
                 if dedup_key is not None:
@@ -207,9 +225,32 @@ class SqliteStore:
             if row is None:
                 current = await _current(conn, deployment.id)
                 raise IllegalTransition(stale_message(deployment, target, current))
+            await _keep_live(conn, deployment, target)
             if event is not None:
                 await _append(conn, event)
         return deployment_from_row(row)
+
+    async def awaiting_approval(self, stack: str | None = None) -> list[Deployment]:
+        rows = await self._fetch(
+            """SELECT * FROM deployments WHERE state = 'requested' AND coalesce(?, stack) = stack
+                ORDER BY created_at, id""",
+            (stack,),
+        )
+        return [deployment_from_row(row) for row in rows]
+
+    async def live(self, stack: str) -> LiveStack | None:
+        rows = await self._fetch("SELECT * FROM live_stacks WHERE stack = ?", (stack,))
+        return live_from_row(rows[0]) if rows else None
+
+    @runs_to_end
+    async def transfer(self, stack: str, owner: str, to: str, event: Event) -> LiveStack:
+        async with self._tx() as conn:
+            row = await _one(conn, _TRANSFER, (to, iso(utcnow()), stack, owner))
+            if row is None:
+                kept = await _one(conn, "SELECT * FROM live_stacks WHERE stack = ?", (stack,))
+                raise not_transferred(stack, owner, None if kept is None else live_from_row(kept))
+            await _append(conn, event)
+        return live_from_row(row)
 
     @runs_to_end
     async def set_message(self, deployment_id: str, channel: str, ts: str) -> Deployment:
@@ -372,6 +413,27 @@ async def _by_key(conn: aiosqlite.Connection, key: str) -> Deployment | None:
         (key,),
     )
     return None if row is None else deployment_from_row(row)
+
+
+async def _by_id(conn: aiosqlite.Connection, deployment_id: str) -> Deployment | None:
+    row = await _one(conn, "SELECT * FROM deployments WHERE id = ?", (deployment_id,))
+    return None if row is None else deployment_from_row(row)
+
+
+async def _holder(conn: aiosqlite.Connection, stack: str) -> Deployment | None:
+    row = await _one(conn, "SELECT * FROM deployments WHERE active_stack = ?", (stack,))
+    return None if row is None else deployment_from_row(row)
+
+
+async def _keep_live(
+    conn: aiosqlite.Connection, moved: Deployment, target: DeploymentState
+) -> None:
+    """The live stack follows the deployment, in the transition's own write."""
+    if makes_live(moved, target):
+        values = (moved.stack, moved.requester, iso(utcnow()), moved.id)
+        await conn.execute(_MAKE_LIVE, values)
+    elif ends_live(target):
+        await conn.execute("DELETE FROM live_stacks WHERE stack = ?", (moved.stack,))
 
 
 async def _current(conn: aiosqlite.Connection, deployment_id: str) -> Deployment:

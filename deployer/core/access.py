@@ -2,6 +2,9 @@
 
 Approvers and deployers are Slack user ids (U..., W...) and user group ids (S...). An empty
 deployer list lets everyone request; approvers are required whenever approval is on.
+
+`owner` is who owns the stack live (None: it is not live). A request for someone else's live
+stack replaces or removes it, so its owner may reject that request, as an approver may.
 """
 
 from __future__ import annotations
@@ -50,22 +53,45 @@ class AccessPolicy:
             False, "only deployers may request a stack; ask one of: " + _who(self.deployers)
         )
 
-    def may_approve(self, user: str, groups: Collection[str], dep: Deployment) -> Decision:
+    def may_approve(
+        self, user: str, groups: Collection[str], dep: Deployment, owner: str | None = None
+    ) -> Decision:
         if not _member(user, groups, self.approvers):
-            return Decision(
-                False,
-                "only approvers can approve or reject; approvers are: " + _who(self.approvers),
-            )
+            return Decision(False, self._not_an_approver(user, dep, owner))
         if user == dep.requester and not self.allow_self_approval:
             return Decision(False, "you asked for this one, so someone else has to approve it")
         return ALLOW
 
-    def may_reject(self, user: str, groups: Collection[str], dep: Deployment) -> Decision:
-        """Approvers reject; the requester may withdraw their own request."""
-        if user == dep.requester or _member(user, groups, self.approvers):
+    def _not_an_approver(self, user: str, dep: Deployment, owner: str | None) -> str:
+        """Whoever may still reject is told so: the refusal must not take that away."""
+        who = _who(self.approvers)
+        if user == dep.requester:
+            return (f"only approvers can approve; approvers are: {who}. You asked for this "
+                    "one: you may still withdraw it with Reject")  # fmt: skip
+        if user == owner:
+            return (f"only approvers can approve; approvers are: {who}. It is your live "
+                    "stack: you may reject it with Reject")  # fmt: skip
+        return "only approvers can approve or reject; approvers are: " + who
+
+    def may_reject(
+        self, user: str, groups: Collection[str], dep: Deployment, owner: str | None = None
+    ) -> Decision:
+        """Approvers reject; the requester may withdraw their own request; the owner of the
+        live stack may refuse what would replace or remove it."""
+        if user in (dep.requester, owner) or _member(user, groups, self.approvers):
             return ALLOW
-        return Decision(False, "only approvers (or whoever asked) can reject; approvers are: "
+        return Decision(False, "only approvers (or whoever asked) can reject, or the owner "
+                        "of the live stack it would change; approvers are: "
                         + _who(self.approvers))  # fmt: skip
+
+    def may_transfer(self, user: str, groups: Collection[str], owner: str | None) -> Decision:
+        """The owner gives her stack away; an approver may reassign it (someone left)."""
+        if (owner is not None and user == owner) or _member(user, groups, self.approvers):
+            return ALLOW
+        return Decision(
+            False, "only the stack's owner or an approver can transfer it; approvers are: "
+            + _who(self.approvers),
+        )  # fmt: skip
 
     def may_destroy_directly(self, user: str, owner: str | None) -> bool:
         """The owner of a live stack removes it without asking; others need approval."""

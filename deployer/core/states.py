@@ -59,11 +59,15 @@ TRANSITIONS: dict[DeploymentState, frozenset[DeploymentState]] = {
 TERMINAL: frozenset[DeploymentState] = frozenset(
     {S.SUCCEEDED, S.REJECTED, S.EXPIRED, S.ROLLED_BACK, S.ROLLBACK_FAILED, S.DESTROYED}
 )
-# States in which a deployment holds its stack: a second one for the same name is refused.
-# rollback_failed holds it too: resources are left over and must be cleaned first.
+# States in which a deployment is in progress: asked for, or at work (or left unfinished).
 ACTIVE: frozenset[DeploymentState] = frozenset(
     {S.REQUESTED, S.APPROVED, S.QUEUED, S.RUNNING, S.ROLLING_BACK, S.DESTROYING, S.ROLLBACK_FAILED}
 )
+# States in which a deployment holds its stack: no other may be approved or asked for.
+# rollback_failed holds it too: resources are left over and must be cleaned first. A request
+# waiting for approval does not: a stranger's request must not lock the owner out of her
+# own stack, and several requests may wait side by side until an approver picks one.
+HOLDING: frozenset[DeploymentState] = ACTIVE - {S.REQUESTED}
 
 
 def check_transition(current: DeploymentState, target: DeploymentState) -> DeploymentState:

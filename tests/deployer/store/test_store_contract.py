@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from deployer.adapters import migrations, store_common
 from deployer.adapters.store_postgres import PostgresStore
 from deployer.adapters.store_sqlite import SqliteStore
 from deployer.adapters.stores import open_store
-from deployer.core.states import DeploymentState, Operation, PhaseState
+from deployer.core.states import ACTIVE, DeploymentState, Operation, PhaseState
 from deployer.errors import ConfigError, IllegalTransition, NotFound, StackBusy, TransientError
 from deployer.models import Deployment, Event, PhaseRecord, StackSpec
-from deployer.ports import Store
+from deployer.ports import LiveStack, Store
 from tests.deployer.conftest import PG_URL, Backend, fresh_schema
 
 S = DeploymentState
@@ -185,6 +187,98 @@ async def test_set_message_is_kept_across_transitions(store: Store) -> None:
     placed = await store.set_message(d.id, "C42", "1764195000.000100")
     moved = await store.transition(d, S.APPROVED)  # d is older than the card: still fine
     assert (placed.channel, moved.channel, moved.message_ts) == ("C42", "C42", placed.message_ts)
+
+
+# -- requests, holds and live stacks ---------------------------------------------------------
+
+DEPLOYED = (S.APPROVED, S.QUEUED, S.RUNNING, S.SUCCEEDED)
+DESTROYED = (S.APPROVED, S.QUEUED, S.DESTROYING, S.DESTROYED)
+
+
+def later(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+async def test_requests_waiting_for_approval_hold_nothing(store: Store) -> None:
+    mine = await store.create(make(requester="U1"))
+    theirs = await store.create(make(requester="U2", at=later(1)))  # beside it, not refused
+    assert [d.id for d in await store.awaiting_approval("alice")] == [mine.id, theirs.id]
+
+    approved = await store.transition(theirs, S.APPROVED)  # the approved one holds the stack
+    with pytest.raises(StackBusy, match="alice is busy: deploy requested by U2 is approved"):
+        await store.transition(mine, S.APPROVED)
+    assert await store.get(mine.id) == mine  # refused: still waiting, unchanged
+    with pytest.raises(StackBusy, match="requested by U2"):
+        await store.create(make(requester="U3", at=later(2)))  # held: no new request either
+
+    await store.transition(mine, S.REJECTED)  # saying no needs no hold
+    await walk(store, approved, S.QUEUED, S.RUNNING, S.SUCCEEDED)
+    await store.create(make(requester="U3", at=later(3)))  # free again
+
+
+async def test_awaiting_approval_lists_every_waiting_request_oldest_first(store: Store) -> None:
+    second = await store.create(make("alice", at=later(2), requester="U2"))
+    first = await store.create(make("alice", at=T0, requester="U1"))
+    bob = await store.create(make("bob", at=later(1)))
+    await store.transition(await store.create(make("carol")), S.REJECTED)  # decided: not listed
+    await queued(store, "dave")  # approved and queued: not waiting for approval
+
+    assert [d.id for d in await store.awaiting_approval()] == [first.id, bob.id, second.id]
+    assert await store.awaiting_approval("alice") == [first, second]
+    assert await store.awaiting_approval("nobody") == []
+
+
+async def test_the_first_successful_deploy_owns_the_stack_until_a_destroy(store: Store) -> None:
+    assert await store.live("alice") is None
+    made = await walk(store, await store.create(make(requester="U1")), *DEPLOYED)
+    live = await store.live("alice")
+    assert live is not None and (live.stack, live.owner, live.deployment_id) == (
+        "alice",
+        "U1",
+        made.id,
+    )
+
+    redeploy = await walk(store, await store.create(make(requester="U2", at=later(1))), *DEPLOYED)
+    kept = await store.live("alice")  # made of the redeploy, still U1's
+    assert kept == replace(live, deployment_id=redeploy.id)
+
+    failed = await store.create(make(requester="U3", at=later(2)))
+    await walk(store, failed, S.APPROVED, S.QUEUED, S.RUNNING, S.ROLLING_BACK, S.ROLLED_BACK)
+    stuck = await store.create(make(requester="U3", at=later(3), operation=Operation.DESTROY))
+    stuck = await walk(store, stuck, S.APPROVED, S.QUEUED, S.DESTROYING, S.ROLLBACK_FAILED)
+    assert await store.live("alice") == kept  # neither a failed redeploy nor a failed destroy
+
+    await walk(store, stuck, S.DESTROYING, S.DESTROYED)
+    assert await store.live("alice") is None
+    await walk(store, await store.create(make(requester="U3", at=later(4))), *DEPLOYED)
+    fresh = await store.live("alice")
+    assert fresh is not None and fresh.owner == "U3"  # a new life, a new owner
+
+
+async def test_transfer_is_compare_and_set_and_audited_in_the_same_write(store: Store) -> None:
+    made = await walk(store, await store.create(make(requester="U1")), *DEPLOYED)
+    before = await store.live("alice")
+    assert before is not None
+    said = Event(deployment_id=made.id, stack="alice", kind="stack.transferred", actor="U9",
+                 data={"from": "U1", "to": "U2"})  # fmt: skip
+
+    moved = await store.transfer("alice", "U1", "U2", said)
+    assert (moved.owner, moved.deployment_id) == ("U2", made.id)
+    assert moved.owner_since >= before.owner_since
+    assert await store.live("alice") == moved
+    assert [(e.kind, e.actor, e.data) for e in await store.events("alice")] == [
+        ("stack.transferred", "U9", {"from": "U1", "to": "U2"})
+    ]
+
+    with pytest.raises(IllegalTransition, match="alice belongs to U2 now, not U1"):
+        await store.transfer("alice", "U1", "U3", said)  # decided on a stale owner
+    with pytest.raises(NotFound, match="bob is not live"):
+        await store.transfer("bob", "U1", "U2", said)
+    assert await store.live("alice") == moved and len(await store.events("alice")) == 1
+
+    await walk(store, await store.create(make(requester="U1", at=later(1))), *DEPLOYED)
+    after = await store.live("alice")
+    assert after is not None and after.owner == "U2"  # a redeploy keeps the new owner
 
 
 # -- phases and events -----------------------------------------------------------------------
@@ -382,16 +476,55 @@ async def test_migrations_run_twice_are_a_no_op(backend: Backend) -> None:
     d = await first.create(make())
     second = await backend.open()
 
-    assert applied(first) == [1, 2]
+    assert applied(first) == [1, 2, 3, 4]
     assert applied(second) == []
     assert await second.get(d.id) == d
+
+
+async def _lived(store: Store, stack: str, *lives: tuple[str, str, int]) -> list[Deployment]:
+    """Rows and audit events as a previous release left them: (requester, kind, minute)."""
+    made = []
+    for requester, kind, minute in lives:
+        state = S.DESTROYED if kind == "deployment.destroyed" else S(kind.split(".")[1])
+        dep = await store.create(make(stack, at=later(minute), requester=requester, state=state))
+        await store.append_event(Event(deployment_id=dep.id, stack=stack, kind=kind,
+                                       at=later(minute)))  # fmt: skip
+        made.append(dep)
+    return made
+
+
+@with_schema
+async def test_upgrading_frees_waiting_requests_and_finds_each_live_owner(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:2])
+    monkeypatch.setattr(store_common, "HOLDING", ACTIVE)  # then, a request held its stack
+    old = await backend.open()
+    assert applied(old) == [1, 2]
+    waiting = await old.create(make("carol", requester="U1"))
+    with pytest.raises(StackBusy):
+        await old.create(make("carol", requester="U2"))
+    ok, gone, destroyed = "deployment.succeeded", "deployment.rolled_back", "deployment.destroyed"
+    alice = await _lived(old, "alice", ("U1", ok, 0), ("U2", ok, 1), ("U3", gone, 2))
+    await _lived(old, "bob", ("U1", ok, 0), ("U2", destroyed, 1))
+    dave = await _lived(old, "dave", ("U1", ok, 0), ("U2", destroyed, 1), ("U3", ok, 2))
+    await _lived(old, "erin", ("U1", gone, 0))
+    monkeypatch.undo()  # this release opens the same database
+
+    new = await backend.open()
+    assert applied(new) == [3, 4]
+    assert await new.live("alice") == LiveStack("alice", "U1", T0, alice[1].id)
+    assert await new.live("dave") == LiveStack("dave", "U3", later(2), dave[2].id)
+    assert await new.live("bob") is None and await new.live("erin") is None
+    beside = await new.create(make("carol", requester="U2", at=later(1)))
+    assert await new.awaiting_approval("carol") == [waiting, beside]
 
 
 @with_schema
 async def test_two_stores_opening_the_same_database_at_once(backend: Backend) -> None:
     one, two = await asyncio.gather(backend.open(), backend.open())
-    assert sorted([applied(one), applied(two)]) == [[], [1, 2]]
-    d = await one.create(make())
+    assert sorted([applied(one), applied(two)]) == [[], [1, 2, 3, 4]]
+    d = await one.create(make(state=S.QUEUED))  # holds the stack (a request would not)
     with pytest.raises(StackBusy):
         await two.create(make())
     assert await two.get(d.id) == d
