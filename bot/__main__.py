@@ -1,7 +1,9 @@
 """`aistack-bot` / `python -m bot`: settings -> logging -> store -> deployer -> Slack app -> run.
 
 HTTP mode serves /slack/events, /healthz, /readyz and /metrics; with SLACK_APP_TOKEN set it
-runs in Socket Mode and serves the same health endpoints. SIGTERM stops it cleanly.
+runs in Socket Mode and serves the same health endpoints. SIGTERM stops it at any point: while
+it starts (the start is given up), while the websocket connects, and while it runs (cleanly).
+A start that cannot work (settings, Slack unreachable or refusing a token) is one line, exit 2.
 """
 
 from __future__ import annotations
@@ -9,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 
 import structlog
 from aiohttp import web
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from bot.runtime import Bot, running_bot
+from bot.runtime import running_bot
 from bot.settings import BotSettings, load_bot_settings
 from deployer import AistackError, DeployerSettings, load_settings
 from deployer.logs import configure_logging
@@ -23,34 +25,30 @@ log = structlog.get_logger("aistack.bot")
 
 
 async def serve(settings: BotSettings, engine: DeployerSettings) -> None:
+    starting = asyncio.current_task()
+    assert starting is not None
+    _on_stop_signals(starting.cancel)  # nothing to stop cleanly yet: give the start up
     async with running_bot(
         settings, engine, workers=settings.workers, post_interval=settings.post_interval
     ) as bot:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, bot.stop.set)
+        _on_stop_signals(bot.stop.set)  # Socket Mode connects in the background meanwhile
         runner = web.AppRunner(bot.web, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, settings.bot_host, settings.bot_port).start()
-        log.info("aistack bot listening", port=settings.bot_port, socket_mode=settings.socket_mode)
         try:
-            await _receive(bot)
+            await web.TCPSite(runner, settings.bot_host, settings.bot_port).start()
+            log.info("aistack bot listening", port=settings.bot_port,
+                     socket_mode=settings.socket_mode)  # fmt: skip
+            await bot.stop.wait()
+            log.info("aistack bot stopping: no new work, running deployments checkpoint")
         finally:
             await runner.cleanup()
+    log.info("aistack bot stopped")
 
 
-async def _receive(bot: Bot) -> None:
-    if not bot.settings.socket_mode:
-        await bot.stop.wait()
-        return
-    assert bot.settings.app_token is not None
-    # built inside the running loop: its client opens a session at construction
-    handler = AsyncSocketModeHandler(bot.bolt, bot.settings.app_token.get_secret_value())
-    await handler.connect_async()  # type: ignore[no-untyped-call]
-    try:
-        await bot.stop.wait()
-    finally:
-        await handler.close_async()  # type: ignore[no-untyped-call]
+def _on_stop_signals(handler: Callable[[], object]) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, handler)
 
 
 def main() -> int:
@@ -65,6 +63,8 @@ def main() -> int:
     except AistackError as exc:
         print(f"aistack-bot: {exc}", file=sys.stderr)
         return 2
+    except asyncio.CancelledError:  # SIGTERM or SIGINT before the bot was up
+        print("aistack-bot: stopped while starting", file=sys.stderr)
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -42,18 +42,28 @@ def build_bolt(client: AsyncWebClient) -> AsyncApp:
 
 
 class Readiness:
-    """Ready when the store answers and Slack accepts our token (checked at most every 30 s)."""
+    """Ready when the store answers and Slack accepts our token (checked at most every 30 s),
+    and in Socket Mode while the websocket is up: without it no request reaches the bot."""
 
-    def __init__(self, store: Store, client: AsyncWebClient, accepting: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        client: AsyncWebClient,
+        accepting: Callable[[], bool],
+        socket: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
         self._store = store
         self._client = client
         self._accepting = accepting
+        self._socket = socket
         self._slack_ok_at = float("-inf")
 
     async def check(self) -> dict[str, str]:
         problems: dict[str, str] = {}
         if not self._accepting():
             problems["worker"] = "shutting down"
+        if self._socket is not None and not await self._socket():
+            problems["socket"] = "not connected to Slack (Socket Mode)"
         try:
             await self._store.latest("readyz-probe")
         except AistackError as exc:

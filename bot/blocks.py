@@ -18,6 +18,9 @@ MAX_TEXT = 4000
 MAX_BUTTON = 75
 MAX_HEADER = 150
 MAX_CONTEXT = 2000
+MAX_CONFIRM_TITLE = 100
+MAX_CONFIRM_TEXT = 300
+MAX_CONFIRM_BUTTON = 30
 # Lists and history stop well before 50 full sections: readable, and clear of Slack's
 # undocumented cap on a message's total size.
 MAX_BODY = 12000
@@ -101,6 +104,17 @@ def context(*parts: str) -> Block:
 def button(label: str, action_id: str, value: str, style: str) -> Block:
     text = plain(label, MAX_BUTTON)
     return {"type": "button", "action_id": action_id, "value": value, "style": style, "text": text}
+
+
+def confirm(title: str, text: str, yes: str, no: str = "Cancel") -> Block:
+    """A button's "are you sure?" dialog: Slack sends the click only once it is confirmed."""
+    return {
+        "title": plain(title, MAX_CONFIRM_TITLE),
+        "text": {"type": "mrkdwn", "text": truncate(text, MAX_CONFIRM_TEXT)},
+        "confirm": plain(yes, MAX_CONFIRM_BUTTON),
+        "deny": plain(no, MAX_CONFIRM_BUTTON),
+        "style": "danger",
+    }
 
 
 def actions(*buttons: Block) -> Block:

@@ -44,6 +44,12 @@ class History:
 
 
 @dataclass(frozen=True)
+class Transfer:
+    name: str
+    to: str  # a Slack user id: who owns the stack after
+
+
+@dataclass(frozen=True)
 class Preflight:
     pass
 
@@ -53,7 +59,7 @@ class Help:
     pass
 
 
-Command: TypeAlias = Deploy | Status | ListStacks | Destroy | History | Preflight | Help
+Command: TypeAlias = Deploy | Status | ListStacks | Destroy | History | Transfer | Preflight | Help
 
 
 class UsageError(Exception):
@@ -74,6 +80,10 @@ _SYNTAX: dict[str, tuple[str, str]] = {
     "list": ("/aistack list [--mine]", "every stack, or only yours"),
     "destroy": ("/aistack destroy <name>", "remove a stack, its domain and DNS record"),
     "history": ("/aistack history <name>", "the audit trail of a stack"),
+    "transfer": (
+        "/aistack transfer <name> @user",
+        "give a live stack to someone (owner, approver)",
+    ),
     "preflight": ("/aistack preflight", "check that Dokploy and the DNS zone answer"),
     "help": ("/aistack help", "this text"),
 }
@@ -90,6 +100,8 @@ _IMAGE = re.compile(
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"  # tag
     r"(?:@sha256:[a-f0-9]{64})?"  # digest
 )
+# A person as Slack sends a picked mention (`<@U123>`, `<@U123|name>`), or a pasted member ID.
+_USER = re.compile(r"<@(?P<mention>[UW][A-Z0-9]{2,})(?:\|[^<>]*)?>|(?P<id>[UW][A-Z0-9]{2,})")
 _IMAGE_MAX = 255
 _IMAGE_EXAMPLE = "ghcr.io/sst/opencode:latest"
 _SHOWN_MAX = 40
@@ -130,6 +142,8 @@ def _build(
     if verb == "status":
         _no_more(verb, positionals[1:], after_name=True)
         return Status(_name(verb, positionals[0], validate_name) if positionals else None)
+    if verb == "transfer":
+        return _transfer(positionals, validate_name)
     name = _required_name(verb, positionals, validate_name)
     if verb == "deploy":
         image = options.get("--image")
@@ -143,6 +157,28 @@ def _list(options: dict[str, str | None], positionals: list[str]) -> ListStacks:
         mine, positionals = True, positionals[1:]
     _no_more("list", positionals, after_name=False)
     return ListStacks(mine=mine)
+
+
+def _transfer(positionals: list[str], validate_name: Callable[[str], str]) -> Transfer:
+    if len(positionals) < 2:
+        raise UsageError("transfer needs a stack name and who gets it", usage_of("transfer"))
+    if positionals[2:]:
+        problem = f"unexpected argument {_shown(positionals[2])} after the person"
+        raise UsageError(problem, usage_of("transfer"))
+    return Transfer(_name("transfer", positionals[0], validate_name), _user(positionals[1]))
+
+
+def _user(raw: str) -> str:
+    """A Slack user id from a mention or a member ID; a bare @name cannot be resolved (the
+    app may not read the member list), so it is refused saying what works."""
+    found = _USER.fullmatch(raw)
+    if found is None:
+        raise UsageError(
+            f"{_shown(raw)} is not a Slack user I can resolve; pick them from Slack's @ list, "
+            "or paste their member ID (profile → ⋯ → Copy member ID)",
+            usage_of("transfer"),
+        )
+    return found.group("mention") or found.group("id")
 
 
 def _split(verb: str, args: list[str]) -> tuple[dict[str, str | None], list[str]]:

@@ -11,6 +11,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Callable
+from typing import Any
 
 from bot.sandbox_world import PEOPLE, SandboxBot, sandbox_bot
 from deployer import DeploymentState, Store
@@ -19,6 +20,8 @@ from deployer.logs import configure_logging
 
 S = DeploymentState
 NAMES = {**PEOPLE, "S0APPROVERS": "approvers"}
+EVIL = "docker.io/evil/miner:latest"
+DEV = "ghcr.io/sst/opencode:dev"
 
 
 class DemoFailed(Exception):
@@ -84,7 +87,10 @@ def plain(text: str) -> str:
     """mrkdwn as it reads on screen: mentions as @names, no markup, one line."""
     text = re.sub(r"<@(\w+)>", lambda m: "@" + NAMES.get(m.group(1), m.group(1)), text)
     text = re.sub(r"<!subteam\^(\w+)>", lambda m: "@" + NAMES.get(m.group(1), m.group(1)), text)
-    text = re.sub(r"<#(\w+)>", r"#\1", text).replace("*", "").replace("`", "")
+    text = re.sub(r"<#(\w+)>", r"#\1", text)
+    # bold stars go, but not inside code: `ghcr.io/sst/opencode:*` keeps its star
+    parts = text.split("`")
+    text = "".join(p if i % 2 else p.replace("*", "") for i, p in enumerate(parts))
     text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     return " / ".join(line.strip() for line in text.splitlines() if line.strip())
 
@@ -120,21 +126,51 @@ async def _tour(world: SandboxBot, say: Transcript) -> None:
     step(say, "alice asks for her stack", "alice> /aistack deploy alice")
     await world.driver.command("U0ALICE", "deploy alice")
     dep = await world.until("alice", lambda d: d.message_ts is not None)
-    step(say, "alice tries to approve her own request", "alice clicks [Approve]")
+    step(say, "alice clicks Approve on her own request: refused, she is not an approver "
+         "(she may still withdraw it with Reject)", "alice clicks [Approve]")  # fmt: skip
     await world.click("U0ALICE", "approve", dep)
-    await world.told("U0ALICE", "approvers")
+    await world.told("U0ALICE", "withdraw it with Reject")
     step(say, "bob, an approver, approves", "bob clicks [Approve]")
     await world.click("U0BOB", "approve", dep)
-    expect((await world.settled("alice", within=60)).state is S.SUCCEEDED, "alice is not live")
+    live = await world.settled("alice", within=60)
+    expect(live.state is S.SUCCEEDED, "alice is not live")
     step(say, "anyone asks about it", "carol> /aistack status alice", "carol> /aistack list")
     await world.driver.command("U0CAROL", "status alice")
     await world.driver.command("U0CAROL", "list")
     await world.slack.wait_for(lambda: len(world.slack.responses) >= 3)
+    await _takeover(world, say)
     await _failing(world, say)
-    step(say, "alice rolls back her live stack", "alice clicks [Roll back] and confirms")
-    await world.click("U0ALICE", "rollback", await _latest(world, "alice"))
+    card = world.card(live)
+    label = next(
+        b["text"]["text"] for b in _buttons(card.blocks) if b["action_id"] == "aistack_rollback"
+    )
+    step(say, "alice removes her live stack from its card", f"alice clicks [{label}] and confirms")
+    await world.click("U0ALICE", "rollback", live)
     expect((await world.settled("alice", within=60)).state is S.DESTROYED, "alice not removed")
     say.show()
+
+
+async def _takeover(world: SandboxBot, say: Transcript) -> None:
+    """Nobody takes over someone else's stack unseen: an image from anywhere is refused at
+    once; a redeploy of alice's stack says so first, naming her, and she rejects it."""
+    step(say, "mallory tries to run her own image on alice's stack",
+         f"mallory> /aistack deploy alice --image {EVIL}")  # fmt: skip
+    await world.driver.command("U0MALLORY", f"deploy alice --image {EVIL}")
+    await world.told("U0MALLORY", "is not allowed here")
+    step(say, "mallory asks to redeploy alice's stack with another tag; the card says whose "
+         "stack it replaces", f"mallory> /aistack deploy alice --image {DEV}")  # fmt: skip
+    await world.driver.command("U0MALLORY", f"deploy alice --image {DEV}")
+    takeover = await world.until(
+        "alice", lambda d: d.requester == "U0MALLORY" and bool(d.message_ts)
+    )
+    first = world.card(takeover).text.splitlines()[0]
+    expect(
+        "replaces <@U0ALICE>'s live stack" in first, f"the card reads like a new deploy: {first}"
+    )
+    step(say, "alice, the owner, rejects it", "alice clicks [Reject]")
+    await world.click("U0ALICE", "reject", takeover)
+    done = await world.until("alice", lambda d: d.id == takeover.id and d.state is not S.REQUESTED)
+    expect((done.state, done.approver) == (S.REJECTED, "U0ALICE"), "alice could not reject it")
 
 
 async def _failing(world: SandboxBot, say: Transcript) -> None:
@@ -145,12 +181,6 @@ async def _failing(world: SandboxBot, say: Transcript) -> None:
     dep = await world.until("carol", lambda d: d.message_ts is not None)
     await world.click("U0BOB", "approve", dep)
     expect((await world.settled("carol", within=60)).state is S.ROLLED_BACK, "no rollback")
-
-
-async def _latest(world: SandboxBot, name: str):  # type: ignore[no-untyped-def]
-    dep = await world.bot.deployer.store.latest(name)
-    assert dep is not None
-    return dep
 
 
 def step(say: Transcript, title: str, *actions: str) -> None:
@@ -174,6 +204,10 @@ def main() -> int:
         return 1
     print("\ndemo finished: every step happened as it should")
     return 0
+
+
+def _buttons(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for b in blocks if b.get("type") == "actions" for e in b.get("elements", [])]
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import commands as c
 from bot import messages as m
-from bot.blocks import Message, escape
+from bot.blocks import Message, escape, mention
 from bot.directory import Directory
 from bot.settings import BotSettings
 from bot.slack_api import SlackWriter
@@ -50,7 +50,7 @@ class Click:
 
 
 ClickHandler = Callable[[Click, Deployment], Awaitable[None]]
-Rule = Callable[[str, frozenset[str], Deployment], Decision]
+Rule = Callable[[str, frozenset[str], Deployment, str | None], Decision]  # ..., the owner
 
 
 class Listeners:
@@ -105,19 +105,24 @@ class Listeners:
         self, cmd: c.Command, user: str, channel: str, trigger: str | None, respond: Respond
     ) -> None:
         match cmd:
-            case c.Help():
-                await _say(respond, m.help_message(c.USAGE), public=True)
+            case c.Help():  # only the asker wants it: the channel does not
+                await _say(respond, m.help_message(c.USAGE))
             case c.Deploy(name=name, image=image, dry_run=True):
                 spec = self._d.spec(name, image)
-                await _say(respond, m.dry_run_message(spec, self._d.plan(spec)))
+                if not await self._image_refused(spec.image, respond):
+                    await _say(respond, m.dry_run_message(spec, self._d.plan(spec)))
             case c.Deploy(name=name, image=image):
                 await self._request(name, user, channel, trigger, respond, image=image)
             case c.Destroy(name=name):
                 await self._request_destroy(name, user, channel, trigger, respond)
-            case c.Status(name=None) | c.ListStacks():
-                mine = user if isinstance(cmd, c.ListStacks) and cmd.mine else None
+            case c.Transfer(name=name, to=to):
+                await self._transfer(name, to, user, respond)
+            case c.ListStacks(mine=True):  # the asker's own: answered to the asker alone
                 stacks = await self._d.list_stacks()
-                await _say(respond, m.list_message(stacks, mine_of=mine), public=True)
+                await _say(respond, m.list_message(stacks, mine_of=user))
+            case c.Status(name=None) | c.ListStacks():
+                stacks = await self._d.list_stacks()
+                await _say(respond, m.list_message(stacks), public=True)
             case c.Status(name=str(name)):
                 await _say(respond, m.status_message(await self._d.status(name)), public=True)
             case c.History(name=name):
@@ -134,6 +139,8 @@ class Listeners:
         if not refused.allowed:
             await _say(respond, m.refusal(refused.reason))
             return
+        if await self._image_refused(self._d.spec(name, image).image, respond):
+            return
         dep = await self._d.request(name, requester=user, image=image, dedup_key=trigger)
         if dep.message_ts is None:  # not a replay of a request we already carded
             await self._post_card(dep, channel, respond, auto_approve=not self._s.approval_required)
@@ -149,12 +156,37 @@ class Listeners:
         if dep.message_ts is None:
             await self._post_card(dep, channel, respond, auto_approve=direct)
 
+    async def _image_refused(self, image: str, respond: Respond) -> bool:
+        """An image outside AISTACK_ALLOWED_IMAGES is refused to the asker alone: no card."""
+        if self._d.settings.image_refusal(image) is None:
+            return False
+        allowed = ", ".join(f"`{p}`" for p in self._d.settings.image_patterns)
+        await _say(respond, m.refusal(f"The image `{image}` is not allowed here. Allowed "
+                                      f"(AISTACK_ALLOWED_IMAGES): {allowed}"))  # fmt: skip
+        return True
+
+    async def _transfer(self, name: str, to: str, user: str, respond: Respond) -> None:
+        stack = self._d.spec(name).name
+        owner = await self._d.owner(stack)
+        if owner is None:
+            raise NotFound(f"{stack} is not live: nobody owns it, so there is nothing to transfer")
+        decision = self._policy.may_transfer(user, await self._dir.groups_of(user), owner)
+        if not decision.allowed or owner == to:
+            await _say(
+                respond, m.refusal(decision.reason or f"{mention(to)} already owns {stack}.")
+            )
+            return
+        await self._d.transfer(stack, owner=owner, to=to, by=user)
+        said = f"{stack} now belongs to {mention(to)} (it was {mention(owner)}'s)"
+        await _say(respond, m.notice(f"{said}; transferred by {mention(user)}."), public=True)
+
     async def _post_card(
         self, dep: Deployment, channel: str, respond: Respond, *, auto_approve: bool
     ) -> None:
         plan = self._d.plan(dep.spec, dep.operation)
         expires = utcnow() + timedelta(seconds=self._s.approval_ttl)
-        card = m.request_card(dep, plan, expires_at=expires, approval_required=not auto_approve)
+        card = m.request_card(dep, plan, expires_at=expires, approval_required=not auto_approve,
+                              replaces=await self._d.takeover(dep))  # fmt: skip
         try:
             ts = await self._slack.post(channel, card.text, card.blocks)
         except SlackApiError as exc:
@@ -166,8 +198,24 @@ class Listeners:
             )
             return
         dep = await self._d.store.set_message(dep.id, channel, ts)
+        # The card just posted shows this version: the sweep must not redraw it from less.
+        await self._d.store.mark_card(dep.id, dep.version)
+        closed = await self._d.supersede(dep)  # the owner's own request settles the others
         if auto_approve:
             await self._d.approve(dep, dep.requester)
+        for other in closed:
+            await self._say_superseded(other, dep)
+
+    async def _say_superseded(self, closed: Deployment, by: Deployment) -> None:
+        """Under the closed card: why, and to whom (a mention notifies them; an edit not)."""
+        if not (closed.channel and closed.message_ts):
+            return
+        line = (f":no_entry_sign: {mention(closed.requester)}: this request is closed, "
+                f"superseded by {mention(by.requester)}'s own {by.operation}.")  # fmt: skip
+        try:
+            await self._slack.post(closed.channel, line, thread_ts=closed.message_ts)
+        except SlackApiError as exc:  # the request is closed either way; the card says so
+            log.warning("superseded note not posted", deployment_id=closed.id, error=str(exc))
 
     # -- buttons ----------------------------------------------------------------------------
     async def on_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -198,6 +246,9 @@ class Listeners:
             await self._d.approve(dep, click.user)
         except IllegalTransition:  # another approver, or a double click, got there first
             await self._tell(click, _already(await self._d.store.get(dep.id)))
+        except StackBusy as exc:  # another request was approved first and holds the stack
+            await self._tell(click, f"Not approved: {exc}. This request stays open: approve "
+                             "it once that is done, or reject it.")  # fmt: skip
 
     async def _reject(self, click: Click, dep: Deployment) -> None:
         if not await self._decidable(click, dep, self._policy.may_reject):
@@ -215,7 +266,8 @@ class Listeners:
             await self._d.expire_requests(self._s.approval_ttl)
             await self._tell(click, "This request expired before anyone approved it.")
             return False
-        decision = rule(click.user, await self._dir.groups_of(click.user), dep)
+        owner = await self._d.owner(dep.stack)
+        decision = rule(click.user, await self._dir.groups_of(click.user), dep, owner)
         if not decision.allowed:
             await self._tell(click, decision.reason)
         return decision.allowed

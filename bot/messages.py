@@ -18,6 +18,7 @@ from bot.blocks import (
     actions,
     button,
     clock,
+    confirm,
     context,
     duration,
     escape,
@@ -26,13 +27,13 @@ from bot.blocks import (
     mention,
     message,
     pack,
-    plain,
     section,
     truncate,
 )
 from deployer.core.phases import DEPLOY_PHASES, TEARDOWN_PHASES, phases_for
 from deployer.core.states import TERMINAL, DeploymentState, Operation, PhaseState
 from deployer.models import Deployment, Event, PhaseRecord, StackSpec, StackStatus
+from deployer.records import Takeover
 from deployer.service import PreflightReport
 
 S = DeploymentState
@@ -54,21 +55,46 @@ def _bullets(items: Iterable[str]) -> list[str]:
 
 # -- the request card and the status card ---------------------------------------------------
 def request_card(
-    dep: Deployment, plan: list[str], *, expires_at: datetime | None, approval_required: bool
-) -> Message:
-    """The first post for a request: who asked, what it would do, Approve / Reject."""
+    dep: Deployment, plan: list[str], *, expires_at: datetime | None, approval_required: bool,
+    replaces: Takeover | None = None,
+) -> Message:  # fmt: skip
+    """The first post for a request: who asked, what it would do, Approve / Reject. One that
+    `replaces` (or removes) someone else's live stack says so first and names its owner, who
+    may reject it: it must not read like a new deploy."""
     asks = f"{mention(dep.requester)} asks to {dep.operation} *{escape(dep.stack)}*"
+    first = owns = ""
+    if replaces is not None:
+        deploys, owner = dep.operation is Operation.DEPLOY, mention(replaces.owner)
+        change = (f"image `{escape(replaces.image)}` → `{escape(dep.spec.image)}`" if deploys
+                  else "its domain and DNS record go too")  # fmt: skip
+        first = f":warning: This {'replaces' if deploys else 'removes'} {owner}'s live stack: "
+        first += f"{change}\n"
+        owns = f"{owner} owns it and may reject it" if approval_required else ""
     blocks = [header(f"aistack: {dep.operation} {dep.stack}")]
-    blocks.append(section(f"{asks}\nImage: `{escape(dep.spec.image)}`"))
+    blocks.append(section(f"{first}{asks}\nImage: `{escape(dep.spec.image)}`"))
     blocks += pack(["*Plan*", *_bullets(plan)] if plan else [])[0][:10]
     waiting = "Waiting for approval" if approval_required else "No approval needed · starting"
     expiry = f"expires {_utc(expires_at):%H:%M} UTC" if expires_at and approval_required else ""
-    blocks.append(context(waiting, expiry))
+    blocks.append(context(waiting, expiry, owns))
     if approval_required:
-        approve = button("Approve", "aistack_approve", dep.id, "primary")
+        approve = _approve(dep)
         blocks.append(actions(approve, button("Reject", "aistack_reject", dep.id, "danger")))
     blocks.append(_meta(dep))
-    return message(f"{asks} · {waiting.lower()}", blocks)
+    return message(f"{first}{asks} · {waiting.lower()}", blocks)
+
+
+def _approve(dep: Deployment) -> Block:
+    """Approving a destroy removes a live stack: like Destroy on its card, it asks first."""
+    approve = button("Approve", "aistack_approve", dep.id, "primary")
+    if dep.operation is Operation.DESTROY:
+        removes = f"Approving removes {_removes(dep)} This cannot be undone."
+        approve["confirm"] = confirm(f"Destroy {dep.stack}?", removes, "Destroy")
+    return approve
+
+
+def _removes(dep: Deployment) -> str:
+    spec = dep.spec
+    return f"*{escape(spec.name)}*, its domain {escape(spec.host)} and its DNS record."
 
 
 def _meta(dep: Deployment) -> Block:
@@ -111,11 +137,24 @@ Body = tuple[str, list[Block]]
 
 
 def card(
-    dep: Deployment, phases: list[PhaseRecord], *, total: int, now: datetime, paused: bool = False
+    dep: Deployment,
+    phases: list[PhaseRecord],
+    *,
+    total: int,
+    now: datetime,
+    paused: bool = False,
+    plan: Sequence[str] = (),
+    expires_at: datetime | None = None,
+    replaces: Takeover | None = None,
 ) -> Message:
-    """The one status card of a deployment, edited in place as its state changes."""
+    """The one status card of a deployment, edited in place as its state changes.
+
+    A request is redrawn as it was first posted: approvers decide on its `plan`, see when it
+    `expires_at`, and whose live stack it `replaces`."""
     if dep.state is S.REQUESTED:
-        return request_card(dep, [], expires_at=None, approval_required=True)
+        return request_card(
+            dep, list(plan), expires_at=expires_at, approval_required=True, replaces=replaces
+        )
     body = _BODIES.get(dep.state, _one_line)
     line, extra = body(_Card(dep, phases, total, now, paused))
     summary = {**section(line), "block_id": "summary"}
@@ -136,18 +175,13 @@ def _running(c: _Card) -> Body:
 
 
 def _succeeded(c: _Card) -> Body:
-    removes = f"This removes {c.name}, its domain {escape(c.dep.spec.host)} and its DNS record."
-    rollback = button("Roll back", "aistack_rollback", c.dep.id, "danger")
-    rollback["confirm"] = {
-        "title": plain(f"Roll back {c.dep.stack}?", 100),
-        "text": {"type": "mrkdwn", "text": truncate(removes, 300)},
-        "confirm": plain("Roll back", 30),
-        "deny": plain("Cancel", 30),
-        "style": "danger",
-    }
+    # It removes the stack, so it says Destroy; its action id stays the listeners' rollback.
+    destroy = button("Destroy", "aistack_rollback", c.dep.id, "danger")
+    removes = f"This removes {_removes(c.dep)}"
+    destroy["confirm"] = confirm(f"Destroy {c.dep.stack}?", removes, "Destroy")
     url = escape(c.dep.spec.url)
     line = f":white_check_mark: {c.name} is live at {url} · total {duration(c.elapsed)}"
-    return line, [actions(rollback)]
+    return line, [actions(destroy)]
 
 
 def _rolled_back(c: _Card) -> Body:
@@ -209,6 +243,24 @@ def thread_line(event: Event) -> str | None:
         "deployment.not_started": f":warning: {escape(event.stack)} has not started: {error}",
     }
     line = lines.get(event.kind)
+    return truncate(line, MAX_TEXT) if line else None
+
+
+def outcome_line(dep: Deployment, phases: list[PhaseRecord]) -> str | None:
+    """The thread reply that tells the requester how it ended (a mention notifies them, an
+    edit of the card does not); None for endings nobody is waiting on."""
+    c = _Card(dep, phases, 0, dep.updated_at, False)
+    who = mention(dep.requester)
+    what = "teardown" if dep.operation is Operation.DESTROY else "rollback"
+    not_done = "was not removed" if dep.operation is Operation.DESTROY else "is not live"
+    lines = {
+        S.SUCCEEDED: f"{who} :white_check_mark: {c.name} is live at {escape(dep.spec.url)}",
+        S.ROLLED_BACK: f"{who} :x: {c.name} is not live. {c.failure()}\n"
+        "Rolled back: nothing is left behind.",
+        S.ROLLBACK_FAILED: f"{who} :warning: {c.name} {not_done}. {c.failure()}\n"
+        f"The {what} left things behind: the card lists them.",
+    }
+    line = lines.get(dep.state)
     return truncate(line, MAX_TEXT) if line else None
 
 

@@ -1,7 +1,8 @@
 """Assembles a running bot and shuts it down cleanly.
 
-Start: the store, one Slack client (auth.test first: a bad token fails here, not on the
-first click), the deployer, the Bolt app, the web app, the workers and the expiry sweep.
+Start: the store, one Slack client (auth.test first: a bad token or an unreachable Slack fails
+here, in one line, not on the first click; in Socket Mode apps.connections.open next, for the
+app token), the deployer, the Bolt app, the web app, the workers and the expiry sweep.
 Stop: take no more work, interrupt running sagas (their phases checkpoint), mark their cards
 "paused", let the cards finish writing, close everything. The next start, or another
 replica, resumes those deployments on the same cards.
@@ -10,14 +11,20 @@ replica, resumes those deployments on the same cards.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import os
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import aiohttp
 import structlog
 from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
@@ -39,6 +46,8 @@ from deployer.worker import Worker
 log = structlog.get_logger("aistack.bot")
 SHUTDOWN_GRACE = 10.0
 CARD_SWEEP_SECONDS = 5.0
+TICKET = re.compile(r"ticket=[^&\s'\"]*")  # a websocket URL's ticket opens a connection
+T = TypeVar("T")
 
 
 @dataclass
@@ -53,6 +62,60 @@ class Bot:
     tasks: Tasks
     worker: Worker | None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    socket: SocketLink | None = None  # Socket Mode only
+
+
+class SocketLink:
+    """Socket Mode: the websocket to Slack, whether it is up (for /readyz), and one log line
+    per change instead of the SDK's tracebacks. The SDK client reconnects by itself."""
+
+    def __init__(self, bolt: AsyncApp, app_token: str, url: str | None) -> None:
+        self._handler = AsyncSocketModeHandler(bolt, app_token, logger=_sdk_logger())
+        self._client = self._handler.client
+        self._client.wss_uri = url  # the start check's URL: one apps.connections.open, not two
+        self._client.on_message_listeners.append(self._on_frame)
+        self._hello_on: object = None  # the websocket Slack last said hello on
+
+    async def connected(self) -> bool:
+        """Open, and Slack said hello on it: requests only flow after the hello."""
+        client = self._client
+        return await client.is_connected() and self._hello_on is client.current_session
+
+    async def run(self) -> None:
+        await self._handler.connect_async()  # type: ignore[no-untyped-call]
+
+    async def close(self) -> None:
+        await self._handler.close_async()  # type: ignore[no-untyped-call]
+
+    async def _on_frame(self, frame: aiohttp.WSMessage) -> None:
+        try:
+            message = json.loads(frame.data)
+        except (TypeError, ValueError):
+            return
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "hello":  # received on the current session: see receive_messages
+            self._hello_on = self._client.current_session
+            log.info("Socket Mode connected", connections=message.get("num_connections"))
+        elif kind == "disconnect":
+            self._hello_on = None
+            log.info("Slack asked the bot to reconnect", reason=message.get("reason"))
+
+
+class _OneLine(logging.Handler):
+    """The SDK's log records as one structlog line each: no traceback, no websocket ticket."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        detail = TICKET.sub("ticket=***", record.getMessage())[:300]
+        log.log(record.levelno, "Socket Mode", detail=detail)
+
+
+def _sdk_logger() -> logging.Logger:
+    sdk = logging.getLogger("aistack.bot.socket_mode")
+    sdk.setLevel(logging.WARNING)  # INFO is every session swap; our own lines say what matters
+    sdk.propagate = False
+    if not sdk.handlers:
+        sdk.addHandler(_OneLine())
+    return sdk
 
 
 @asynccontextmanager
@@ -68,26 +131,32 @@ async def running_bot(
 ) -> AsyncIterator[Bot]:
     own_store = store is None
     store = store or await open_store(engine.database_url)
-    session = aiohttp.ClientSession()
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.slack_timeout))
     # listener work, card writers, and the long-running loops: each stopped its own way
     tasks, cards_tasks, background = Tasks(), Tasks(), Tasks()
     try:
         client = await _slack_client(settings, session)
+        socket_url = await _socket_url(client, settings) if settings.socket_mode else None
         metrics = Metrics()
         metrics.track_tasks(lambda: len(tasks) + len(cards_tasks) + len(background))
         slack = SlackWriter(
             client, post_interval=post_interval, calls=metrics.slack_calls, sleep=slack_sleep
         )
+        # `deployer` is opened below, with this notifier: cards ask it for plans only later
         cards = SlackNotifier(slack, store, cards_tasks, interval=settings.card_interval,
-                              monotonic=time.monotonic)  # fmt: skip
+                              monotonic=time.monotonic, approval_ttl=settings.approval_ttl,
+                              plan_of=lambda spec, op: deployer.plan(spec, op))  # fmt: skip
         notifier = Notifiers(MetricsNotifier(metrics), cards)
         async with open_deployer(engine, notifier, store=store, clock=clock) as deployer:
-            bot = _assemble(settings, deployer, client, slack, cards, metrics, tasks, store)
-            bot.worker = deployer.worker()
-            background.spawn(bot.worker.run_forever(bot.stop, slots=workers), name="worker")
-            background.spawn(_expire(deployer, settings, bot.stop), name="expiry")
-            background.spawn(_keep_cards(cards, bot.stop), name="cards")
+            bot = _assemble(settings, deployer, client, slack, cards, metrics, tasks, store,
+                            socket_url)  # fmt: skip
             try:
+                bot.worker = deployer.worker()
+                background.spawn(bot.worker.run_forever(bot.stop, slots=workers), name="worker")
+                background.spawn(_expire(deployer, settings, bot.stop), name="expiry")
+                background.spawn(_keep_cards(cards, bot.stop), name="cards")
+                if bot.socket is not None:
+                    background.spawn(bot.socket.run(), name="socket mode")
                 yield bot
             finally:
                 await _shutdown(bot, background, cards_tasks)
@@ -101,13 +170,16 @@ async def running_bot(
 
 def _assemble(
     settings: BotSettings, deployer: Deployer, client: AsyncWebClient, slack: SlackWriter,
-    cards: SlackNotifier, metrics: Metrics, tasks: Tasks, store: Store,
+    cards: SlackNotifier, metrics: Metrics, tasks: Tasks, store: Store, socket_url: str | None,
 ) -> Bot:  # fmt: skip
     bolt = build_bolt(client)
     directory = Directory(client, settings.policy().groups, ttl=settings.group_cache_seconds)
     Listeners(deployer, settings, slack, directory, tasks).register(bolt)
     bot = Bot(settings, deployer, bolt, web.Application(), cards, slack, metrics, tasks, None)
-    readiness = Readiness(store, client, accepting=lambda: not bot.stop.is_set())
+    if settings.app_token is not None:  # built here, in the running loop, as the SDK needs
+        bot.socket = SocketLink(bolt, settings.app_token.get_secret_value(), socket_url)
+    readiness = Readiness(store, client, accepting=lambda: not bot.stop.is_set(),
+                          socket=bot.socket.connected if bot.socket else None)  # fmt: skip
     if settings.socket_mode:  # requests arrive over the websocket, unsigned: no /slack/events
         bot.web = build_web(None, readiness, metrics, None)
     else:
@@ -124,14 +196,70 @@ async def _slack_client(settings: BotSettings, session: aiohttp.ClientSession) -
         session=session,
         retry_handlers=[AsyncConnectionErrorRetryHandler(max_retry_count=2)],
     )
+    hint = "check the token and that the app is installed in the workspace"
+    await _start_check(client.auth_test(), settings, "SLACK_BOT_TOKEN", hint)  # Bolt would
+    return client  # only find out on the first request
+
+
+async def _socket_url(client: AsyncWebClient, settings: BotSettings) -> str | None:
+    """The app token's one check: Slack hands out a websocket URL for it, or says why not.
+    None when rate limited: the SDK waits for Retry-After and asks again by itself."""
+    assert settings.app_token is not None
+    opening = client.apps_connections_open(app_token=settings.app_token.get_secret_value())
+    hint = ("it must be the app's app-level token (xapp-...) with connections:write, and "
+            "Socket Mode must be on in the app's settings")  # fmt: skip
+    answer = await _start_check(opening, settings, "SLACK_APP_TOKEN", hint)
+    url = answer.get("url") if answer is not None else None
+    return url if isinstance(url, str) else None
+
+
+async def _start_check(
+    call: Awaitable[T], settings: BotSettings, variable: str, hint: str
+) -> T | None:
+    """One Slack call at start; every way it fails becomes one ConfigError line that names
+    the API base and the cause (or the variable Slack refused), never a token. None when
+    rate limited: Slack knew the token, so the start goes on."""
+    base = settings.api_url or AsyncWebClient.BASE_URL
     try:
-        await client.auth_test()  # Bolt would only find out on the first request
+        async with asyncio.timeout(settings.slack_timeout):
+            return await call
+    except TimeoutError:
+        cause = f"no answer within {settings.slack_timeout:g} s"
+    except aiohttp.ClientError as exc:
+        cause = unreachable_cause(exc)
     except SlackApiError as exc:
-        raise ConfigError(
-            f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}): check the token "
-            "and that the app is installed in the workspace"
-        ) from None
-    return client
+        data, status = exc.response.data, exc.response.status_code
+        error = data.get("error") if isinstance(data, dict) else None  # text or bytes: not Slack
+        if error == "ratelimited":
+            log.warning("Slack rate limited a start check", check=variable)
+            return None
+        if error is not None:
+            raise ConfigError(f"Slack refused {variable} ({error}): {hint}") from None
+        # an answer, but not a Slack API's: a proxy, a captive portal, a wrong SLACK_API_URL
+        cause = f"HTTP {status} without a Slack API answer; check SLACK_API_URL"
+    raise ConfigError(f"Slack unreachable at {base}: {cause}") from None
+
+
+def unreachable_cause(exc: aiohttp.ClientError) -> str:
+    """What went wrong on the way to Slack, in words an operator can act on."""
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"cannot resolve {exc.host} (DNS lookup failed: {exc.os_error.strerror or exc})"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"TLS certificate of {exc.host} not trusted ({exc.certificate_error})"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return f"TLS handshake with {exc.host}:{exc.port} failed ({_reason(exc.os_error)})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect to {exc.host}:{exc.port} ({_reason(exc.os_error)})"
+    return f"connection failed ({type(exc).__name__}: {exc})"
+
+
+def _reason(error: OSError) -> str:
+    """An ssl error's reason (WRONG_VERSION_NUMBER), else the errno's words (Connection refused):
+    aiohttp's own text for a refused connection says neither."""
+    reason = getattr(error, "reason", None)
+    if reason:
+        return str(reason)
+    return os.strerror(error.errno) if error.errno and error.errno > 0 else str(error)
 
 
 async def _expire(deployer: Deployer, settings: BotSettings, stop: asyncio.Event) -> None:
@@ -162,6 +290,8 @@ async def _keep_cards(cards: SlackNotifier, stop: asyncio.Event) -> None:
 
 async def _shutdown(bot: Bot, background: Tasks, cards: Tasks) -> None:
     bot.stop.set()
+    if bot.socket is not None:  # no new requests; those already acked finish below
+        await bot.socket.close()
     interrupted = list(bot.worker.running.values()) if bot.worker else []
     await background.cancel_all()  # running sagas checkpoint their phases as interrupted
     await bot.tasks.drain(SHUTDOWN_GRACE)  # commands and clicks already acked finish

@@ -2,14 +2,17 @@
 
 `FakeSlack` answers `/api/<method>` for the methods the bot uses (arguments checked against
 `specs/slack-web-openapi-subset.json`) and captures `respond()` posts at `/hook/<id>`.
+For Socket Mode it answers `apps.connections.open` with a `ws://` URL to its own `/link/`
+websocket, which says `hello`, carries envelopes to the bot and records their acks.
 `SlackDriver` sends signed slash commands and button clicks to the bot's HTTP endpoint.
-Behaviour follows ../shared/specs/slack.md §1-§3, §6 and §7.
+Behaviour follows ../shared/specs/slack.md §1-§4.7, §6 and §7.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -17,10 +20,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from bot import sandbox_checks as checks
-from bot.sandbox_checks import json_array
+from bot.sandbox_checks import ANY_METHOD, Param, json_array
 
 HOST = "127.0.0.1"
 TEAM_ID = "T0SANDBOX"
@@ -33,6 +36,11 @@ BOT_IDENTITY = {
 }
 SCOPES = "commands,chat:write,chat:write.public,users:read,usergroups:read"
 TS_BASE = 1_700_000_000
+APP_ID = "A0AISTACK"
+# Not in the OpenAPI subset, nor in Slack's published v2 document: from the method's reference
+# page. One argument, the app-level token, and it must come in the Authorization header.
+SOCKET_METHOD = "apps.connections.open"
+SOCKET_PARAMS = {"token": Param("token", "string", True)} | ANY_METHOD
 
 Json = dict[str, Any]
 
@@ -64,6 +72,16 @@ class Message:
 
 
 @dataclass
+class FakeSocket:
+    """One Socket Mode connection, as Slack's end of it sees it."""
+
+    ws: web.WebSocketResponse
+    ticket: str
+    received: list[Json] = field(default_factory=list)  # what the bot sent: acks, in order
+    closed: bool = False
+
+
+@dataclass
 class Ephemeral:
     channel: str
     user: str
@@ -80,16 +98,19 @@ class FakeSlack:
         self,
         *,
         bot_token: str = "xoxb-sandbox",
+        app_token: str = "xapp-sandbox",
         users: Mapping[str, str] | None = None,
         usergroups: Mapping[str, Iterable[str]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bot_token = bot_token
+        self.app_token = app_token
         self.users = dict(users or {})
         self.usergroups = {group: list(members) for group, members in (usergroups or {}).items()}
         self._clock = clock
-        self._methods = checks.load_methods()
+        self._methods = checks.load_methods() | {SOCKET_METHOD: SOCKET_PARAMS}
         self._handlers: dict[str, Callable[[Json], Json]] = {
+            SOCKET_METHOD: self._open_connection,
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
@@ -100,6 +121,11 @@ class FakeSlack:
         self._ts = itertools.count(1)
         self._root: str | None = None
         self._changed = asyncio.Event()
+        self._tickets = itertools.count(1)
+        self._open_tickets: set[str] = set()  # issued by apps.connections.open, not yet used
+        self.sockets: list[FakeSocket] = []  # every connection made, oldest first
+        self.refuse_sockets = False  # True: the /link/ handshake answers 503, as in an outage
+        self.socket_attempts = 0  # websocket handshakes tried, refused ones included
         self.reset()
 
     def reset(self) -> None:
@@ -111,6 +137,8 @@ class FakeSlack:
         self.responses_by_hook: dict[str, list[Json]] = {}
         self.violations: list[str] = []
         self._faults: dict[str, deque[tuple[int, str, int]]] = {}
+        self.envelopes: dict[str, Json] = {}  # envelope_id -> envelope sent over a socket
+        self.acks: dict[str, Json] = {}  # envelope_id -> the bot's ack
 
     # -- knobs -----------------------------------------------------------------------------------
 
@@ -121,6 +149,23 @@ class FakeSlack:
     def fail_next(self, method: str, error: str, count: int = 1) -> None:
         """Answer the next `count` calls of `method` with HTTP 200 `{"ok":false,"error":error}`."""
         self._faults.setdefault(method, deque()).extend([(200, error, 0)] * count)
+
+    async def send_envelope(self, kind: str, payload: Json) -> str:
+        """Send a request (`slash_commands`, `interactive`, `events_api`) over the newest open
+        socket, as Slack does in Socket Mode; its envelope_id, for `acks`."""
+        envelope_id = f"E{len(self.envelopes) + 1:04d}"
+        envelope = {"envelope_id": envelope_id, "type": kind, "payload": payload,
+                    "accepts_response_payload": kind != "events_api", "retry_attempt": 0,
+                    "retry_reason": ""}  # fmt: skip
+        self.envelopes[envelope_id] = envelope
+        await self.open_sockets()[-1].ws.send_json(envelope)
+        return envelope_id
+
+    async def disconnect_sockets(self, reason: str = "refresh_requested") -> None:
+        """Ask every connected bot to reconnect; like Slack, leave the closing to the bot."""
+        message = {"type": "disconnect", "reason": reason, "debug_info": {"host": "sandbox"}}
+        for socket in self.open_sockets():
+            await socket.ws.send_json(message)
 
     # -- inspection ------------------------------------------------------------------------------
 
@@ -134,6 +179,9 @@ class FakeSlack:
         """The replies under the message `ts`, oldest first."""
         replies = [m for m in self.messages.values() if m.channel == channel and m.thread_ts == ts]
         return sorted(replies, key=lambda m: m.ts)
+
+    def open_sockets(self) -> list[FakeSocket]:
+        return [s for s in self.sockets if not s.closed]
 
     def responses_for(self, hook_id: str) -> list[Json]:
         return self.responses_by_hook.get(hook_id, [])
@@ -166,6 +214,7 @@ class FakeSlack:
         app.router.add_route("GET", "/api/{method}", self._api)
         app.router.add_route("POST", "/api/{method}", self._api)
         app.router.add_post("/hook/{hook_id}", self._hook)
+        app.router.add_get("/link/", self._socket)
         return app
 
     @asynccontextmanager
@@ -179,6 +228,8 @@ class FakeSlack:
             yield f"{self._root}/api/"
         finally:
             self._root = None
+            for socket in self.open_sockets():  # else the runner waits for them to end
+                await socket.ws.close()
             await runner.cleanup()
 
     def hook_url(self, hook_id: str) -> str:
@@ -219,8 +270,12 @@ class FakeSlack:
         token = bearer or args.get("token")
         if not token:
             return 200, _error("not_authed"), {}
-        if token != self.bot_token:
-            return 200, _error("invalid_auth"), {}
+        if method == SOCKET_METHOD and not bearer:
+            self._violate(method, ["the app-level token goes in the Authorization header"])
+            return 200, _error("not_authed"), {}
+        if token != (self.app_token if method == SOCKET_METHOD else self.bot_token):
+            wrong_kind = token in (self.bot_token, self.app_token)
+            return 200, _error("not_allowed_token_type" if wrong_kind else "invalid_auth"), {}
         faults = self._faults.get(method)
         if faults:
             status, error, retry_after = faults.popleft()
@@ -250,7 +305,52 @@ class FakeSlack:
         self._notify()
         return web.Response(status=400 if error else 200, text=error or "ok")
 
+    async def _socket(self, request: web.Request) -> web.StreamResponse:
+        """The Socket Mode websocket: one connection per ticket, `hello` first, acks recorded."""
+        ticket = request.query.get("ticket", "")
+        self.socket_attempts += 1
+        self._notify()
+        if self.refuse_sockets:
+            return web.Response(status=503, text="service_unavailable")
+        if ticket not in self._open_tickets:
+            return web.Response(status=401, text="invalid_ticket")
+        self._open_tickets.discard(ticket)
+        ws = web.WebSocketResponse()  # answers the client's pings itself
+        await ws.prepare(request)
+        socket = FakeSocket(ws, ticket)
+        self.sockets.append(socket)
+        await ws.send_json(_hello(len(self.open_sockets())))
+        self._notify()
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    self._received(socket, message.data)
+        finally:
+            socket.closed = True
+            self._notify()
+        return ws
+
+    def _received(self, socket: FakeSocket, data: str) -> None:
+        try:
+            message: Any = json.loads(data)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict) or message.get("envelope_id") not in self.envelopes:
+            self._violate("socket", [f"not an ack of an envelope sent: {data[:80]!r}"])
+            return
+        socket.received.append(message)
+        self.acks[message["envelope_id"]] = message
+        self._notify()
+
     # -- methods (arguments already checked against the spec) ------------------------------------
+
+    def _open_connection(self, args: Json) -> Json:
+        if self._root is None:
+            raise RuntimeError("FakeSlack is not being served")
+        ticket = f"ticket-{next(self._tickets)}"
+        self._open_tickets.add(ticket)
+        root = self._root.replace("http://", "ws://", 1)
+        return {"ok": True, "url": f"{root}/link/?ticket={ticket}&app_id={APP_ID}"}
 
     def _auth_test(self, args: Json) -> Json:
         return {"ok": True, "url": "https://sandbox.slack.com/", **BOT_IDENTITY}
@@ -346,6 +446,12 @@ async def _read_args(request: web.Request) -> Json | None:
         return args | body if isinstance(body, dict) else None
     form = await request.post()
     return args | {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+def _hello(connections: int) -> Json:
+    info = {"host": "sandbox", "build_number": 1, "approximate_connection_time": 18060}
+    return {"type": "hello", "num_connections": connections, "debug_info": info,
+            "connection_info": {"app_id": APP_ID}}  # fmt: skip
 
 
 def _error(error: str, **extra: Any) -> Json:

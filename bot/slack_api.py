@@ -1,8 +1,10 @@
 """SlackWriter: chat.postMessage / chat.update / chat.postEphemeral with Slack's rules kept.
 
 A 429 waits for Retry-After; transient failures back off; each channel gets at most one new
-message per `post_interval` (Slack allows about one per second per channel). Permanent errors
-(channel_not_found, message_not_found, ...) raise at once: retrying will not help.
+message per `post_interval` (Slack allows about one per second per channel). Edits are not
+paced with them: chat.update is its own rate tier (Tier 3), so a card edit never queues behind
+thread replies. Permanent errors (channel_not_found, message_not_found, ...) raise at once:
+retrying will not help.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ class SlackWriter:
         self._calls = calls
         self._channels: dict[str, _Channel] = {}
 
+    @property
+    def post_interval(self) -> float:
+        """The least time between two new messages in a channel (callers coalesce to it)."""
+        return self._interval
+
     async def post(
         self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None,
         thread_ts: str | None = None,
@@ -59,6 +66,7 @@ class SlackWriter:
         return str(reply["ts"])
 
     async def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        # Not paced with posts (its own tier): the card shows the news while replies wait.
         # text and blocks together: text alone would wipe the card's blocks
         await self._call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks)
 

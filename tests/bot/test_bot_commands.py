@@ -11,6 +11,7 @@ from deployer import DeploymentState
 from tests.conftest import TEST_SETTINGS, FakeClock
 
 S = DeploymentState
+ANY_NGINX = {"allowed_images": "ghcr.io/sst/opencode:*, nginx:*"}
 
 
 async def answer(world: SandboxBot, user: str, text: str) -> dict[str, object]:
@@ -55,19 +56,42 @@ async def test_malformed_commands_get_an_ephemeral_usage_naming_the_problem(
     assert await world.bot.deployer.store.latest("alice") is None
 
 
-async def test_empty_command_and_help_answer_in_the_channel(world: SandboxBot) -> None:
+async def test_empty_command_and_help_answer_only_the_asker(world: SandboxBot) -> None:
     for text in ("", "help"):
         said = await answer(world, "U0ALICE", text)
-        assert said["response_type"] == "in_channel"
+        assert said["response_type"] == "ephemeral"  # the channel did not ask for it
         assert "/aistack deploy" in str(said["text"]) + str(said.get("blocks"))
 
 
-async def test_dry_run_shows_the_plan_and_changes_nothing(world: SandboxBot) -> None:
-    said = await answer(world, "U0ALICE", "deploy alice --dry-run --image nginx:1.27")
-    shown = str(said["text"]) + str(said.get("blocks"))
-    assert "ai-stack-alice" in shown and "nginx:1.27" in shown and "alice.ai" in shown
+async def test_list_mine_answers_only_the_asker_and_list_the_channel(world: SandboxBot) -> None:
+    mine = await answer(world, "U0ALICE", "list --mine")
+    also_mine = await answer(world, "U0ALICE", "list mine")
+    everyone = await answer(world, "U0ALICE", "list")
+    assert (mine["response_type"], also_mine["response_type"]) == ("ephemeral", "ephemeral")
+    assert everyone["response_type"] == "in_channel"
+
+
+async def test_dry_run_shows_the_plan_and_changes_nothing() -> None:
+    async with sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS | ANY_NGINX) as world:
+        said = await answer(world, "U0ALICE", "deploy alice --dry-run --image nginx:1.27")
+        shown = str(said["text"]) + str(said.get("blocks"))
+        assert "ai-stack-alice" in shown and "nginx:1.27" in shown and "alice.ai" in shown
+        assert await world.bot.deployer.store.latest("alice") is None
+        assert not any(world.engine.resources().values())
+    assert world.slack.violations == []
+
+
+async def test_an_image_from_elsewhere_is_refused_to_the_asker_with_no_card(
+    world: SandboxBot,
+) -> None:
+    for text in ("deploy alice --image docker.io/evil/miner:latest",
+                 "deploy alice --dry-run --image quay.io/evil/miner:1"):  # fmt: skip
+        said = await answer(world, "U0MALLORY", text)
+        assert said["response_type"] == "ephemeral"
+        assert "is not allowed here" in str(said["text"])
+        assert "`ghcr.io/sst/opencode:*`" in str(said["text"])  # the patterns, listed
     assert await world.bot.deployer.store.latest("alice") is None
-    assert not any(world.engine.resources().values())
+    assert world.slack.calls_to("chat.postMessage") == []  # no card
 
 
 async def test_status_list_and_history_answer_in_the_channel(world: SandboxBot) -> None:

@@ -10,6 +10,7 @@ import pytest
 from bot.sandbox_world import SandboxBot, sandbox_bot
 from deployer import DeploymentState
 from deployer.models import utcnow
+from deployer.sandbox.faults import FailRule
 from tests.conftest import TEST_SETTINGS, FakeClock, RecordedSleeps
 
 S = DeploymentState
@@ -154,7 +155,13 @@ async def test_nobody_deciding_expires_the_request_on_its_own(calendar: Calendar
 
 
 async def test_second_deploy_of_a_busy_stack_is_told_who_holds_it(world: SandboxBot) -> None:
-    await requested(world, "U0ALICE", "deploy alice", "alice")
+    # A request waiting for approval holds nothing; an approved one does, and one left in
+    # rollback_failed (resources behind) keeps holding the stack until it is clean.
+    world.engine.dokploy.fail_deploys.add("opencode-alice")
+    world.engine.dokploy.faults.fail_ops["project.remove"] = FailRule(status=400, times=None)
+    dep = await requested(world, "U0ALICE", "deploy alice", "alice")
+    await world.click("U0BOB", "approve", dep)
+    assert (await world.settled("alice")).state is S.ROLLBACK_FAILED
     await world.driver.command("U0CAROL", "deploy alice")
     said = await world.told("U0CAROL", "busy")
     assert "requested by U0ALICE" in said or "U0ALICE" in said
@@ -194,8 +201,6 @@ async def test_someone_else_destroying_needs_approval(world: SandboxBot) -> None
 
 
 async def test_retry_rollback_after_the_upstream_recovers(world: SandboxBot) -> None:
-    from deployer.sandbox.faults import FailRule
-
     world.engine.dokploy.fail_deploys.add("opencode-bob")
     world.engine.dokploy.faults.fail_ops["project.remove"] = FailRule(status=400, times=None)
     dep = await requested(world, "U0BOB", "deploy bob", "bob")

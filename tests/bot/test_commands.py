@@ -17,6 +17,7 @@ from bot.commands import (
     ListStacks,
     Preflight,
     Status,
+    Transfer,
     UsageError,
     parse,
     usage_of,
@@ -198,3 +199,36 @@ def test_any_text_is_a_command_or_a_usage_error(text: str) -> None:
         assert isinstance(
             result, Deploy | Status | ListStacks | Destroy | History | Preflight | Help
         )
+
+
+TRANSFER_USAGE = "/aistack transfer <name> @user"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("transfer alice <@U0BOB>", Transfer("alice", "U0BOB")),
+        ("transfer alice <@U0BOB|bob>", Transfer("alice", "U0BOB")),  # a mention Slack escaped
+        ("Transfer alice W0BOB", Transfer("alice", "W0BOB")),  # a pasted member ID
+    ],
+)
+def test_transfer_names_a_stack_and_a_slack_user(text: str, expected: Command) -> None:
+    assert run(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("transfer", "transfer needs a stack name and who gets it"),
+        ("transfer alice", "transfer needs a stack name and who gets it"),
+        ("transfer alice @bob", "'@bob' is not a Slack user I can resolve"),
+        ("transfer alice <!here>", "'<!here>' is not a Slack user I can resolve"),
+        ("transfer alice <@U0BOB> now", "unexpected argument 'now' after the person"),
+        ("transfer <@U0BOB> alice", "'<@U0BOB>' is a Slack mention or link, not a stack name"),
+    ],
+)
+def test_transfer_usage_errors(text: str, problem: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        run(text)
+    assert caught.value.problem.startswith(problem)
+    assert TRANSFER_USAGE in caught.value.hint

@@ -175,17 +175,48 @@ def test_destroying_says_destroying() -> None:
     assert message.text.startswith(":hourglass_flowing_sand: Destroying *alice* — phase 1 of 8")
 
 
-def test_succeeded_shows_url_total_and_a_confirmed_rollback() -> None:
+def test_succeeded_shows_url_total_and_a_confirmed_destroy() -> None:
+    # The button removes the stack, so it says Destroy (it said "Roll back"); its action id
+    # stays the one the listeners know.
     message = render(S.SUCCEEDED)
     assert message.text == (
         ":white_check_mark: *alice* is live at https://alice.ai.example.com · total 1 min 02 s"
     )
     (button,) = buttons(message.blocks)
-    assert (button["style"], button["text"]["text"]) == ("danger", "Roll back")
+    assert (button["style"], button["text"]["text"]) == ("danger", "Destroy")
+    assert button["action_id"] == "aistack_rollback"
     confirm = button["confirm"]
-    assert confirm["title"]["text"] == "Roll back alice?"
+    assert confirm["title"]["text"] == "Destroy alice?"
+    assert confirm["text"]["text"].startswith("This removes *alice*")
     assert "its domain alice.ai.example.com and its DNS record" in confirm["text"]["text"]
-    assert (confirm["confirm"]["text"], confirm["deny"]["text"]) == ("Roll back", "Cancel")
+    assert (confirm["confirm"]["text"], confirm["deny"]["text"]) == ("Destroy", "Cancel")
+    assert confirm["style"] == "danger"
+
+
+def test_approving_a_destroy_asks_first_approving_a_deploy_does_not() -> None:
+    expires = T0 + timedelta(minutes=30)
+    destroy = dep(operation=Operation.DESTROY)
+    message = m.request_card(destroy, PLAN, expires_at=expires, approval_required=True)
+    check_message(message)
+    approve, reject = buttons(message.blocks)
+    assert approve["action_id"] == "aistack_approve" and "confirm" not in reject
+    confirm = approve["confirm"]
+    assert confirm["title"]["text"] == "Destroy alice?"
+    assert "removes *alice*, its domain alice.ai.example.com" in confirm["text"]["text"]
+    assert (confirm["confirm"]["text"], confirm["style"]) == ("Destroy", "danger")
+    redrawn = m.card(destroy, [], total=4, now=T0, plan=PLAN, expires_at=expires)
+    assert buttons(redrawn.blocks)[0]["confirm"] == confirm
+    deploy = m.request_card(dep(), PLAN, expires_at=expires, approval_required=True)
+    assert all("confirm" not in b for b in buttons(deploy.blocks))
+
+
+def test_a_redrawn_request_shows_the_plan_and_expiry_of_its_first_drawing() -> None:
+    expires = T0 + timedelta(minutes=30)
+    first = m.request_card(dep(), PLAN, expires_at=expires, approval_required=True)
+    redrawn = m.card(dep(), [], total=8, now=T0 + timedelta(minutes=5), plan=PLAN,
+                     expires_at=expires)  # fmt: skip
+    assert redrawn == first
+    assert "*Plan*" in joined(redrawn) and "expires 12:30 UTC" in joined(redrawn)
 
 
 def test_rolling_back_says_where_it_failed() -> None:
@@ -277,6 +308,14 @@ def test_hostile_text_never_reaches_slack_unescaped() -> None:
             assert unsafe_markup(text) == [], text
             assert HOSTILE_IMAGE not in text and "<@U1|x>" not in text
         check_message(message)
+
+
+def test_outcome_lines_escape_what_they_quote() -> None:
+    for state in (S.SUCCEEDED, S.ROLLED_BACK, S.ROLLBACK_FAILED):
+        ended = dep(state, image=HOSTILE_IMAGE, error=HOSTILE_ERROR, stack="a<!here>")
+        line = m.outcome_line(ended, PHASES)
+        assert line is not None and unsafe_markup(line) == [], line
+        assert line.startswith(f"<@{REQUESTER}> ")
 
 
 def test_thread_lines_escape_errors() -> None:
@@ -443,6 +482,28 @@ def ev(kind: str, phase: str | None = None, **kw: Any) -> Event:
 )
 def test_thread_lines(happened: Event, line: str) -> None:
     assert m.thread_line(happened) == line
+
+
+def test_the_outcome_mentions_the_requester_with_the_url_or_the_reason() -> None:
+    live = m.outcome_line(dep(S.SUCCEEDED), [])
+    assert live == (
+        f"<@{REQUESTER}> :white_check_mark: *alice* is live at https://alice.ai.example.com"
+    )
+    failed = m.outcome_line(dep(S.ROLLED_BACK), PHASES)
+    assert failed == (
+        f"<@{REQUESTER}> :x: *alice* is not live. Failed at Deploy: "
+        "boom &lt;@U1|x&gt; &amp; &lt;!here&gt;\nRolled back: nothing is left behind."
+    )
+    stuck = m.outcome_line(dep(S.ROLLBACK_FAILED, error="503"), [])
+    assert stuck is not None and stuck.startswith(f"<@{REQUESTER}> :warning: *alice* is not live")
+    assert "Failed: 503" in stuck and "The rollback left things behind" in stuck
+    teardown = m.outcome_line(dep(S.ROLLBACK_FAILED, operation=Operation.DESTROY), [])
+    assert teardown is not None and "was not removed" in teardown and "teardown" in teardown
+
+
+@pytest.mark.parametrize("state", [S.DESTROYED, S.REJECTED, S.EXPIRED, S.RUNNING, S.REQUESTED])
+def test_no_outcome_line_for_endings_nobody_waits_on(state: S) -> None:
+    assert m.outcome_line(dep(state), PHASES) is None
 
 
 @pytest.mark.parametrize("kind", ["phase.running", "undo.running", "deployment.succeeded"])

@@ -32,6 +32,9 @@ REPO = Path(__file__).resolve().parents[2]
         ({"SLACK_SIGNING_SECRET": "s", "AISTACK_APPROVERS": ""}, "AISTACK_APPROVERS is empty"),
         ({"SLACK_SIGNING_SECRET": "s", "AISTACK_APPROVERS": "alice"}, "Slack user ids"),
         ({"SLACK_SIGNING_SECRET": " "}, "SLACK_SIGNING_SECRET is required"),
+        ({"SLACK_APP_TOKEN": "xoxb-secret-value"}, r"SLACK_APP_TOKEN holds a bot token \(xoxb-"),
+        ({"SLACK_APP_TOKEN": "secret-value"}, "SLACK_APP_TOKEN must be an app-level token"),
+        ({"SLACK_APP_TOKEN": " ", "SLACK_SIGNING_SECRET": ""}, "SLACK_SIGNING_SECRET is required"),
     ],
 )
 def test_bad_bot_settings_stop_start_up_with_a_clear_message(
@@ -44,7 +47,46 @@ def test_bad_bot_settings_stop_start_up_with_a_clear_message(
         monkeypatch.setenv(key, value)
     with pytest.raises(ConfigError, match=says) as caught:
         load_bot_settings()
-    assert "xoxb-secret-value" not in str(caught.value)
+    assert "secret-value" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "bad", "right"),
+    [
+        ("AISTACK_CHANNELS", "#ops", "'#ops'", "C0123ABCD"),
+        ("AISTACK_CHANNELS", "C0OPS, ops", "'ops'", "C0123ABCD"),
+        ("AISTACK_APPROVERS", "@bob,U0BOB", "'@bob'", "U0123ABCD or W0123ABCD"),
+        ("AISTACK_APPROVERS", "bob", "'bob'", "user group ids (S0123ABCD)"),
+        ("AISTACK_DEPLOYERS", "@devs", "'@devs'", "user group ids (S0123ABCD)"),
+        ("AISTACK_DEPLOYERS", "u0bob", "'u0bob'", "U0123ABCD or W0123ABCD"),
+    ],
+)
+def test_names_where_slack_ids_go_are_refused_with_what_would_do(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str, value: str, bad: str,
+    right: str,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    monkeypatch.setenv("AISTACK_APPROVERS", "S0APPROVERS")
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_bot_settings()
+    message = str(caught.value)
+    assert f"{variable} has {bad}: not a Slack id" in message
+    assert right in message and "\n" not in message
+
+
+def test_slack_ids_of_every_kind_are_taken(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    monkeypatch.setenv("AISTACK_APPROVERS", "U0123ABCD, W0123ABCD,S0123ABCD")
+    monkeypatch.setenv("AISTACK_DEPLOYERS", "S0DEVS")
+    monkeypatch.setenv("AISTACK_CHANNELS", "C0123ABCD,G0PRIVATE")
+    settings = load_bot_settings()
+    assert settings.approvers == {"U0123ABCD", "W0123ABCD", "S0123ABCD"}
+    assert settings.channels == {"C0123ABCD", "G0PRIVATE"}
 
 
 def test_socket_mode_needs_no_signing_secret(
@@ -146,6 +188,13 @@ def test_manifest_is_a_valid_least_privilege_slack_manifest() -> None:
         "commands", "chat:write", "usergroups:read"
     }  # fmt: skip
     assert json.dumps(manifest)  # plain data, no YAML-only types
+
+
+def test_manifest_app_home_is_one_slack_accepts() -> None:
+    """Slack's manifest schema refuses a read-only messages tab that is not shown at all."""
+    home = yaml.safe_load((REPO / "manifest.yml").read_text())["features"]["app_home"]
+    if not home.get("messages_tab_enabled", False):
+        assert home.get("messages_tab_read_only_enabled", False) is not True
 
 
 async def test_a_card_left_behind_by_a_dead_bot_is_redrawn(world: SandboxBot) -> None:

@@ -1,16 +1,25 @@
-"""SlackWriter: pacing per channel, new cards first, 429 and transient errors ridden out."""
+"""SlackWriter: pacing per channel, new cards first, 429 and transient errors ridden out;
+SlackNotifier: its card edits never wait behind that pacing."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.notifier import SlackNotifier
 from bot.sandbox import FakeSlack
 from bot.slack_api import SlackWriter
+from bot.tasks import Tasks
+from deployer import Deployment, DeploymentState, Event
+from deployer.adapters.store_memory import MemoryStore
+from deployer.models import StackSpec
 from tests.conftest import FakeClock
+
+S = DeploymentState
 
 
 async def writer_for(
@@ -77,3 +86,78 @@ async def test_permanent_errors_are_raised_at_once() -> None:
         with pytest.raises(SlackApiError):
             await slack.post("C404", "card")
     assert clock.sleeps == []
+
+
+async def test_an_edit_goes_through_while_posts_wait_for_their_turn() -> None:
+    fake, clock = FakeSlack(), HeldClock()
+    async with fake.serve() as url, asyncio.timeout(10):
+        slack = await writer_for(fake, url, clock)
+        card = await slack.post("C1", "card")
+        reply = asyncio.create_task(slack.post("C1", "reply", thread_ts=card))
+        await clock.sleeping.wait()  # the reply waits out the channel's interval
+        await slack.update("C1", card, "edited", [{"type": "divider"}])
+        assert fake.card("C1", card).text == "edited" and not reply.done()
+        clock.go.set()
+        await reply
+    assert [c.method for c in fake.calls] == ["chat.postMessage", "chat.update", "chat.postMessage"]
+
+
+class Deploy:
+    """One deployment's transitions and phase events, stored and told to the notifier as the
+    deployer's journal does."""
+
+    def __init__(self, store: MemoryStore, notifier: SlackNotifier, dep: Deployment) -> None:
+        self.store, self.notifier, self.dep = store, notifier, dep
+
+    async def move(self, *targets: S) -> None:
+        for target in targets:
+            event = self._event(f"deployment.{target}", state=str(target))
+            self.dep = await self.store.transition(self.dep, target, approver="U0BOB", event=event)
+            await self.notifier.notify(event)
+
+    async def phase_done(self, index: int, title: str) -> None:
+        data = {"title": title}
+        await self.notifier.notify(self._event("phase.done", index=index, total=8, data=data))
+
+    def _event(self, kind: str, **fields: Any) -> Event:
+        return Event(deployment_id=self.dep.id, stack=self.dep.stack, kind=kind, **fields)
+
+
+async def test_the_card_shows_the_ending_at_once_while_the_reply_waits_its_turn() -> None:
+    """Posts are paced per channel, the card's edits are not: "live" is on the card while
+    the thread's reply still waits for the channel (and the card's own interval is cut short
+    by the ending)."""
+    fake, pacing, card_clock = FakeSlack(), HeldClock(), HeldClock()
+    store, tasks = MemoryStore(), Tasks()
+    spec = StackSpec(name="alice", project_name="p", app_name="a", host="alice.example.test",
+                     image="nginx:1.27", container_port=80)  # fmt: skip
+    async with fake.serve() as url, asyncio.timeout(10):
+        slack = await writer_for(fake, url, pacing)
+        notifier = SlackNotifier(
+            slack, store, tasks, plan_of=lambda *_: [], approval_ttl=600, interval=2.0,
+            monotonic=card_clock.monotonic, sleep=card_clock.sleep,
+        )  # fmt: skip
+        ts = await slack.post("C1", "request card")
+        dep = await store.create(Deployment(stack="alice", requester="U0ALICE", spec=spec))
+        run = Deploy(store, notifier, await store.set_message(dep.id, "C1", ts))
+        await run.move(S.APPROVED)  # the first edit goes at once
+        await fake.wait_for(lambda: len(fake.calls_to("chat.update")) == 1)
+        await run.move(S.QUEUED, S.RUNNING)
+        await run.phase_done(1, "Preflight")
+        await run.phase_done(8, "Health")
+        await card_clock.sleeping.wait()  # the card waits out its interval; so does the reply
+        await run.move(S.SUCCEEDED)
+        await fake.wait_for(lambda: "live at" in fake.card("C1", ts).text)
+        await pacing.sleeping.wait()
+        assert fake.thread("C1", ts) == []  # the reply still waits for the channel
+        pacing.go.set()
+        await notifier.wait_idle()
+        await tasks.cancel_all()
+    (reply,) = fake.thread("C1", ts)  # both phases and the outcome: one reply
+    assert reply.text.splitlines() == [
+        ":white_check_mark: [1/8] Preflight",
+        ":white_check_mark: [8/8] Health",
+        "<@U0ALICE> :white_check_mark: *alice* is live at https://alice.example.test",
+    ]
+    assert card_clock.now == 0  # no interval was waited out: the ending cut it short
+    assert fake.violations == []

@@ -17,6 +17,8 @@ is a destroy request) is refused there; deciding on a request that already exist
 cleaning up after one, still works where its card is.
 
 The requester of a live stack is its owner: for destroy and Roll back one column covers both.
+A request for someone else's live stack (dave's redeploy of alice's) would replace it, so its
+owner may reject it, though not approve it; the owner or an approver may transfer a stack.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from tests.security.conftest import ALICE, BOB, MALLORY, bot, handled, snapshot
 S = DeploymentState
 DAVE = "U0DAVE"  # a colleague: neither an approver nor the owner of alice's stack
 ALLOWED, APPROVAL, REFUSED = "allowed", "needs approval", "refused"
+ANY_NGINX = {"allowed_images": "ghcr.io/sst/opencode:*, nginx:*"}  # the cells redeploy nginx
 Setup = Callable[[SandboxBot], Awaitable[Deployment | None]]
 
 
@@ -99,7 +102,7 @@ async def teardown_failed(world: SandboxBot) -> Deployment:
 @asynccontextmanager
 async def scene(setup: Setup, wrong_channel: bool) -> AsyncIterator[tuple[SandboxBot, Any]]:
     if not wrong_channel:
-        async with bot() as world:
+        async with bot(engine=ANY_NGINX) as world:
             yield world, await setup(world)
             await handled(world)
         assert world.slack.violations == []
@@ -108,11 +111,13 @@ async def scene(setup: Setup, wrong_channel: bool) -> AsyncIterator[tuple[Sandbo
     store = MemoryStore()
     async with Sandbox(deploy_delay=0.01) as sandbox, fake.serve() as url:
         upstreams = (sandbox, fake, url)
-        async with bot(upstreams=upstreams, store=store) as before:
+        async with bot(upstreams=upstreams, store=store, engine=ANY_NGINX) as before:
             subject = await setup(before)
             await handled(before)
         restricted = frozenset({"C0AISTACK"})
-        async with bot(upstreams=upstreams, store=store, channels=restricted) as world:
+        async with bot(
+            upstreams=upstreams, store=store, channels=restricted, engine=ANY_NGINX
+        ) as world:
             yield world, subject
             await handled(world)
     assert fake.violations == []
@@ -121,7 +126,7 @@ async def scene(setup: Setup, wrong_channel: bool) -> AsyncIterator[tuple[Sandbo
 # -- the table ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Cell:
-    action: str  # request | approve | reject | destroy | rollback | retry_rollback
+    action: str  # request | approve | reject | destroy | rollback | retry_rollback | transfer
     actor: str  # the column
     user: str
     setup: Setup
@@ -136,6 +141,9 @@ class Cell:
 
 ONLY_APPROVERS = "only approvers can approve or reject"
 ONLY_DECIDERS = "only approvers (or whoever asked) can reject"
+MAY_STILL_REJECT = "It is your live stack: you may reject it"
+ONLY_OWNER = "only the stack's owner or an approver can transfer it"
+TO_DAVE = f"transfer alice <@{DAVE}>"
 OTHER_CHANNEL = "<#C0AISTACK>"
 # fmt: off
 CELLS = [
@@ -146,12 +154,12 @@ CELLS = [
     Cell("request", "wrong channel", ALICE, nothing, REFUSED, OTHER_CHANNEL, "deploy alice"),
     Cell("approve", "requester", BOB, pending_by_an_approver, REFUSED, "someone else has to"),
     Cell("approve", "approver", BOB, pending, ALLOWED),
-    Cell("approve", "owner", ALICE, redeploy_pending, REFUSED, ONLY_APPROVERS),
+    Cell("approve", "owner", ALICE, redeploy_pending, REFUSED, MAY_STILL_REJECT),
     Cell("approve", "stranger", MALLORY, pending, REFUSED, ONLY_APPROVERS),
     Cell("approve", "wrong channel", BOB, pending, ALLOWED),
     Cell("reject", "requester", ALICE, pending, ALLOWED),
     Cell("reject", "approver", BOB, pending, ALLOWED),
-    Cell("reject", "owner", ALICE, redeploy_pending, REFUSED, ONLY_DECIDERS),
+    Cell("reject", "owner", ALICE, redeploy_pending, ALLOWED),
     Cell("reject", "stranger", MALLORY, pending, REFUSED, ONLY_DECIDERS),
     Cell("reject", "wrong channel", BOB, pending, ALLOWED),
     Cell("destroy", "owner", ALICE, live, ALLOWED, text="destroy alice"),
@@ -167,6 +175,10 @@ CELLS = [
     Cell("retry_rollback", "owner", ALICE, teardown_failed, ALLOWED),
     Cell("retry_rollback", "stranger", MALLORY, rollback_failed, REFUSED, "or an approver can"),
     Cell("retry_rollback", "wrong channel", BOB, rollback_failed, ALLOWED),
+    Cell("transfer", "owner", ALICE, live, ALLOWED, text=TO_DAVE),
+    Cell("transfer", "approver", BOB, live, ALLOWED, text=TO_DAVE),
+    Cell("transfer", "stranger", MALLORY, live, REFUSED, ONLY_OWNER, TO_DAVE),
+    Cell("transfer", "wrong channel", ALICE, live, REFUSED, OTHER_CHANNEL, TO_DAVE),
 ]
 # fmt: on
 
@@ -183,7 +195,7 @@ async def test_authorization_matrix(cell: Cell) -> None:
 
 async def _act_and_check(world: SandboxBot, subject: Deployment | None, cell: Cell) -> None:
     store, channel = world.bot.deployer.store, "C0OPS"
-    before, posts = await snapshot(world), _posts(world)
+    before, posts, owned = await snapshot(world), _posts(world), await store.live("alice")
     events = len(await store.events("alice")) if subject else 0
     seen = len(world.slack.ephemerals)
     if cell.text:
@@ -203,6 +215,7 @@ async def _act_and_check(world: SandboxBot, subject: Deployment | None, cell: Ce
         assert any(cell.says in t for t in told), told
         assert await snapshot(world) == before, "a refused action changed something"
         assert _posts(world) == posts, "a refused action posted a card"
+        assert await store.live("alice") == owned, "a refused action changed the owner"
         return
     changed = await snapshot(world) != before
     recorded = subject is not None and len(await store.events("alice")) > events
@@ -240,7 +253,17 @@ async def _rejected(world: SandboxBot, subject: Any, cell: Cell) -> None:
     done = await world.settled("alice", within=5)
     assert (done.id, done.state) == (subject.id, S.REJECTED)
     assert "Rejected" in world.card(done).text
-    assert not any(world.engine.resources().values())
+    if await world.bot.deployer.owner("alice") is None:
+        assert not any(world.engine.resources().values())
+    else:  # a request for a live stack was rejected: the stack is still there, untouched
+        assert world.engine.resources()["projects"] == ["ai-stack-alice"]
+
+
+async def _transferred(world: SandboxBot, subject: Any, cell: Cell) -> None:
+    assert await world.bot.deployer.owner("alice") == DAVE
+    moved = (await world.bot.deployer.history("alice"))[-1]
+    assert (moved.kind, moved.actor) == ("stack.transferred", cell.user)
+    assert (moved.data["from"], moved.data["to"]) == (ALICE, DAVE)
 
 
 async def _destroyed(world: SandboxBot, subject: Any, cell: Cell) -> None:
@@ -262,6 +285,7 @@ CHECK_ALLOWED = {
     "destroy": _destroyed,
     "rollback": _destroyed,
     "retry_rollback": _cleaned,
+    "transfer": _transferred,
 }
 
 

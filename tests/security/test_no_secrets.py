@@ -31,6 +31,7 @@ S = DeploymentState
 BAD_DOKPLOY_KEY = "dk-wrong-7f3a9c1e5b2d"
 BAD_HETZNER_TOKEN = "hz-wrong-4e8d2a6f0c1b"
 BAD_SLACK_TOKEN = "xoxb-wrong-9c1e5b7f3a4e"
+APP_TOKEN = "xapp-1-A0TEST-4e1b2c3d5f6a"
 STACK_SECRET = "sk-stack-2b6f0c4e8d1a"  # AISTACK_STACK_ENV: the stack's own API key
 SECRETS = {
     "Dokploy API key": API_KEY,
@@ -154,12 +155,16 @@ def test_settings_show_no_secret() -> None:
         ingress_ip="127.0.0.1", stack_env={"OPENAI_API_KEY": STACK_SECRET},
     )  # fmt: skip
     slack = load_bot_settings(_env_file=None, bot_token=TOKEN, signing_secret=SECRET,
-                              app_token=BAD_SLACK_TOKEN, approvers="S0APPROVERS")  # fmt: skip
+                              app_token=APP_TOKEN, approvers="S0APPROVERS")  # fmt: skip
     for settings in (engine, slack):
         shown = [repr(settings), str(settings), settings.model_dump_json()]
-        for secret in (API_KEY, HETZNER_TOKEN, TOKEN, SECRET, BAD_SLACK_TOKEN):
+        for secret in (API_KEY, HETZNER_TOKEN, TOKEN, SECRET, APP_TOKEN):
             assert not any(secret in text for text in shown), (type(settings).__name__, secret)
     assert engine.dokploy_api_key.get_secret_value() == API_KEY  # still there to be used
+    with pytest.raises(ConfigError) as refused:  # a bot token where the app token goes
+        load_bot_settings(_env_file=None, bot_token=TOKEN, signing_secret=SECRET,
+                          app_token=BAD_SLACK_TOKEN, approvers="S0APPROVERS")  # fmt: skip
+    assert BAD_SLACK_TOKEN not in str(refused.value)
 
 
 @pytest.mark.parametrize(
