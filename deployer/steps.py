@@ -19,8 +19,19 @@ from functools import partial, wraps
 from typing import TypeVar
 
 from deployer.core.states import Operation
-from deployer.errors import AmbiguousResource, DeployFailed, PermanentError, TransientError
+from deployer.errors import DeployFailed, PermanentError, TransientError
 from deployer.ports import AppSettings, Clock, Dns, Paas, Prober, ProjectRef
+from deployer.provenance import (
+    GONE,
+    NEVER_MADE,
+    adoptable,
+    fresh,
+    is_live,
+    kept,
+    kept_it,
+    removed,
+    untouched,
+)
 from deployer.records import IDS
 from deployer.resilience import compensating
 from deployer.saga import PhaseContext, Step, Undo, Undone
@@ -29,8 +40,6 @@ from deployer.settings import DeployerSettings
 Outputs = Mapping[str, str]
 Recorded = Callable[[str], Awaitable[Outputs]]  # stack -> ids its live deployment holds
 T = TypeVar("T")
-GONE = Undone("nothing to undo: already gone", changed=False)
-NEVER_MADE = Undone("nothing to undo: this deployment made none", changed=False)
 
 
 class StackSteps:
@@ -111,7 +120,7 @@ class StackSteps:
         spec, out = ctx.deployment.spec, ctx.outputs
         absent = False
         if "project_existed" not in out:  # a first run: the preflight's listing decides
-            adopted = _adoptable(out)
+            adopted = adoptable(out)
             if adopted is not None:
                 await self._progress(ctx, project_existed="yes")
                 return {"project_id": adopted.project_id, "environment_id": adopted.environment_id}
@@ -138,12 +147,12 @@ class StackSteps:
     async def _do_application(self, ctx: PhaseContext) -> Outputs:
         out = ctx.outputs
         project = ProjectRef(out["project_id"], out["environment_id"])
-        redeploy = _is_live(out, "project_id") and "live_application_id" in out
+        redeploy = is_live(out, "project_id") and "live_application_id" in out
         if redeploy and "application_existed" not in out:  # the live stack's own application
             await self._progress(ctx, application_existed="yes")
             name = out.get("live_app_name", ctx.deployment.spec.app_name)
             return {"application_id": out["live_application_id"], "app_name": name}
-        absent = _fresh(out, "project", "application")
+        absent = fresh(out, "project", "application")
         ensure = partial(self._paas.ensure_application, project, ctx.deployment.spec.app_name,
                          absent=absent)  # fmt: skip
         app = await self._made(ctx, "application", ensure)
@@ -151,7 +160,7 @@ class StackSteps:
 
     async def _do_image(self, ctx: PhaseContext) -> Outputs:
         spec, app = ctx.deployment.spec, ctx.outputs["application_id"]
-        if not _kept(ctx, "application"):
+        if not kept(ctx, "application"):
             # a new application's environment is empty: write it only when there is one
             await self._paas.configure_image(app, spec.image, spec.env or None)
             return {"image": spec.image}
@@ -165,7 +174,7 @@ class StackSteps:
         spec, app = ctx.deployment.spec, ctx.outputs["application_id"]
         ensure = partial(
             self._paas.ensure_domain, app, spec.host, spec.container_port, self._s.https,
-            absent=_fresh(ctx.outputs, "application", "domain"),
+            absent=fresh(ctx.outputs, "application", "domain"),
         )  # fmt: skip
         domain_id = await self._made(ctx, "domain", ensure)
         return {"domain_id": domain_id}
@@ -180,8 +189,8 @@ class StackSteps:
         app = ctx.outputs["application_id"]
         known_key, asked_key = f"{prefix}_known", f"{prefix}_requested"
         if known_key not in ctx.outputs:
-            fresh = ctx.outputs.get("application_existed") == "no" and prefix == "deploy"
-            before = set() if fresh else await self._paas.deployment_ids(app)
+            new_app = ctx.outputs.get("application_existed") == "no" and prefix == "deploy"
+            before = set() if new_app else await self._paas.deployment_ids(app)
             await self._progress(ctx, **{known_key: ",".join(sorted(before))})
         if asked_key not in ctx.outputs:
             await self._paas.start_deploy(app, title)
@@ -259,48 +268,44 @@ class StackSteps:
     # -- undo -------------------------------------------------------------------------------
     async def _undo_project(self, ctx: PhaseContext) -> Undone:
         spec = ctx.deployment.spec
-        if _kept(ctx, "project"):
-            return _kept_it(f"project {spec.project_name}")
+        if kept(ctx, "project"):
+            return kept_it(f"project {spec.project_name}")
         ref = await self._project(ctx)
         if ref is None:
-            return NEVER_MADE if _untouched(ctx, "project") else GONE
+            return NEVER_MADE if untouched(ctx, "project") else GONE
         # project.remove leaves Swarm services running: make sure our application went first
         # (a teardown only gets here once its application is removed).
         app_id = ctx.outputs.get("application_id")
-        if (
-            ctx.deployment.operation is Operation.DEPLOY
-            and app_id
-            and not _kept(ctx, "application")
-        ):
+        if ctx.deployment.operation is Operation.DEPLOY and app_id and not kept(ctx, "application"):
             await self._paas.delete_application(app_id)
-        removed = await self._paas.remove_project(ref.project_id)
-        return _removed(removed, f"project {spec.project_name} ({ref.project_id})")
+        gone = await self._paas.remove_project(ref.project_id)
+        return removed(gone, f"project {spec.project_name} ({ref.project_id})")
 
     async def _undo_dns(self, ctx: PhaseContext) -> Undone:
         if self._s.dns_mode == "wildcard":
             return Undone("nothing to undo: wildcard mode creates no record", changed=False)
         name = self._dns_name(ctx.deployment.stack)
-        if _kept(ctx, "dns"):
-            return _kept_it(f"DNS record {name}")
-        if _untouched(ctx, "dns"):
+        if kept(ctx, "dns"):
+            return kept_it(f"DNS record {name}")
+        if untouched(ctx, "dns"):
             return NEVER_MADE
-        return _removed(await self._dns.delete_a_record(name), f"DNS record {name}")
+        return removed(await self._dns.delete_a_record(name), f"DNS record {name}")
 
     async def _undo_application(self, ctx: PhaseContext) -> Undone:
         name = ctx.deployment.spec.app_name
-        if _kept(ctx, "application"):
-            return _kept_it(f"application {name}")
+        if kept(ctx, "application"):
+            return kept_it(f"application {name}")
         app_id = await self._application_id(ctx)
         if app_id is None:
-            return NEVER_MADE if _untouched(ctx, "application") else GONE
-        return _removed(await self._paas.delete_application(app_id), f"application {name}")
+            return NEVER_MADE if untouched(ctx, "application") else GONE
+        return removed(await self._paas.delete_application(app_id), f"application {name}")
 
     async def _undo_image(self, ctx: PhaseContext) -> Undone:
         """A redeploy changed a live application: put its image and environment back, and
         when the new image was already deployed, deploy the old one again and wait until it
         answers, so the live stack is what it was before."""
         out, spec = ctx.outputs, ctx.deployment.spec
-        if not _kept(ctx, "application") or "image_before" not in out:
+        if not kept(ctx, "application") or "image_before" not in out:
             return Undone("nothing to undo: the image goes with the application", changed=False)
         before = AppSettings(out["image_before"], out.get("env_before", ""))
         await self._paas.restore_settings(out["application_id"], before)
@@ -313,17 +318,17 @@ class StackSteps:
 
     async def _undo_domain(self, ctx: PhaseContext) -> Undone:
         host = ctx.deployment.spec.host
-        if _kept(ctx, "domain"):
-            return _kept_it(f"domain {host}")
+        if kept(ctx, "domain"):
+            return kept_it(f"domain {host}")
         domain_id = ctx.outputs.get("domain_id")
-        if domain_id is None and _untouched(ctx, "domain"):
+        if domain_id is None and untouched(ctx, "domain"):
             return NEVER_MADE
         app_id = await self._application_id(ctx)
         if domain_id is None and app_id is not None:
             domain_id = await self._paas.find_domain(app_id, host)
         if domain_id is None:
             return GONE
-        return _removed(await self._paas.delete_domain(domain_id), f"domain {host}")
+        return removed(await self._paas.delete_domain(domain_id), f"domain {host}")
 
     # -- teardown ---------------------------------------------------------------------------
     async def _do_locate(self, ctx: PhaseContext) -> Outputs:
@@ -354,14 +359,14 @@ class StackSteps:
         out = ctx.outputs
         if "project_id" in out and "environment_id" in out:
             return ProjectRef(out["project_id"], out["environment_id"])
-        if ctx.deployment.operation is Operation.DESTROY or _untouched(ctx, "project"):
+        if ctx.deployment.operation is Operation.DESTROY or untouched(ctx, "project"):
             return None  # the teardown's locate already looked; a deploy never asked
         return await self._paas.find_project(ctx.deployment.spec.project_name)
 
     async def _application_id(self, ctx: PhaseContext) -> str | None:
         if "application_id" in ctx.outputs:
             return ctx.outputs["application_id"]
-        if ctx.deployment.operation is Operation.DESTROY or _untouched(ctx, "application"):
+        if ctx.deployment.operation is Operation.DESTROY or untouched(ctx, "application"):
             return None
         ref = await self._project(ctx)
         if ref is None:
@@ -373,46 +378,3 @@ class StackSteps:
         if self._s.dns_mode == "wildcard":
             return self._s.wildcard_name
         return self._s.record_name(stack)
-
-
-def _kept_it(what: str) -> Undone:
-    return Undone(f"kept {what}: it was there before this deployment", changed=False)
-
-
-def _removed(removed: bool, what: str) -> Undone:
-    return Undone(f"removed {what}") if removed else GONE
-
-
-def _kept(ctx: PhaseContext, kind: str) -> bool:
-    return ctx.outputs.get(f"{kind}_existed") == "yes"
-
-
-def _untouched(ctx: PhaseContext, kind: str) -> bool:
-    """A deploy that never sent a create for `kind`: nothing of it can be ours to undo."""
-    return ctx.deployment.operation is Operation.DEPLOY and f"{kind}_existed" not in ctx.outputs
-
-
-def _fresh(out: Outputs, parent: str, kind: str) -> bool:
-    """This deployment made the parent and has not tried `kind` yet: nothing to look up."""
-    return out.get(f"{parent}_existed") == "no" and f"{kind}_existed" not in out
-
-
-def _is_live(out: Outputs, key: str) -> bool:
-    return key in out and out.get(f"live_{key}") == out[key]
-
-
-def _adoptable(out: Outputs) -> ProjectRef | None:
-    """From the preflight's listing: the live stack's project when it is still there, else
-    the only project of our name; none means create; two or more are refused."""
-    candidates = [ProjectRef(*c.split("/", 1)) for c in out["project_candidates"].split(",") if c]
-    live = out.get("live_project_id")
-    for ref in candidates:
-        if ref.project_id == live:
-            return ref
-    if len(candidates) > 1:
-        ids = ", ".join(r.project_id for r in candidates)
-        raise AmbiguousResource(
-            f"Dokploy has {len(candidates)} projects named like this stack's ({ids}): aistack "
-            "will not guess which is its own; remove or rename the one that is not"
-        )
-    return candidates[0] if candidates else None
