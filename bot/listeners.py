@@ -3,6 +3,11 @@
 Parsing is pure and happens before the ack, so a malformed command is answered in the ack
 itself (ephemeral). Everything that does I/O runs after the ack in a tracked task, wrapped so
 that every failure reaches the user as a clear message.
+
+What a command or click decided is stored before anything is posted, in one write: the
+request with the channel its card goes to, and (when it needs no approval) already approved
+and queued. The card comes after; if the bot dies before it is posted, the notifier's sweep
+posts it (bot/notifier.py post_unposted).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from bot import commands as c
 from bot import messages as m
 from bot.blocks import Message, escape, mention
 from bot.directory import Directory
+from bot.notifier import NO_CARD, SlackNotifier
 from bot.settings import BotSettings
 from bot.slack_api import SlackWriter
 from bot.tasks import Tasks
@@ -39,7 +45,6 @@ from deployer.models import utcnow
 S = DeploymentState
 log = structlog.get_logger("aistack.bot.listeners")
 Respond = Callable[..., Awaitable[Any]]
-NO_CARD = ("not_in_channel", "channel_not_found", "is_archived")
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,10 @@ class Listeners:
         slack: SlackWriter,
         directory: Directory,
         tasks: Tasks,
+        cards: SlackNotifier,
     ) -> None:
         self._d = deployer
+        self._cards = cards
         self._s = settings
         self._policy: AccessPolicy = settings.policy()
         self._slack = slack
@@ -141,9 +148,11 @@ class Listeners:
             return
         if await self._image_refused(self._d.spec(name, image).image, respond):
             return
-        dep = await self._d.request(name, requester=user, image=image, dedup_key=trigger)
+        needed = self._s.approval_required
+        dep = await self._d.request(name, requester=user, image=image, dedup_key=trigger,
+                                    channel=channel, approved=not needed)  # fmt: skip
         if dep.message_ts is None:  # not a replay of a request we already carded
-            await self._post_card(dep, channel, respond, auto_approve=not self._s.approval_required)
+            await self._post_card(dep, respond, approval_required=needed)
 
     async def _request_destroy(
         self, name: str, user: str, channel: str, trigger: str | None, respond: Respond
@@ -151,10 +160,11 @@ class Listeners:
         owner = await self._d.owner(self._d.spec(name).name)
         direct = self._policy.may_destroy_directly(user, owner)
         dep = await self._d.request(
-            name, requester=user, operation=Operation.DESTROY, dedup_key=trigger
-        )
+            name, requester=user, operation=Operation.DESTROY, dedup_key=trigger,
+            channel=channel, approved=direct,
+        )  # fmt: skip
         if dep.message_ts is None:
-            await self._post_card(dep, channel, respond, auto_approve=direct)
+            await self._post_card(dep, respond, approval_required=not direct)
 
     async def _image_refused(self, image: str, respond: Respond) -> bool:
         """An image outside AISTACK_ALLOWED_IMAGES is refused to the asker alone: no card."""
@@ -181,30 +191,39 @@ class Listeners:
         await _say(respond, m.notice(f"{said}; transferred by {mention(user)}."), public=True)
 
     async def _post_card(
-        self, dep: Deployment, channel: str, respond: Respond, *, auto_approve: bool
+        self, dep: Deployment, respond: Respond, *, approval_required: bool
     ) -> None:
-        plan = self._d.plan(dep.spec, dep.operation)
-        expires = utcnow() + timedelta(seconds=self._s.approval_ttl)
-        card = m.request_card(dep, plan, expires_at=expires, approval_required=not auto_approve,
-                              replaces=await self._d.takeover(dep))  # fmt: skip
+        """The request is stored; now its card (once, even if the sweep of another replica
+        finds it unposted meanwhile). The owner's own request settles the others first."""
+        closed = await self._d.supersede(dep)
+
+        async def render(current: Deployment) -> Message:
+            plan = self._d.plan(current.spec, current.operation)
+            expires = current.created_at + timedelta(seconds=self._s.approval_ttl)
+            return m.request_card(current, plan, expires_at=expires,
+                                  approval_required=approval_required,
+                                  replaces=await self._d.takeover(current))  # fmt: skip
+
         try:
-            ts = await self._slack.post(channel, card.text, card.blocks)
+            await self._cards.post_card(dep.id, render)
         except SlackApiError as exc:
             if exc.response.get("error") not in NO_CARD:
                 raise
-            await self._d.journal.move(dep, S.EXPIRED, error="the request card could not be posted")
-            await _say(
-                respond, m.refusal("I cannot post in this channel: `/invite @aistack` first.")
-            )
+            await self._no_card(dep, respond)
             return
-        dep = await self._d.store.set_message(dep.id, channel, ts)
-        # The card just posted shows this version: the sweep must not redraw it from less.
-        await self._d.store.mark_card(dep.id, dep.version)
-        closed = await self._d.supersede(dep)  # the owner's own request settles the others
-        if auto_approve:
-            await self._d.approve(dep, dep.requester)
         for other in closed:
             await self._say_superseded(other, dep)
+
+    async def _no_card(self, dep: Deployment, respond: Respond) -> None:
+        """A channel the bot cannot post in: a request waiting for approval could never be
+        approved, so it ends; one approved already goes ahead, and the asker is told."""
+        goes_on = ""
+        if dep.state is S.REQUESTED:
+            await self._d.journal.move(dep, S.EXPIRED, error="the request card could not be posted")
+        else:
+            goes_on = f" The {dep.operation} of {dep.stack} goes ahead: `/aistack status` shows it."
+        await _say(respond, m.refusal(f"I cannot post in this channel: `/invite @aistack` "
+                                      f"first.{goes_on}"))  # fmt: skip
 
     async def _say_superseded(self, closed: Deployment, by: Deployment) -> None:
         """Under the closed card: why, and to whom (a mention notifies them; an edit not)."""

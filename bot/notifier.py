@@ -10,26 +10,43 @@ Each deployment with a card gets two writers that never wait on each other:
   mentions the requester: few posts, and the person hears how it ended.
 Slack errors are retried, 429s wait for Retry-After. Because the card's channel and ts live in
 the store, whichever replica runs the job edits the same card.
+
+Both survive a SIGKILL and a second replica (bot/outbox.py leases). The thread's outbox is the
+store's event log: the writer reads the events after the deployment's cursor ("replies posted
+through event N"), posts them, then moves the cursor; an event here is only a wake-up. Each
+card edit is drawn from a read made under the deployment's draw lease, so whichever replica
+draws it, a card never goes back to an older state. The periodic sweep posts cards that were
+never posted, redraws cards left behind, and resumes threads nobody is posting.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import ClassVar, TypeVar
+from typing import TypeVar
 
 import structlog
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks import MAX_TEXT
+from bot.blocks import Message
 from bot.messages import card, outcome_line, thread_line
+from bot.outbox import DRAW, LEASE_SECONDS, POST, THREAD, SlackLeases, stop
 from bot.slack_api import SlackWriter
 from bot.tasks import Tasks
+from bot.writers import (
+    CardWriter,
+    Line,
+    ThreadWriter,
+    Writer,
+    batch,
+    chunks,
+    ends,
+    posted_through,
+    shown,
+    waiting,
+)
 from deployer import TERMINAL, Deployment, DeploymentState, Event, Notifier, Operation, Store
 from deployer.core.phases import phases_for
 from deployer.models import StackSpec, utcnow
@@ -42,58 +59,14 @@ Sleep = Callable[[float], Awaitable[None]]
 # both go in one reply. Bounded: if the outcome is late (a store outage, a shutdown), the
 # phase goes alone.
 OUTCOME_GRACE = 1.0
+# Another replica is drawing the card: its edit takes a moment; wait for it that long at most.
+DRAW_RETRY = 0.05
+DRAW_ATTEMPTS = int(LEASE_SECONDS / DRAW_RETRY) + 1
+NO_CARD = ("not_in_channel", "channel_not_found", "is_archived")
+RenderCard = Callable[[Deployment], Awaitable[Message]]
 
 
-@dataclass
-class _Writer:
-    """One writer task of one deployment; what it has taken but not written is unsettled."""
-
-    kind: ClassVar[str]
-    deployment_id: str
-    unsettled: int = 0
-    done: bool = False
-
-    def owed(self) -> int:
-        return self.unsettled
-
-
-@dataclass
-class _Card(_Writer):
-    kind = "card"
-    queue: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
-    ending: asyncio.Event = field(default_factory=asyncio.Event)  # a terminal event is queued
-
-    def owed(self) -> int:
-        return self.unsettled + self.queue.qsize()
-
-
-@dataclass(frozen=True)
-class _Line:
-    event: Event
-    text: str | None  # None for an outcome: it is rendered from the store when posted
-    due: float  # monotonic time it happened
-
-    @property
-    def outcome(self) -> bool:
-        return _ends(self.event)
-
-    @property
-    def last_phase(self) -> bool:
-        e = self.event
-        return e.kind == "phase.done" and e.index is not None and e.index == e.total
-
-
-@dataclass
-class _Thread(_Writer):
-    kind = "thread"
-    lines: deque[_Line] = field(default_factory=deque)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def owed(self) -> int:
-        return self.unsettled + len(self.lines)
-
-
-W = TypeVar("W", bound=_Writer)
+W = TypeVar("W", bound=Writer)
 
 
 class SlackNotifier:
@@ -105,6 +78,7 @@ class SlackNotifier:
         *,
         plan_of: PlanOf,
         approval_ttl: float,
+        leases: SlackLeases,
         interval: float = 2.0,
         monotonic: Callable[[], float],
         sleep: Sleep = asyncio.sleep,
@@ -120,29 +94,80 @@ class SlackNotifier:
         self._monotonic = monotonic
         self._sleep = sleep
         self._now = now
-        self._cards: dict[str, _Card] = {}
-        self._threads: dict[str, _Thread] = {}
+        self._leases = leases
+        self._drawing: dict[str, asyncio.Lock] = {}  # one draw at a time per card, here
+        self._posting: set[str] = set()  # cards this process is posting now
+        self._unpostable: set[str] = set()  # channels the bot cannot post in: not retried
+        self._cards: dict[str, CardWriter] = {}
+        self._threads: dict[str, ThreadWriter] = {}
         self._pending = 0  # events and lines not yet written
         self._idle = asyncio.Event()
         self._idle.set()
 
     async def notify(self, event: Event) -> None:
-        card_writer = self._writer(self._cards, _Card, event.deployment_id, self._follow_card)
+        card_writer = self._writer(self._cards, CardWriter, event.deployment_id, self._follow_card)
         card_writer.queue.put_nowait(event)
-        if _ends(event):
+        if ends(event):
             card_writer.ending.set()
         self._owe(1)
-        text = thread_line(event)
-        if text is not None or _ends(event):  # an ending may carry news, and ends a hold
-            thread = self._writer(self._threads, _Thread, event.deployment_id, self._follow_thread)
-            thread.lines.append(_Line(event, text, self._monotonic()))
+        if thread_line(event) is not None or ends(event):  # an ending may carry news
+            thread = self._writer(
+                self._threads, ThreadWriter, event.deployment_id, self._follow_thread
+            )
+            thread.heard += 1  # the writer reads the line back from the store
             thread.arrived.set()
             self._owe(1)
 
     async def refresh(self, dep: Deployment, *, paused: bool = False) -> None:
         """Redraw a card now (after a click, or to say the bot is pausing)."""
         if dep.channel and dep.message_ts:
-            await self._draw(dep, paused=paused)
+            await self._draw(dep.id, paused=paused)
+
+    async def post_card(self, deployment_id: str, render: RenderCard) -> Deployment | None:
+        """Post a request's first card, once whatever the replicas and restarts (the POST
+        lease, then a look that it is still unposted); None when it was posted already or
+        another replica is posting it. Then catch it up: a redraw if the request moved on
+        meanwhile (approved, running), and the thread replies due so far."""
+        if deployment_id in self._posting:  # this process is posting it (the lease is ours)
+            return None
+        self._posting.add(deployment_id)
+        try:
+            async with self._leases.held(deployment_id, POST) as mine:
+                dep = await self._store.get(deployment_id)
+                if not mine or dep.message_ts or not dep.channel:
+                    return None
+                message = await render(dep)
+                ts = await self._slack.post(dep.channel, message.text, message.blocks)
+                posted = await self._store.set_message(dep.id, dep.channel, ts)
+                await self._store.mark_card(dep.id, dep.version)  # what the new card shows
+        finally:
+            self._posting.discard(deployment_id)
+        if posted.version > dep.version:
+            self._tasks.spawn(self.refresh(posted), name=f"card:{dep.id[:8]}")
+        self._writer(self._threads, ThreadWriter, dep.id, self._follow_thread)
+        return posted
+
+    async def post_unposted(self) -> int:
+        """Post the cards of requests acknowledged but never carded (the bot died first)."""
+        posted = 0
+        for dep in await self._store.unposted_cards():
+            if dep.channel in self._unpostable:
+                continue
+            try:
+                posted += await self.post_card(dep.id, self._render) is not None
+            except SlackApiError as exc:
+                if exc.response.get("error") in NO_CARD:  # not retried by this process
+                    self._unpostable.add(dep.channel or "")
+                log.warning("card not posted", deployment_id=dep.id, error=str(exc))
+        return posted
+
+    async def resume_threads(self) -> int:
+        """Post the replies due under cards that no writer here is on (this process restarted,
+        or the replica that was posting them died); a replica posting them keeps its lease."""
+        ids = [i for i in await self._store.unposted_replies() if i not in self._threads]
+        for deployment_id in ids:
+            self._writer(self._threads, ThreadWriter, deployment_id, self._follow_thread)
+        return len(ids)
 
     def writing(self, deployment_id: str) -> bool:
         """Whether a writer of this process is following that deployment's card."""
@@ -192,6 +217,9 @@ class SlackNotifier:
             if running.get(target.deployment_id) is target:
                 del running[target.deployment_id]
             self._settle(target.owed())
+            if target.keeper is not None:  # after `done`: news meanwhile starts a new writer
+                await stop(target.keeper)
+                await self._leases.release(target.deployment_id, target.kind)
 
     def _owe(self, count: int) -> None:
         self._pending += count
@@ -202,41 +230,65 @@ class SlackNotifier:
         if self._pending <= 0:
             self._idle.set()
 
-    def _settle_taken(self, target: _Writer) -> None:
+    def _settle_taken(self, target: Writer) -> None:
         self._settle(target.unsettled)
         target.unsettled = 0
 
     # -- the card -------------------------------------------------------------------------
-    async def _follow_card(self, target: _Card, channel: str, ts: str) -> None:
+    async def _follow_card(self, target: CardWriter, channel: str, ts: str) -> None:
         drawn: Deployment | None = None
         drawn_at = float("-inf")
         while True:
-            target.unsettled += len(await _batch(target.queue))
+            target.unsettled += len(await batch(target.queue))
             target.ending.clear()
             dep = await self._store.get(target.deployment_id)
             wait = drawn_at + self._interval - self._monotonic()
             if wait > 0 and dep.state not in TERMINAL:
                 await self._pause(wait, target.ending)  # coalesce; an ending cuts it short
-                target.unsettled += len(_waiting(target.queue))
+                target.unsettled += len(waiting(target.queue))
                 dep = await self._store.get(target.deployment_id)
-            if not _shown(drawn, dep):
-                await self._draw(dep)
-                drawn, drawn_at = dep, self._monotonic()
+            if not shown(drawn, dep):
+                drawn = await self._draw(dep.id) or drawn  # None: another replica drew it
+                drawn_at = self._monotonic()
             self._settle_taken(target)
             if target.queue.empty() and dep.state in TERMINAL:
                 return
 
-    async def _draw(self, dep: Deployment, *, paused: bool = False) -> None:
+    async def _draw(self, deployment_id: str, *, paused: bool = False) -> Deployment | None:
+        """Draw the card from the deployment as it is now, read under its DRAW lease: each
+        edit shows a state no older than the one before, whichever replica made it. None
+        when the lease stayed taken (the replica holding it draws the news, or the sweep)."""
+        async with self._drawing.setdefault(deployment_id, asyncio.Lock()):
+            if not await self._draw_lease(deployment_id):
+                return None
+            try:
+                dep = await self._store.get(deployment_id)
+                await self._update(dep, paused=paused)
+                return dep
+            finally:
+                await self._leases.release(deployment_id, DRAW)
+
+    async def _draw_lease(self, deployment_id: str) -> bool:
+        for _ in range(DRAW_ATTEMPTS):
+            if await self._leases.take(deployment_id, DRAW):
+                return True
+            await self._sleep(DRAW_RETRY)
+        return False
+
+    async def _update(self, dep: Deployment, *, paused: bool) -> None:
         assert dep.channel and dep.message_ts
+        message = await self._render(dep, paused=paused)
+        await self._slack.update(dep.channel, dep.message_ts, message.text, message.blocks)
+        if not paused:  # a paused card still has its resumed state to show
+            await self._store.mark_card(dep.id, dep.version)
+
+    async def _render(self, dep: Deployment, *, paused: bool = False) -> Message:
         phases = await self._store.phases(dep.id)
         total = len(phases_for(dep.operation))
         plan, expires_at = self._request(dep)
         replaces = await self._records.takeover(dep) if self._waiting(dep) else None
-        message = card(dep, phases, total=total, now=self._now(), paused=paused,
-                       plan=plan, expires_at=expires_at, replaces=replaces)  # fmt: skip
-        await self._slack.update(dep.channel, dep.message_ts, message.text, message.blocks)
-        if not paused:  # a paused card still has its resumed state to show
-            await self._store.mark_card(dep.id, dep.version)
+        return card(dep, phases, total=total, now=self._now(), paused=paused,
+                    plan=plan, expires_at=expires_at, replaces=replaces)  # fmt: skip
 
     @staticmethod
     def _waiting(dep: Deployment) -> bool:
@@ -250,16 +302,54 @@ class SlackNotifier:
         return self._plan_of(dep.spec, dep.operation), dep.created_at + self._ttl
 
     # -- the thread -----------------------------------------------------------------------
-    async def _follow_thread(self, target: _Thread, channel: str, ts: str) -> None:
-        while True:
+    async def _follow_thread(self, target: ThreadWriter, channel: str, ts: str) -> None:
+        """Drain the deployment's outbox in order under its THREAD lease; the cursor moves
+        after each reply, so a restart or another replica goes on where this one stopped."""
+        if not await self._leases.take(target.deployment_id, THREAD):
+            return  # another replica is posting them
+        target.keeper = self._leases.keep(target.deployment_id, THREAD)
+        target.through = await self._store.replies_posted(target.deployment_id)
+        target.since = self._monotonic()
+        while await self._refill(target):
+            target.replying = True
             reply = await self._reply(target)
-            for text in _chunks(await self._texts(reply)):
+            for text in chunks(await self._texts(reply)):
                 await self._slack.post(channel, text, thread_ts=ts)
+            await self._store.mark_replies_posted(target.deployment_id, posted_through(target))
+            target.replying = False
             self._settle_taken(target)
-            if not target.lines:
-                return
 
-    async def _reply(self, target: _Thread) -> list[_Line]:
+    async def _refill(self, target: ThreadWriter) -> bool:
+        """Read back the events after the last one read; True when lines are waiting. Events
+        that say nothing in the thread move the cursor at once."""
+        while not target.lines:
+            target.arrived.clear()
+            events = await self._store.events_for(target.deployment_id)
+            fresh = [e for e in events if (e.seq or 0) > target.through]
+            for event in fresh:
+                text = thread_line(event)
+                if text is not None or ends(event):
+                    counted = target.heard > 0
+                    target.heard -= counted
+                    due = self._due(event, None if counted else target.since)
+                    target.lines.append(Line(event, text, due, counted))
+            if fresh:
+                target.through = fresh[-1].seq or target.through
+                if not (target.lines or target.replying):
+                    await self._store.mark_replies_posted(target.deployment_id, target.through)
+            if not target.arrived.is_set():  # no await between this look and the writer's end
+                break
+        return bool(target.lines)
+
+    def _due(self, event: Event, backlog_since: float | None) -> float:
+        """When the event happened, on the monotonic clock. A backlog (events this process was
+        not told of: it restarted, or another replica ran them) is due when the writer
+        started, so it goes in as few replies as the text limit allows."""
+        ago = max(0.0, (self._now() - event.at).total_seconds())
+        due = self._monotonic() - ago
+        return due if backlog_since is None else max(due, backlog_since)
+
+    async def _reply(self, target: ThreadWriter) -> list[Line]:
         """The lines of the next reply: the first one, and every one due within the post
         interval after it. The last phase waits (briefly) for the outcome; an outcome ends it."""
         first = await self._take(target, math.inf)
@@ -275,24 +365,23 @@ class SlackNotifier:
         return reply
 
     async def _take(
-        self, target: _Thread, until: float, *, outcome_by: float = -math.inf
-    ) -> _Line | None:
+        self, target: ThreadWriter, until: float, *, outcome_by: float = -math.inf
+    ) -> Line | None:
         """The next line if it is due by `until` (monotonic), or an outcome due by
         `outcome_by`; it waits for one until then."""
         while True:
-            if target.lines:
+            if target.lines or await self._refill(target):
                 head = target.lines[0]
                 if head.due > (max(until, outcome_by) if head.outcome else until):
                     return None  # it opens the next reply
-                target.unsettled += 1
+                target.unsettled += head.counted
                 return target.lines.popleft()
             left = max(until, outcome_by) - self._monotonic()
             if left <= 0:
                 return None
-            target.arrived.clear()
             await self._pause(left, target.arrived)
 
-    async def _texts(self, reply: list[_Line]) -> list[str]:
+    async def _texts(self, reply: list[Line]) -> list[str]:
         texts = [line.text or await self._outcome(line.event) for line in reply]
         return [text for text in texts if text]
 
@@ -322,44 +411,6 @@ class SlackNotifier:
         finally:
             for waiting in waits:
                 waiting.cancel()
-
-
-def _ends(event: Event) -> bool:
-    """A transition into a terminal state: the card shows it at once, the thread may say it."""
-    return event.kind.startswith("deployment.") and event.state in TERMINAL
-
-
-def _shown(drawn: Deployment | None, dep: Deployment) -> bool:
-    """The card already shows this ending (a terminal state does not change while it lasts)."""
-    return (
-        drawn is not None
-        and drawn.state in TERMINAL
-        and (drawn.version, drawn.state) == (dep.version, dep.state)
-    )
-
-
-def _chunks(texts: list[str]) -> list[str]:
-    """Lines joined into as few replies as Slack's text limit allows; none is cut or lost."""
-    chunks: list[str] = []
-    for text in texts:
-        if chunks and len(chunks[-1]) + 1 + len(text) <= MAX_TEXT:
-            chunks[-1] += "\n" + text
-        else:
-            chunks.append(text)
-    return chunks
-
-
-async def _batch(queue: asyncio.Queue[Event]) -> list[Event]:
-    """At least one event, and every other one already waiting."""
-    return [await queue.get(), *_waiting(queue)]
-
-
-def _waiting(queue: asyncio.Queue[Event]) -> list[Event]:
-    events = []
-    with contextlib.suppress(asyncio.QueueEmpty):
-        while True:
-            events.append(queue.get_nowait())
-    return events
 
 
 class Notifiers:

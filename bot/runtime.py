@@ -2,7 +2,8 @@
 
 Start: the store, one Slack client (auth.test first: a bad token or an unreachable Slack fails
 here, in one line, not on the first click; in Socket Mode apps.connections.open next, for the
-app token), the deployer, the Bolt app, the web app, the workers and the expiry sweep.
+app token), the deployer, the Bolt app, the web app, the workers, the expiry sweep and the
+card sweep (cards and thread replies a dead process owed: bot/notifier.py).
 Stop: take no more work, interrupt running sagas (their phases checkpoint), mark their cards
 "paused", let the cards finish writing, close everything. The next start, or another
 replica, resumes those deployments on the same cards.
@@ -35,8 +36,9 @@ from bot.directory import Directory
 from bot.listeners import Listeners
 from bot.metrics import Metrics, MetricsNotifier
 from bot.notifier import Notifiers, SlackNotifier
+from bot.outbox import SlackLeases, owner_id
 from bot.settings import BotSettings
-from bot.slack_api import SlackWriter
+from bot.slack_api import SlackWriter, StoreSlots
 from bot.tasks import Tasks
 from deployer import ConfigError, Deployer, DeployerSettings, open_deployer
 from deployer.adapters.stores import open_store
@@ -139,13 +141,13 @@ async def running_bot(
         socket_url = await _socket_url(client, settings) if settings.socket_mode else None
         metrics = Metrics()
         metrics.track_tasks(lambda: len(tasks) + len(cards_tasks) + len(background))
-        slack = SlackWriter(
-            client, post_interval=post_interval, calls=metrics.slack_calls, sleep=slack_sleep
-        )
+        slack = SlackWriter(client, post_interval=post_interval, calls=metrics.slack_calls,
+                            sleep=slack_sleep, slots=StoreSlots(store))  # fmt: skip
         # `deployer` is opened below, with this notifier: cards ask it for plans only later
         cards = SlackNotifier(slack, store, cards_tasks, interval=settings.card_interval,
                               monotonic=time.monotonic, approval_ttl=settings.approval_ttl,
-                              plan_of=lambda spec, op: deployer.plan(spec, op))  # fmt: skip
+                              plan_of=lambda spec, op: deployer.plan(spec, op),
+                              leases=SlackLeases(store, owner_id()))  # fmt: skip
         notifier = Notifiers(MetricsNotifier(metrics), cards)
         async with open_deployer(engine, notifier, store=store, clock=clock) as deployer:
             bot = _assemble(settings, deployer, client, slack, cards, metrics, tasks, store,
@@ -174,7 +176,7 @@ def _assemble(
 ) -> Bot:  # fmt: skip
     bolt = build_bolt(client)
     directory = Directory(client, settings.policy().groups, ttl=settings.group_cache_seconds)
-    Listeners(deployer, settings, slack, directory, tasks).register(bolt)
+    Listeners(deployer, settings, slack, directory, tasks, cards).register(bolt)
     bot = Bot(settings, deployer, bolt, web.Application(), cards, slack, metrics, tasks, None)
     if settings.app_token is not None:  # built here, in the running loop, as the SDK needs
         bot.socket = SocketLink(bolt, settings.app_token.get_secret_value(), socket_url)
@@ -276,12 +278,15 @@ async def _expire(deployer: Deployer, settings: BotSettings, stop: asyncio.Event
 
 
 async def _keep_cards(cards: SlackNotifier, stop: asyncio.Event) -> None:
-    """At start and then every few seconds: redraw cards another process left behind."""
+    """At start and then every few seconds: post the cards and thread replies a dead process
+    (this one before a restart, or another replica) left unposted, and redraw the cards it
+    left behind."""
     while not stop.is_set():
-        try:
-            await cards.redraw_stale()
-        except Exception as exc:  # Slack or the store is down: try again next time
-            log.warning("stale cards not redrawn", error=repr(exc))
+        for sweep in (cards.post_unposted, cards.resume_threads, cards.redraw_stale):
+            try:
+                await sweep()
+            except Exception as exc:  # Slack or the store is down: try again next time
+                log.warning("cards not swept", sweep=sweep.__name__, error=repr(exc))
         try:
             await asyncio.wait_for(stop.wait(), CARD_SWEEP_SECONDS)
         except TimeoutError:

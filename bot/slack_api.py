@@ -1,7 +1,8 @@
 """SlackWriter: chat.postMessage / chat.update / chat.postEphemeral with Slack's rules kept.
 
 A 429 waits for Retry-After; transient failures back off; each channel gets at most one new
-message per `post_interval` (Slack allows about one per second per channel). Edits are not
+message per `post_interval` (Slack allows about one per second per channel), across every
+replica and restart when `slots` reserves each post's slot in the shared store. Edits are not
 paced with them: chat.update is its own rate tier (Tier 3), so a card edit never queues behind
 thread replies. Permanent errors (channel_not_found, message_not_found, ...) raise at once:
 retrying will not help.
@@ -14,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -22,12 +24,41 @@ from prometheus_client import Counter
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from deployer.models import utcnow
+from deployer.ports import Store
+
 log = structlog.get_logger("aistack.bot.slack")
 TRANSIENT = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "request_timeout",
      "service_unavailable"}
 )  # fmt: skip
 Sleep = Callable[[float], Awaitable[None]]
+# (channel, interval) -> seconds to wait for the slot reserved for the next post
+Slots = Callable[[str, float], Awaitable[float]]
+
+
+class StoreSlots:
+    """Each channel's post slots reserved in the store, so the pace holds for all replicas
+    together and across restarts, not per process. Slots are `margin` more than the interval
+    apart: a post reaches Slack a little after its slot (a timer fires a little early, one
+    request travels faster than the one before), and Slack counts arrivals."""
+
+    def __init__(
+        self, store: Store, *, margin: float = 0.05, now: Callable[[], datetime] = utcnow
+    ) -> None:
+        self._store = store
+        self._margin = margin
+        self._now = now
+
+    async def __call__(self, channel: str, interval: float) -> float:
+        try:
+            slot = await self._store.reserve_post_slot(
+                channel, interval + self._margin, self._now()
+            )
+        except Exception as exc:  # the store is down: this process's own pace still holds
+            log.warning("post slot not reserved", error=repr(exc))
+            return 0.0
+        return (slot - self._now()).total_seconds()
 
 
 class SlackWriter:
@@ -40,8 +71,10 @@ class SlackWriter:
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         calls: Counter | None = None,
+        slots: Slots | None = None,
     ) -> None:
         self.client = client
+        self._slots = slots
         self._interval = post_interval
         self._max_wait = max_wait
         self._sleep = sleep
@@ -105,6 +138,8 @@ class SlackWriter:
         await lane.enter(first=first)
         try:
             wait = lane.last + self._interval - self._clock()
+            if self._slots is not None and self._interval > 0:  # the shared pace
+                wait = max(wait, await self._slots(channel, self._interval))
             if wait > 0:
                 await self._sleep(wait)
             yield

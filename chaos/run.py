@@ -171,6 +171,16 @@ class Chaos:
                  or d.state is S.ROLLBACK_FAILED}  # fmt: skip
         raise AssertionError(f"not settled after {within:.0f} s: {stuck}")
 
+    async def _posted(self, dep: Deployment) -> Deployment:
+        """The deployment once its card is posted: every acknowledged request gets one, even
+        when the bot died before posting it (the restarted bot's sweep posts it)."""
+        for _ in range(300):
+            if dep.message_ts:
+                return dep
+            await asyncio.sleep(0.05)
+            dep = await self.store.get(dep.id)
+        raise AssertionError(f"{dep.stack}'s {dep.operation} ({dep.state}) never got its card")
+
     async def _all(self) -> list[Deployment]:
         found: list[Deployment] = []
         for latest in await self.store.list_latest():
@@ -203,8 +213,10 @@ class Chaos:
         assert not self.slack.violations, self.slack.violations
 
     async def _check_card(self, dep: Deployment) -> None:
-        if not dep.message_ts or dep.state not in CARD_SAYS:
+        dep = await self._posted(dep)
+        if dep.state not in CARD_SAYS:
             return
+        assert dep.message_ts
         for _ in range(300):  # the bot may still be drawing it (stale cards: every 5 s)
             if CARD_SAYS[dep.state] in self.slack.card(dep.channel or "", dep.message_ts).text:
                 return

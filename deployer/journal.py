@@ -51,6 +51,18 @@ class Journal:
         await self._publish(event)
         return moved
 
+    async def create(
+        self, draft: Deployment, events: Sequence[Event], *, dedup_key: str | None = None
+    ) -> Deployment:
+        """Store a new deployment with its events in one write: what a click decided (a
+        request approved and queued at once) survives a crash whole, or not at all. A replay
+        (same dedup key or id) returns what is stored and publishes nothing."""
+        dep = await self.store.create(draft, dedup_key=dedup_key, events=events)
+        if dep.id == draft.id:
+            for event in events:
+                await self._publish(event)
+        return dep
+
     async def checkpoint(
         self, dep: Deployment, record: PhaseRecord, kind: str, **fields: Any
     ) -> None:
@@ -70,6 +82,11 @@ class Journal:
             await self._notifier.notify(event)
         except Exception as exc:  # a notifier outage must not stop the deployment
             log.warning("notifier failed", kind=event.kind, error=str(exc))
+
+
+def event_of(dep: Deployment, kind: str, **fields: Any) -> Event:
+    """An event of `dep`, not yet stored (Journal.create stores it with the deployment)."""
+    return _event(dep, kind, **fields)
 
 
 def _event(dep: Deployment, kind: str, **fields: Any) -> Event:

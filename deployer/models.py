@@ -91,6 +91,9 @@ class Event(Frozen):
     index: int | None = None
     total: int | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    # Its place in the store's log (the events table's id), once stored: the Slack thread's
+    # outbox is a cursor on it. None on an event not read back from a store.
+    seq: int | None = None
 
 
 class ProjectView(Frozen):

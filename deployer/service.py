@@ -20,7 +20,7 @@ from deployer.errors import (
     NotFound,
     PermanentError,
 )
-from deployer.journal import Journal
+from deployer.journal import Journal, event_of
 from deployer.models import Deployment, Event, ProjectView, StackSpec, StackStatus, utcnow
 from deployer.ports import Dns, LiveStack, Paas, ZoneInfo
 from deployer.records import Records, Takeover
@@ -66,22 +66,28 @@ class Deployer:
         operation: Operation = Operation.DEPLOY,
         image: str | None = None,
         dedup_key: str | None = None,
+        channel: str | None = None,
+        approved: bool = False,
     ) -> Deployment:
-        """Record a new deployment in `requested`; the store refuses it while another one
-        holds the stack (requests waiting for approval do not: they may wait side by side)."""
+        """Record a new deployment in `requested` (or, `approved`: approved by its requester
+        and queued), with its audit events, in one write; the store refuses it while another
+        one holds the stack (requests waiting for approval do not: they may wait side by
+        side). `channel` is where its card goes: a card never posted is found by it."""
         spec = self.spec(name, image)
         if operation is Operation.DESTROY:
             spec = await self._spec_to_destroy(spec)
-        draft = Deployment(stack=spec.name, operation=operation, requester=requester, spec=spec)
-        dep = await self.store.create(draft, dedup_key=dedup_key)
-        if dep.id == draft.id:
-            await self.journal.emit(
-                dep,
-                "deployment.requested",
-                state=str(S.REQUESTED),
-                actor=requester,
-                data={"image": spec.image},
-            )
+        draft = Deployment(stack=spec.name, operation=operation, requester=requester, spec=spec,
+                           channel=channel)  # fmt: skip
+        events = [event_of(draft, "deployment.requested", state=str(S.REQUESTED),
+                           actor=requester, data={"image": spec.image})]  # fmt: skip
+        if approved:
+            draft = draft.model_copy(update={"state": S.QUEUED, "version": 2,
+                                             "approver": requester})  # fmt: skip
+            events += [event_of(draft, f"deployment.{s}", state=str(s), actor=requester)
+                       for s in (S.APPROVED, S.QUEUED)]  # fmt: skip
+        dep = await self.journal.create(draft, events, dedup_key=dedup_key)
+        if dep.state is S.QUEUED:
+            self.work_queued.set()
         return dep
 
     async def approve(self, dep: Deployment, approver: str) -> Deployment:

@@ -207,11 +207,58 @@ _POSTGRES_LIVE = (
     _LIVE_FROM_HISTORY,
 )
 
+# Slack's side of a deployment, kept apart from the engine's tables so it can move out whole:
+# short leases (one replica posts a card, draws it, or posts its replies at a time), the
+# thread's outbox cursor (replies posted through event id N), and each channel's next slot
+# for a new message (one pace for every replica). Existing deployments count as replied
+# through their last event: their threads are as complete as they will ever be.
+_SLACK_THREADS_FROM_HISTORY = """INSERT INTO slack_threads (deployment_id, posted_through)
+SELECT deployment_id, max(id) FROM events GROUP BY deployment_id"""
+
+_SQLITE_SLACK = (
+    """CREATE TABLE slack_leases (
+        deployment_id TEXT NOT NULL,
+        kind          TEXT NOT NULL,
+        owner         TEXT NOT NULL,
+        expires_at    TEXT NOT NULL,
+        PRIMARY KEY (deployment_id, kind)
+    )""",
+    """CREATE TABLE slack_threads (
+        deployment_id  TEXT PRIMARY KEY,
+        posted_through INTEGER NOT NULL
+    )""",
+    """CREATE TABLE slack_channels (
+        channel      TEXT PRIMARY KEY,
+        next_post_at TEXT NOT NULL
+    )""",
+    _SLACK_THREADS_FROM_HISTORY,
+)
+
+_POSTGRES_SLACK = (
+    """CREATE TABLE slack_leases (
+        deployment_id text NOT NULL,
+        kind          text NOT NULL,
+        owner         text NOT NULL,
+        expires_at    timestamptz NOT NULL,
+        PRIMARY KEY (deployment_id, kind)
+    )""",
+    """CREATE TABLE slack_threads (
+        deployment_id  text PRIMARY KEY,
+        posted_through bigint NOT NULL
+    )""",
+    """CREATE TABLE slack_channels (
+        channel      text PRIMARY KEY,
+        next_post_at timestamptz NOT NULL
+    )""",
+    _SLACK_THREADS_FROM_HISTORY,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "deployments, phases, events, dedup keys, leases", _SQLITE_1, _POSTGRES_1),
     Migration(2, "card version", _CARD_VERSION, _CARD_VERSION),
     Migration(3, "requests hold nothing", _REQUESTS_HOLD_NOTHING, _REQUESTS_HOLD_NOTHING),
     Migration(4, "live stacks and their owners", _SQLITE_LIVE, _POSTGRES_LIVE),
+    Migration(5, "slack leases, thread outbox, channel pace", _SQLITE_SLACK, _POSTGRES_SLACK),
 )
 
 _SQLITE_LEDGER = """CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -127,6 +127,12 @@ def busy_message(holder: Deployment) -> str:
     )
 
 
+def next_post_slot(reserved: datetime | None, interval: float, now: datetime) -> datetime:
+    """The slot a new message may take: now, or the one after the last reserved, whichever
+    is later. The caller stores slot + interval as the channel's next."""
+    return now if reserved is None else max(utc(reserved), utc(now))
+
+
 def busy_unknown(stack: str) -> str:
     return f"{stack} is busy: another deployment holds it; try again in a moment"
 

@@ -11,6 +11,7 @@ the store, as with a database.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ from .store_common import (
     busy_message,
     ends_live,
     makes_live,
+    next_post_slot,
     not_transferred,
     stale_message,
     utc,
@@ -59,13 +61,20 @@ class MemoryStore:
         self._leases: dict[str, _Lease] = {}
         self._cards: dict[str, int] = {}  # deployment id -> version its card shows
         self._live: dict[str, LiveStack] = {}  # stack -> who owns it, what it is made of
+        self._seq = itertools.count(1)  # the events' ids, as the SQL stores number them
+        self._slack_leases: dict[tuple[str, str], _Lease] = {}  # (deployment, kind) -> lease
+        self._replied: dict[str, int] = {}  # deployment id -> replies posted through seq
+        self._next_post: dict[str, datetime] = {}  # channel -> its next free slot
 
     async def close(self) -> None:
         """Nothing to release; the data lives as long as the object."""
 
     # -- deployments ---------------------------------------------------------------------
 
-    async def create(self, deployment: Deployment, *, dedup_key: str | None = None) -> Deployment:
+    async def create(
+        self, deployment: Deployment, *, dedup_key: str | None = None,
+        events: Sequence[Event] = (),
+    ) -> Deployment:  # fmt: skip
         async with self._lock:
             if dedup_key is not None and dedup_key in self._dedup:
                 return _copy(self._deployments[self._dedup[dedup_key]])
@@ -77,6 +86,8 @@ class MemoryStore:
             self._deployments[deployment.id] = _copy(deployment)
             if dedup_key is not None:
                 self._dedup[dedup_key] = deployment.id
+            for event in events:
+                self._append(event)
             return _copy(deployment)
 
     async def get(self, deployment_id: str) -> Deployment:
@@ -122,7 +133,7 @@ class MemoryStore:
                 self._retry_at[moved.id] = utc(retry_at)
             self._keep_live(moved, target)
             if event is not None:
-                self._events.append(_copy(event))
+                self._append(event)
             return _copy(moved)
 
     def _keep_live(self, moved: Deployment, target: DeploymentState) -> None:
@@ -153,7 +164,7 @@ class MemoryStore:
                 raise not_transferred(stack, owner, current)
             moved = LiveStack(stack, to, utcnow(), current.deployment_id)
             self._live[stack] = moved
-            self._events.append(_copy(event))
+            self._append(event)
             return moved
 
     async def set_message(self, deployment_id: str, channel: str, ts: str) -> Deployment:
@@ -188,7 +199,10 @@ class MemoryStore:
             self._get(record.deployment_id)
             self._phases.setdefault(record.deployment_id, {})[record.name] = _copy(record)
             if event is not None:
-                self._events.append(_copy(event))
+                self._append(event)
+
+    def _append(self, event: Event) -> None:
+        self._events.append(_copy(event).model_copy(update={"seq": next(self._seq)}))
 
     async def phases(self, deployment_id: str) -> list[PhaseRecord]:
         async with self._lock:
@@ -196,7 +210,7 @@ class MemoryStore:
 
     async def append_event(self, event: Event) -> None:
         async with self._lock:
-            self._events.append(_copy(event))
+            self._append(event)
 
     async def events(self, stack: str) -> list[Event]:
         async with self._lock:
@@ -217,6 +231,51 @@ class MemoryStore:
             stale = [d for d in self._deployments.values()
                      if d.message_ts and self._cards.get(d.id, -1) < d.version]  # fmt: skip
             return [_copy(d) for d in sorted(stale, key=lambda d: d.updated_at)[:limit]]
+
+    async def unposted_cards(self, limit: int = 50) -> list[Deployment]:
+        async with self._lock:
+            unposted = [d for d in self._deployments.values() if d.channel and not d.message_ts]
+            return [_copy(d) for d in sorted(unposted, key=_by_created)[:limit]]
+
+    async def take_slack_lease(
+        self, deployment_id: str, kind: str, owner: str, seconds: float, now: datetime
+    ) -> bool:
+        async with self._lock:
+            held = self._slack_leases.get((deployment_id, kind))
+            if held is not None and held.owner != owner and held.expires_at > utc(now):
+                return False
+            lease = _Lease(owner, utc(now) + timedelta(seconds=seconds))
+            self._slack_leases[(deployment_id, kind)] = lease
+            return True
+
+    async def release_slack_lease(self, deployment_id: str, kind: str, owner: str) -> None:
+        async with self._lock:
+            held = self._slack_leases.get((deployment_id, kind))
+            if held is not None and held.owner == owner:
+                del self._slack_leases[(deployment_id, kind)]
+
+    async def replies_posted(self, deployment_id: str) -> int:
+        async with self._lock:
+            return self._replied.get(deployment_id, 0)
+
+    async def mark_replies_posted(self, deployment_id: str, through: int) -> None:
+        async with self._lock:
+            self._replied[deployment_id] = max(self._replied.get(deployment_id, 0), through)
+
+    async def unposted_replies(self, limit: int = 50) -> list[str]:
+        async with self._lock:
+            last: dict[str, int] = {}
+            for e in self._events:
+                last[e.deployment_id] = e.seq or 0
+            carded = [d for d in self._deployments.values() if d.message_ts
+                      and last.get(d.id, 0) > self._replied.get(d.id, 0)]  # fmt: skip
+            return [d.id for d in sorted(carded, key=lambda d: d.updated_at)[:limit]]
+
+    async def reserve_post_slot(self, channel: str, interval: float, now: datetime) -> datetime:
+        async with self._lock:
+            slot = next_post_slot(self._next_post.get(channel), interval, now)
+            self._next_post[channel] = slot + timedelta(seconds=interval)
+            return slot
 
     # -- the work queue ------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from deployer.models import Deployment, Event, PhaseRecord, utcnow
 from deployer.ports import LiveStack
 
 from .migrations import migrate_postgres
+from .slack_postgres import PostgresSlackState
 from .store_common import (
     DEPLOYMENT_COLUMNS,
     active_stack,
@@ -79,7 +80,9 @@ _APPEND_EVENT = """INSERT INTO events (deployment_id, stack, kind, at, actor, ph
     duration, idx, total, data)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"""
 
-_EVENT_COLUMNS = "deployment_id, stack, kind, at, actor, phase, state, duration, idx, total, data"
+_EVENT_COLUMNS = (
+    "id AS seq, deployment_id, stack, kind, at, actor, phase, state, duration, idx, total, data"
+)
 
 # Needs work and nobody holds a live lease (the states mirror store_common.LEASED_STATES).
 _CLAIMABLE = """SELECT d.* FROM deployments AS d
@@ -104,7 +107,7 @@ RETURNING deployment_id"""
 _CLAIM_ATTEMPTS = 10
 
 
-class PostgresStore:
+class PostgresStore(PostgresSlackState):
     def __init__(self, pool: Any, applied_migrations: list[int]) -> None:
         self._pool = pool
         self.applied_migrations = applied_migrations  # what this open applied (tests, logs)
@@ -159,7 +162,10 @@ class PostgresStore:
     # -- deployments ---------------------------------------------------------------------
 
     @runs_to_end
-    async def create(self, deployment: Deployment, *, dedup_key: str | None = None) -> Deployment:
+    async def create(
+        self, deployment: Deployment, *, dedup_key: str | None = None,
+        events: Sequence[Event] = (),
+    ) -> Deployment:  # fmt: skip
         values = deployment_values(deployment)
         async with self._tx() as conn:
             if dedup_key is not None and (known := await _by_key(conn, dedup_key)):
@@ -183,6 +189,8 @@ class PostgresStore:
                         )
             except asyncpg.UniqueViolationError:
                 return await _after_conflict(conn, deployment, dedup_key)
+            for event in events:
+                await _append(conn, event)
         return deployment_from_row(row)
 
     async def get(self, deployment_id: str) -> Deployment:

@@ -28,6 +28,7 @@ from deployer.models import Deployment, Event, PhaseRecord, utcnow
 from deployer.ports import LiveStack
 
 from .migrations import migrate_sqlite
+from .slack_sqlite import SqliteSlackState
 from .store_common import (
     active_stack,
     busy_message,
@@ -87,7 +88,10 @@ _APPEND_EVENT = """INSERT INTO events (deployment_id, stack, kind, at, actor, ph
 VALUES (:deployment_id, :stack, :kind, :at, :actor, :phase, :state,
     :duration, :index, :total, :data)"""
 
-_EVENT_COLUMNS = "deployment_id, stack, kind, at, actor, phase, state, duration, idx, total, data"
+_EVENT_COLUMNS = (
+    "id AS seq, deployment_id, stack, kind, at, actor, phase, state, duration, idx, total, data"
+)
+
 
 # Needs work and nobody holds a live lease (the states mirror store_common.LEASED_STATES).
 _CLAIMABLE = """SELECT d.* FROM deployments AS d
@@ -108,7 +112,7 @@ Params = dict[str, Any] | tuple[Any, ...]
 Row = dict[str, Any]
 
 
-class SqliteStore:
+class SqliteStore(SqliteSlackState):
     def __init__(self, conn: aiosqlite.Connection, applied_migrations: list[int]) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
@@ -156,7 +160,10 @@ class SqliteStore:
     # -- deployments ---------------------------------------------------------------------
 
     @runs_to_end
-    async def create(self, deployment: Deployment, *, dedup_key: str | None = None) -> Deployment:
+    async def create(
+        self, deployment: Deployment, *, dedup_key: str | None = None,
+        events: Sequence[Event] = (),
+    ) -> Deployment:  # fmt: skip
         async with self._tx() as conn:
             if dedup_key is not None and (known := await _by_key(conn, dedup_key)):
                 return known
@@ -173,6 +180,8 @@ class SqliteStore:
                     )
             except sqlite3.IntegrityError:
                 return await _after_conflict(conn, deployment, dedup_key)
+            for event in events:
+                await _append(conn, event)
         assert row is not None
         return deployment_from_row(row)
 

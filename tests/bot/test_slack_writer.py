@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.notifier import SlackNotifier
+from bot.outbox import SlackLeases
 from bot.sandbox import FakeSlack
 from bot.slack_api import SlackWriter
 from bot.tasks import Tasks
@@ -116,8 +117,9 @@ class Deploy:
             await self.notifier.notify(event)
 
     async def phase_done(self, index: int, title: str) -> None:
-        data = {"title": title}
-        await self.notifier.notify(self._event("phase.done", index=index, total=8, data=data))
+        event = self._event("phase.done", index=index, total=8, data={"title": title})
+        await self.store.append_event(event)  # the thread's outbox is the stored log
+        await self.notifier.notify(event)
 
     def _event(self, kind: str, **fields: Any) -> Event:
         return Event(deployment_id=self.dep.id, stack=self.dep.stack, kind=kind, **fields)
@@ -136,6 +138,7 @@ async def test_the_card_shows_the_ending_at_once_while_the_reply_waits_its_turn(
         notifier = SlackNotifier(
             slack, store, tasks, plan_of=lambda *_: [], approval_ttl=600, interval=2.0,
             monotonic=card_clock.monotonic, sleep=card_clock.sleep,
+            leases=SlackLeases(store, "test"),
         )  # fmt: skip
         ts = await slack.post("C1", "request card")
         dep = await store.create(Deployment(stack="alice", requester="U0ALICE", spec=spec))

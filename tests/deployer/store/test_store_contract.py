@@ -331,7 +331,9 @@ async def test_events_are_appended_in_order(store: Store) -> None:
 
     alice = await store.events("alice")
     assert [e.kind for e in alice] == kinds
-    assert alice[2] == Event(
+    seqs = [e.seq or 0 for e in await store.events_for(a.id)]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4 and seqs[0] > 0  # the log's order
+    assert alice[2].model_copy(update={"seq": None}) == Event(
         deployment_id=a.id,
         stack="alice",
         kind="phase",
@@ -476,7 +478,7 @@ async def test_migrations_run_twice_are_a_no_op(backend: Backend) -> None:
     d = await first.create(make())
     second = await backend.open()
 
-    assert applied(first) == [1, 2, 3, 4]
+    assert applied(first) == [1, 2, 3, 4, 5]
     assert applied(second) == []
     assert await second.get(d.id) == d
 
@@ -512,7 +514,7 @@ async def test_upgrading_frees_waiting_requests_and_finds_each_live_owner(
     monkeypatch.undo()  # this release opens the same database
 
     new = await backend.open()
-    assert applied(new) == [3, 4]
+    assert applied(new) == [3, 4, 5]
     assert await new.live("alice") == LiveStack("alice", "U1", T0, alice[1].id)
     assert await new.live("dave") == LiveStack("dave", "U3", later(2), dave[2].id)
     assert await new.live("bob") is None and await new.live("erin") is None
@@ -523,7 +525,7 @@ async def test_upgrading_frees_waiting_requests_and_finds_each_live_owner(
 @with_schema
 async def test_two_stores_opening_the_same_database_at_once(backend: Backend) -> None:
     one, two = await asyncio.gather(backend.open(), backend.open())
-    assert sorted([applied(one), applied(two)]) == [[], [1, 2, 3, 4]]
+    assert sorted([applied(one), applied(two)]) == [[], [1, 2, 3, 4, 5]]
     d = await one.create(make(state=S.QUEUED))  # holds the stack (a request would not)
     with pytest.raises(StackBusy):
         await two.create(make())
@@ -652,3 +654,113 @@ async def test_a_cancelled_write_is_all_or_nothing_and_the_store_goes_on(
         if finished_first:
             break
     assert outcomes[0] is False and outcomes[-1] is True, outcomes
+
+
+# -- what a click decided, in one write; Slack's outbox ----------------------------------------
+
+
+def requested_events(d: Deployment, *kinds: str) -> list[Event]:
+    return [Event(deployment_id=d.id, stack=d.stack, kind=f"deployment.{k}", state=k, at=T0)
+            for k in kinds]  # fmt: skip
+
+
+async def test_create_stores_its_events_in_the_same_write_and_once(store: Store) -> None:
+    draft = make(state=S.QUEUED, version=2, approver="U123", channel="C1")
+    events = requested_events(draft, "requested", "approved", "queued")
+
+    made = await store.create(draft, dedup_key="click-1", events=events)
+    again = await store.create(make(), dedup_key="click-1", events=events)  # a replay
+
+    assert made == again == await store.get(draft.id)
+    assert (made.state, made.version, made.channel, made.message_ts) == (S.QUEUED, 2, "C1", None)
+    stored = await store.events_for(draft.id)
+    assert [e.kind for e in stored] == ["deployment.requested", "deployment.approved",
+                                        "deployment.queued"]  # fmt: skip
+    assert await store.claim("w", LEASE, T0) == made  # queued: the worker takes it
+
+
+async def test_a_refused_create_stores_none_of_its_events(store: Store) -> None:
+    await store.create(make(state=S.QUEUED))
+    draft = make(state=S.QUEUED, version=2)
+    with pytest.raises(StackBusy):
+        await store.create(draft, events=requested_events(draft, "requested", "approved"))
+    assert await store.events_for(draft.id) == []
+
+
+async def test_cards_never_posted_are_found_until_their_message_is_set(store: Store) -> None:
+    unposted = await store.create(make("alice", channel="C1"))
+    await store.create(make("bob"))  # no channel: the CLI's, it has no card
+    assert [d.id for d in await store.unposted_cards()] == [unposted.id]
+    await store.set_message(unposted.id, "C1", "1.1")
+    assert await store.unposted_cards() == []
+
+
+async def test_a_slack_lease_is_held_by_one_owner_until_released_or_expired(
+    store: Store,
+) -> None:
+    d = await store.create(make())
+    assert await store.take_slack_lease(d.id, "thread", "a", 10, T0)
+    assert not await store.take_slack_lease(d.id, "thread", "b", 10, later(0.1))
+    assert await store.take_slack_lease(d.id, "card", "b", 10, T0)  # another kind: its own
+    assert await store.take_slack_lease(d.id, "thread", "a", 10, later(0.1))  # renewed
+    assert not await store.take_slack_lease(d.id, "thread", "b", 10, T0 + timedelta(seconds=9))
+    assert await store.take_slack_lease(d.id, "thread", "b", 10, later(1))  # a's expired
+    await store.release_slack_lease(d.id, "thread", "a")  # not a's any more: kept
+    assert not await store.take_slack_lease(d.id, "thread", "a", 10, later(1))
+    await store.release_slack_lease(d.id, "thread", "b")
+    assert await store.take_slack_lease(d.id, "thread", "a", 10, later(1))
+
+
+async def test_racing_replicas_take_a_slack_lease_once(backend: Backend) -> None:
+    one, two = await backend.open(), await backend.open()
+    d = await one.create(make())
+    won = await asyncio.gather(*(s.take_slack_lease(d.id, "card", f"r{n}", 10, T0)
+                                 for n, s in enumerate([one, two] * 4)))  # fmt: skip
+    assert won.count(True) == 1
+
+
+async def test_the_thread_cursor_finds_replies_not_posted_and_only_goes_forward(
+    store: Store,
+) -> None:
+    d = await store.create(make(channel="C1"))
+    for kind in ("requested", "approved"):
+        await store.append_event(Event(deployment_id=d.id, stack=d.stack, kind=kind, at=T0))
+    first, last = [e.seq or 0 for e in await store.events_for(d.id)]
+    assert await store.replies_posted(d.id) == 0
+    assert await store.unposted_replies() == []  # no card yet: nothing to reply under
+    await store.set_message(d.id, "C1", "1.1")
+    assert await store.unposted_replies() == [d.id]
+    await store.mark_replies_posted(d.id, first)
+    assert await store.unposted_replies() == [d.id]
+    await store.mark_replies_posted(d.id, last)
+    await store.mark_replies_posted(d.id, first)  # late and behind: ignored
+    assert await store.replies_posted(d.id) == last
+    assert await store.unposted_replies() == []
+
+
+async def test_post_slots_of_a_channel_are_one_interval_apart_whoever_asks(
+    backend: Backend,
+) -> None:
+    one, two = await backend.open(), await backend.open()
+    slots = [await s.reserve_post_slot("C1", 1.0, T0) for s in (one, two, one)]
+    assert slots == [T0, later(1 / 60), later(2 / 60)]
+    assert await two.reserve_post_slot("C2", 1.0, T0) == T0  # another channel: its own pace
+    assert await one.reserve_post_slot("C1", 1.0, later(10)) == later(10)  # idle: at once
+    raced = await asyncio.gather(*(s.reserve_post_slot("C3", 1.0, T0) for s in [one, two] * 3))
+    assert sorted(raced) == [T0 + timedelta(seconds=n) for n in range(6)]
+
+
+@with_schema
+async def test_upgrading_counts_existing_threads_as_posted(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:4])
+    old = await backend.open()
+    d = await old.create(make(channel="C1", message_ts="1.1"))
+    await old.append_event(Event(deployment_id=d.id, stack=d.stack, kind="phase.done", at=T0))
+    monkeypatch.undo()
+
+    new = await backend.open()
+    assert applied(new) == [5]
+    assert await new.unposted_replies() == []  # not posted again after the upgrade
+    assert await new.replies_posted(d.id) == (await new.events_for(d.id))[-1].seq
