@@ -148,7 +148,9 @@ class Listeners:
             return
         if await self._image_refused(self._d.spec(name, image).image, respond):
             return
-        needed = self._s.approval_required
+        # Someone else's live stack is never replaced unasked, even with approval off.
+        owner = await self._d.owner(self._d.spec(name).name)
+        needed = self._s.approval_required or owner not in (None, user)
         dep = await self._d.request(name, requester=user, image=image, dedup_key=trigger,
                                     channel=channel, approved=not needed)  # fmt: skip
         if dep.message_ts is None:  # not a replay of a request we already carded

@@ -56,6 +56,8 @@ class AccessPolicy:
     def may_approve(
         self, user: str, groups: Collection[str], dep: Deployment, owner: str | None = None
     ) -> Decision:
+        if not self.approval_required and owner is not None and user == owner != dep.requester:
+            return ALLOW  # no approval step: the owner's consent is what a takeover waits for
         if not _member(user, groups, self.approvers):
             return Decision(False, self._not_an_approver(user, dep, owner))
         if user == dep.requester and not self.allow_self_approval:

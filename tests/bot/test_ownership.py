@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.sandbox_world import SandboxBot
+from bot.sandbox_world import SandboxBot, sandbox_bot
 from deployer import TERMINAL, Deployment, DeploymentState, Operation
 from deployer.sandbox.faults import FailRule
 from tests.bot.blockkit import texts
+from tests.conftest import TEST_SETTINGS, FakeClock, RecordedSleeps
 
 S = DeploymentState
 ALICE, BOB, CAROL, MALLORY, DAVE = "U0ALICE", "U0BOB", "U0CAROL", "U0MALLORY", "U0DAVE"
@@ -179,3 +180,21 @@ async def test_approving_one_while_another_holds_the_stack_is_refused(world: San
     said = await world.told(BOB, "Not approved")
     assert f"carol is busy: deploy requested by {CAROL}" in said and "stays open" in said
     assert (await waiting(world, strangers)).state is S.REQUESTED
+
+
+async def test_without_approval_a_takeover_still_waits_for_the_owner(
+    slack_waits: RecordedSleeps,
+) -> None:
+    async with sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS, slack_sleep=slack_waits,
+                           approval_required=False) as world:  # fmt: skip
+        await world.driver.command(ALICE, "deploy alice")  # her own: runs at once
+        assert (await world.settled("alice")).state is S.SUCCEEDED
+        takeover = await requested(world, MALLORY, f"deploy alice --image {DEV}")
+        assert takeover.state is S.REQUESTED  # someone else's live stack: not replaced unasked
+        assert first_lines(world, takeover)[0].startswith(f":warning: This replaces <@{ALICE}>'s")
+        await world.click(ALICE, "approve", takeover)  # with no approval step, she consents
+        done = await world.until("alice", lambda d: d.id == takeover.id and d.state in TERMINAL)
+        assert done.state is S.SUCCEEDED and done.approver == ALICE
+        assert await world.bot.deployer.owner("alice") == ALICE
+        await world.bot.notifier.wait_idle()
+    assert world.slack.violations == []
