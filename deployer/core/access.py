@@ -96,8 +96,11 @@ class AccessPolicy:
         )  # fmt: skip
 
     def may_destroy_directly(self, user: str, owner: str | None) -> bool:
-        """The owner of a live stack removes it without asking; others need approval."""
-        return not self.approval_required or (owner is not None and owner == user)
+        """The owner of a live stack removes it without asking; others need approval, or with
+        approval off, the owner's consent (someone else's live stack is never removed unasked)."""
+        if owner is not None:
+            return owner == user
+        return not self.approval_required
 
     def may_retry_rollback(
         self, user: str, groups: Collection[str], dep: Deployment, owner: str | None

@@ -196,5 +196,9 @@ async def test_without_approval_a_takeover_still_waits_for_the_owner(
         done = await world.until("alice", lambda d: d.id == takeover.id and d.state in TERMINAL)
         assert done.state is S.SUCCEEDED and done.approver == ALICE
         assert await world.bot.deployer.owner("alice") == ALICE
+        removal = await requested(world, MALLORY, "destroy alice")
+        assert removal.state is S.REQUESTED  # nor removed unasked
+        await world.click(ALICE, "reject", removal)
+        await world.until("alice", lambda d: d.id == removal.id and d.state is S.REJECTED)
         await world.bot.notifier.wait_idle()
     assert world.slack.violations == []
