@@ -122,7 +122,29 @@ class SlackDriver:
         ephemeral: bool = False,
     ) -> DriverResponse:
         """A `block_actions` click on a button (§2.2); pass `message=fake.card(...).to_slack()`."""
-        hook, name = f"act-{secrets.token_hex(6)}", self._name(user)
+        hook = f"act-{secrets.token_hex(6)}"
+        payload = self.click_payload(
+            user, action_id, value, channel=channel, message_ts=message_ts, hook=hook,
+            block_id=block_id, trigger_id=trigger_id, message=message, ephemeral=ephemeral,
+        )  # fmt: skip
+        return await self._send(urlencode({"payload": json.dumps(payload)}), hook)
+
+    def click_payload(
+        self,
+        user: str,
+        action_id: str,
+        value: str,
+        *,
+        channel: str,
+        message_ts: str,
+        hook: str,
+        block_id: str | None = None,
+        trigger_id: str | None = None,
+        message: Mapping[str, Any] | None = None,
+        ephemeral: bool = False,
+    ) -> Json:
+        """The `block_actions` payload of a click, as HTTP or a Socket Mode envelope carries it."""
+        name = self._name(user)
         action: Json = {"type": "button", "action_id": action_id, "value": value}
         action |= {"block_id": block_id or f"block-{action_id}", "action_ts": f"{time.time():.6f}"}
         action |= {"text": {"type": "plain_text", "text": action_id}}
@@ -147,7 +169,7 @@ class SlackDriver:
         }
         if not ephemeral:
             payload["message"] = shown
-        return await self._send(urlencode({"payload": json.dumps(payload)}), hook)
+        return payload
 
     async def _send(self, body: str, hook: str) -> DriverResponse:
         response = await self.post_raw(body, self.signed_headers(body))

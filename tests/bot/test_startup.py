@@ -255,6 +255,16 @@ async def test_socket_mode_round_trip_on_the_fake_websocket(
             await slack.wait_for(lambda: envelope_id in slack.acks)
         card = await world.until("alice", lambda d: d.message_ts is not None)
         assert card.state is DeploymentState.REQUESTED
+        # bob approves on the card: the click comes over the socket too, and the stack goes live
+        assert card.channel and card.message_ts
+        click = world.driver.click_payload("U0BOB", "aistack_approve", card.id,
+                                           channel=card.channel, message_ts=card.message_ts,
+                                           hook="socket")  # fmt: skip
+        clicked = await slack.send_envelope("interactive", click)
+        async with asyncio.timeout(WITHIN):
+            await slack.wait_for(lambda: clicked in slack.acks)
+        live = await world.settled("alice")
+        assert (live.state, live.approver) == (DeploymentState.SUCCEEDED, "U0BOB")
         # Slack asks for a refresh: the bot opens a new connection, then leaves the old one
         first = slack.sockets[0]
         await slack.disconnect_sockets("refresh_requested")
