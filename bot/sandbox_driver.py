@@ -108,25 +108,11 @@ class SlackDriver:
         }
         return await self._send(urlencode(fields), hook)
 
-    async def click(
-        self,
-        user: str,
-        action_id: str,
-        value: str,
-        *,
-        channel: str,
-        message_ts: str,
-        block_id: str | None = None,
-        trigger_id: str | None = None,
-        message: Mapping[str, Any] | None = None,
-        ephemeral: bool = False,
-    ) -> DriverResponse:
-        """A `block_actions` click on a button (§2.2); pass `message=fake.card(...).to_slack()`."""
+    async def click(self, user: str, action_id: str, value: str, **where: Any) -> DriverResponse:
+        """A `block_actions` click on a button (§2.2), `where` as `click_payload` takes it;
+        pass `message=fake.card(...).to_slack()`."""
         hook = f"act-{secrets.token_hex(6)}"
-        payload = self.click_payload(
-            user, action_id, value, channel=channel, message_ts=message_ts, hook=hook,
-            block_id=block_id, trigger_id=trigger_id, message=message, ephemeral=ephemeral,
-        )  # fmt: skip
+        payload = self.click_payload(user, action_id, value, hook=hook, **where)
         return await self._send(urlencode({"payload": json.dumps(payload)}), hook)
 
     def click_payload(

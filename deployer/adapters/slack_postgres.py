@@ -8,7 +8,7 @@ channel's slot is reserved under `SELECT ... FOR UPDATE` of its row.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,8 +42,7 @@ class PostgresSlackState:
 
     _tx: Callable[[], AbstractAsyncContextManager[Any]]
 
-    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
-        raise NotImplementedError
+    _fetch: Callable[..., Awaitable[list[Any]]]
 
     async def unposted_cards(self, limit: int = 50) -> list[Deployment]:
         rows = await self._fetch(

@@ -7,7 +7,7 @@ Slack state can move out of the deployer's store whole. Every write holds SQLite
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,8 +39,7 @@ class SqliteSlackState:
 
     _tx: Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
 
-    async def _fetch(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
-        raise NotImplementedError
+    _fetch: Callable[..., Awaitable[list[dict[str, Any]]]]
 
     async def unposted_cards(self, limit: int = 50) -> list[Deployment]:
         rows = await self._fetch(
