@@ -15,8 +15,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bench.common import Row, Section, ratio, summary_ms
-from bot.sandbox_driver import SlackDriver
-from bot.sandbox_world import SECRET, TOKEN, sandbox_bot
+from bot.sandbox.driver import SlackDriver
+from bot.sandbox.world import SECRET, TOKEN, sandbox_bot
 
 REQUESTER = "U0ALICE"
 BLOCK = 50  # requests per block; blocks alternate between the two endpoints

@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.common import NullNotifier, Row, Section, ratio
 from deployer import DeploymentState
-from deployer.adapters.store_memory import MemoryStore
+from deployer.adapters.stores.memory import MemoryStore
 from deployer.assemble import adapters, open_deployer
 from deployer.clock import SystemClock
 from deployer.core.phases import DEPLOY_PHASES

@@ -14,10 +14,10 @@ from typing import Any
 
 from bench.common import Row, Section, cpu_seconds, ratio, rss_mib
 from bench.overhead import POLLING
-from bot.sandbox import FakeSlack
-from bot.sandbox_world import GROUPS, PEOPLE, TOKEN, SandboxBot, sandbox_bot
+from bot.sandbox.slack import FakeSlack
+from bot.sandbox.world import GROUPS, PEOPLE, TOKEN, SandboxBot, sandbox_bot
 from deployer import TERMINAL, Deployment, DeploymentState
-from deployer.adapters.store_memory import MemoryStore
+from deployer.adapters.stores.memory import MemoryStore
 from deployer.sandbox.server import Sandbox
 
 S = DeploymentState

@@ -23,6 +23,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import commands as c
 from bot import messages as m
+from bot.access import AccessPolicy, Decision
 from bot.blocks import Message, escape, mention
 from bot.directory import Directory
 from bot.notifier import NO_CARD, SlackNotifier
@@ -39,8 +40,7 @@ from deployer import (
     Operation,
     StackBusy,
 )
-from deployer.core.access import AccessPolicy, Decision
-from deployer.models import utcnow
+from deployer.core.models import utcnow
 
 S = DeploymentState
 log = structlog.get_logger("aistack.bot.listeners")

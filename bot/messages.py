@@ -30,10 +30,10 @@ from bot.blocks import (
     section,
     truncate,
 )
+from deployer.core.models import Deployment, Event, PhaseRecord, StackSpec, StackStatus
 from deployer.core.phases import DEPLOY_PHASES, TEARDOWN_PHASES, phases_for
 from deployer.core.states import TERMINAL, DeploymentState, Operation, PhaseState
-from deployer.models import Deployment, Event, PhaseRecord, StackSpec, StackStatus
-from deployer.records import Takeover
+from deployer.engine.records import Takeover
 from deployer.service import PreflightReport
 
 S = DeploymentState

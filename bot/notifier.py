@@ -48,9 +48,9 @@ from bot.writers import (
     waiting,
 )
 from deployer import TERMINAL, Deployment, DeploymentState, Event, Notifier, Operation, Store
+from deployer.core.models import StackSpec, utcnow
 from deployer.core.phases import phases_for
-from deployer.models import StackSpec, utcnow
-from deployer.records import Records
+from deployer.engine.records import Records
 
 log = structlog.get_logger("aistack.bot.notifier")
 PlanOf = Callable[[StackSpec, Operation], list[str]]

@@ -20,7 +20,7 @@ from datetime import datetime
 
 import structlog
 
-from deployer.models import utcnow
+from deployer.core.models import utcnow
 from deployer.ports import Store
 
 log = structlog.get_logger("aistack.bot.outbox")

@@ -42,8 +42,8 @@ from bot.slack_api import SlackWriter, StoreSlots
 from bot.tasks import Tasks
 from deployer import ConfigError, Deployer, DeployerSettings, open_deployer
 from deployer.adapters.stores import open_store
+from deployer.engine.worker import Worker
 from deployer.ports import Clock, Store
-from deployer.worker import Worker
 
 log = structlog.get_logger("aistack.bot")
 SHUTDOWN_GRACE = 10.0

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.access import AccessPolicy
 from deployer import ConfigError
-from deployer.core.access import AccessPolicy
 from deployer.settings import PREFIX, describe_validation_error
 
 IdList = Annotated[frozenset[str], NoDecode]

@@ -24,7 +24,7 @@ from prometheus_client import Counter
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from deployer.models import utcnow
+from deployer.core.models import utcnow
 from deployer.ports import Store
 
 log = structlog.get_logger("aistack.bot.slack")

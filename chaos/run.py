@@ -21,12 +21,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.sandbox import FakeSlack
-from bot.sandbox_driver import SlackDriver
-from bot.sandbox_world import APPROVERS, GROUPS, PEOPLE, SECRET, TOKEN
+from bot.sandbox.driver import SlackDriver
+from bot.sandbox.slack import FakeSlack
+from bot.sandbox.world import APPROVERS, GROUPS, PEOPLE, SECRET, TOKEN
 from chaos.process import BotProcess
 from deployer import TERMINAL, Deployment, DeploymentState
-from deployer.adapters.store_sqlite import SqliteStore
+from deployer.adapters.stores.sqlite import SqliteStore
 from deployer.sandbox.server import Sandbox
 
 S = DeploymentState

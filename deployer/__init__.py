@@ -4,6 +4,7 @@ This is the surface the bot and the CLI use; everything else is private to the p
 """
 
 from deployer.assemble import open_deployer
+from deployer.core.models import Deployment, Event, PhaseRecord, StackSpec, StackStatus
 from deployer.core.names import validate_stack_name
 from deployer.core.states import ACTIVE, TERMINAL, DeploymentState, Operation, PhaseState
 from deployer.errors import (
@@ -19,7 +20,6 @@ from deployer.errors import (
     TransientError,
     UpstreamUnavailable,
 )
-from deployer.models import Deployment, Event, PhaseRecord, StackSpec, StackStatus
 from deployer.ports import Notifier, Store
 from deployer.service import Deployer, PreflightReport
 from deployer.settings import DeployerSettings, load_settings

@@ -9,17 +9,17 @@ from dataclasses import dataclass
 from deployer.adapters.dokploy import DokployPaas
 from deployer.adapters.hetzner import HetznerDns
 from deployer.adapters.probe import HttpProbe
+from deployer.adapters.resilience import RetryPolicy, Upstream
 from deployer.adapters.stores import open_store
 from deployer.clock import SystemClock
 from deployer.core.phases import Timeout
-from deployer.journal import Journal
+from deployer.engine.journal import Journal
+from deployer.engine.records import Records
+from deployer.engine.saga import Saga
+from deployer.engine.steps import StackSteps
 from deployer.ports import Clock, Notifier, Store
-from deployer.records import Records
-from deployer.resilience import RetryPolicy, Upstream
-from deployer.saga import Saga
 from deployer.service import Deployer
 from deployer.settings import DeployerSettings
-from deployer.steps import StackSteps
 
 
 def upstream(name: str, settings: DeployerSettings, clock: Clock) -> Upstream:

@@ -18,7 +18,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from deployer.adapters.store_memory import MemoryStore
+from deployer.adapters.stores.memory import MemoryStore
 from deployer.assemble import open_deployer
 from deployer.console import (
     TerminalNotifier,
@@ -27,6 +27,7 @@ from deployer.console import (
     render_preflight,
     render_status,
 )
+from deployer.core.models import Deployment
 from deployer.core.states import DeploymentState
 from deployer.errors import (
     AistackError,
@@ -38,7 +39,6 @@ from deployer.errors import (
     TransientError,
 )
 from deployer.logs import configure_logging
-from deployer.models import Deployment
 from deployer.sandbox.server import Sandbox
 from deployer.service import Deployer
 from deployer.settings import load_settings
@@ -193,7 +193,7 @@ async def run(args: argparse.Namespace, out: TerminalNotifier) -> int:
     if args.command == "sandbox":
         return await serve_sandbox(args.deploy_delay, out)
     if args.command == "demo":
-        from deployer.demo import run_demo
+        from deployer.sandbox.demo import run_demo
 
         return await run_demo(out)
     async with _deployer(args.sandbox, out) as deployer:

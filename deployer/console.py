@@ -8,7 +8,7 @@ from typing import IO
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from deployer.models import Event, StackStatus
+from deployer.core.models import Event, StackStatus
 from deployer.service import PreflightReport
 
 ENDINGS = {

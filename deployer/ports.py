@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from deployer.core.models import Deployment, Event, PhaseRecord, ProjectView
 from deployer.core.states import DeploymentState
-from deployer.models import Deployment, Event, PhaseRecord, ProjectView
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ class Store(Protocol):
     and keep the live stacks in the same write; `create` stores the new deployment's `events`
     in its own write (a replay stores none). Event ids (`Event.seq`) are the log's order.
     The Slack methods keep Slack's state apart (tables `slack_*`, adapters/slack_*.py) so it
-    can move out whole. Implementations: adapters/store_{memory,sqlite,postgres}."""
+    can move out whole. Implementations: adapters/stores/{memory,sqlite,postgres}."""
 
     async def close(self) -> None: ...
 

@@ -9,10 +9,15 @@ from datetime import timedelta
 
 import structlog
 
+from deployer.core.models import Deployment, Event, ProjectView, StackSpec, StackStatus, utcnow
 from deployer.core.names import validate_stack_name
 from deployer.core.plan import Target, describe
 from deployer.core.reconcile import drift
 from deployer.core.states import ACTIVE, TERMINAL, DeploymentState, Operation
+from deployer.engine.journal import Journal, event_of
+from deployer.engine.records import Records, Takeover
+from deployer.engine.saga import Saga
+from deployer.engine.worker import Worker, WorkerSettings
 from deployer.errors import (
     AmbiguousResource,
     IllegalTransition,
@@ -20,13 +25,8 @@ from deployer.errors import (
     NotFound,
     PermanentError,
 )
-from deployer.journal import Journal, event_of
-from deployer.models import Deployment, Event, ProjectView, StackSpec, StackStatus, utcnow
 from deployer.ports import Dns, LiveStack, Paas, ZoneInfo
-from deployer.records import Records, Takeover
-from deployer.saga import Saga
 from deployer.settings import DeployerSettings
-from deployer.worker import Worker, WorkerSettings
 
 S = DeploymentState
 log = structlog.get_logger("aistack.service")

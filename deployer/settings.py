@@ -10,9 +10,9 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from deployer.core.models import StackSpec
 from deployer.core.names import validate_stack_name
 from deployer.errors import ConfigError, InvalidStackName
-from deployer.models import StackSpec
 
 PREFIX = "AISTACK_"
 

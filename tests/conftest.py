@@ -2,68 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from deployer.adapters.store_memory import MemoryStore
+from deployer.adapters.stores.memory import MemoryStore
 from deployer.assemble import open_deployer
-from deployer.models import Event
 from deployer.sandbox.server import Sandbox
 from deployer.service import Deployer
 from deployer.settings import DeployerSettings
-
-
-class FakeClock:
-    """Time moves only when someone sleeps; sleeping yields to the loop but takes no time."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0.001)  # let the sandbox's own (real-time) work progress
-
-
-class RecordedSleeps:
-    """A sleep that records how long it was asked to wait, and does not wait."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
-class RecordingNotifier:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._waiters: list[tuple[str, str | None, asyncio.Event]] = []
-
-    async def notify(self, event: Event) -> None:
-        self.events.append(event)
-        for kind, phase, seen in self._waiters:
-            if event.kind == kind and phase in (None, event.phase):
-                seen.set()
-
-    async def wait_for(self, kind: str, phase: str | None = None) -> None:
-        """Return once an event of this kind (and phase) has been notified."""
-        seen = asyncio.Event()
-        self._waiters.append((kind, phase, seen))
-        if any(e.kind == kind and phase in (None, e.phase) for e in self.events):
-            return
-        await seen.wait()
-
-    def kinds(self) -> list[str]:
-        return [e.kind for e in self.events]
-
+from deployer.testing import FakeClock, RecordingNotifier
 
 # Fast but bounded: small real timeouts so a hang is noticed in a fraction of a second.
 TEST_SETTINGS: dict[str, Any] = {

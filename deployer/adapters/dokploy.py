@@ -20,8 +20,9 @@ from deployer.adapters.http import (
     new_session,
     send,
 )
+from deployer.adapters.resilience import QUICK, Upstream
+from deployer.core.models import ProjectView
 from deployer.errors import AmbiguousResource, PermanentError
-from deployer.models import ProjectView
 from deployer.ports import (
     AppRef,
     AppSettings,
@@ -30,7 +31,6 @@ from deployer.ports import (
     ProjectRef,
     ProjectSurvey,
 )
-from deployer.resilience import QUICK, Upstream
 
 T = TypeVar("T")
 

@@ -24,9 +24,9 @@ from deployer.adapters.http import (
     send,
     trimmed,
 )
+from deployer.adapters.resilience import QUICK, Sleep, Upstream
 from deployer.errors import AuthError, PermanentError, TransientError
 from deployer.ports import BeforeCreate, ZoneInfo
-from deployer.resilience import QUICK, Sleep, Upstream
 
 NAME = "Hetzner DNS"
 RETRIED_CODES = frozenset(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deployer.core.models import StackSpec
 from deployer.core.states import Operation
-from deployer.models import StackSpec
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from deployer.core.models import Deployment, ProjectView
 from deployer.core.states import ACTIVE
-from deployer.models import Deployment, ProjectView
 
 
 def drift(

@@ -4,8 +4,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.sandbox_world import SandboxBot, sandbox_bot
-from tests.conftest import TEST_SETTINGS, FakeClock, RecordedSleeps
+from bot.sandbox.world import SandboxBot, sandbox_bot
+from deployer.testing import FakeClock, RecordedSleeps
+from tests.conftest import TEST_SETTINGS
 
 
 @pytest.fixture(autouse=True)

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from bot import messages as m
-from bot.sandbox import Call, FakeSlack, Message
-from bot.sandbox_driver import SlackDriver
-from bot.sandbox_world import GROUPS, PEOPLE, SECRET, TOKEN
+from bot.sandbox.driver import SlackDriver
+from bot.sandbox.slack import Call, FakeSlack, Message
+from bot.sandbox.world import GROUPS, PEOPLE, SECRET, TOKEN
 from chaos.process import BotProcess
 from chaos.run import chaos_env
 from deployer import Deployment

@@ -6,9 +6,10 @@ import asyncio
 import time
 from urllib.parse import urlencode
 
-from bot.sandbox_world import SandboxBot, sandbox_bot
+from bot.sandbox.world import SandboxBot, sandbox_bot
 from deployer import DeploymentState
-from tests.conftest import TEST_SETTINGS, FakeClock
+from deployer.testing import FakeClock
+from tests.conftest import TEST_SETTINGS
 
 S = DeploymentState
 ANY_NGINX = {"allowed_images": "ghcr.io/sst/opencode:*, nginx:*"}

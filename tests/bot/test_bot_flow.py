@@ -7,11 +7,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from bot.sandbox_world import SandboxBot, sandbox_bot
+from bot.sandbox.world import SandboxBot, sandbox_bot
 from deployer import DeploymentState
-from deployer.models import utcnow
+from deployer.core.models import utcnow
 from deployer.sandbox.faults import FailRule
-from tests.conftest import TEST_SETTINGS, FakeClock, RecordedSleeps
+from deployer.testing import FakeClock, RecordedSleeps
+from tests.conftest import TEST_SETTINGS
 
 S = DeploymentState
 

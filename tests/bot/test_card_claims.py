@@ -12,12 +12,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.blocks import Message
 from bot.notifier import SlackNotifier
 from bot.outbox import SlackLeases
-from bot.sandbox import FakeSlack
+from bot.sandbox.slack import FakeSlack
 from bot.slack_api import SlackWriter, StoreSlots
 from bot.tasks import Tasks
 from deployer import Deployment, DeploymentState, Event
-from deployer.adapters.store_memory import MemoryStore
-from deployer.models import StackSpec, utcnow
+from deployer.adapters.stores.memory import MemoryStore
+from deployer.core.models import StackSpec, utcnow
 from deployer.ports import Store
 
 S = DeploymentState

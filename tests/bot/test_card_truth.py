@@ -14,11 +14,12 @@ import pytest
 
 from bot import messages as m
 from bot.blocks import escape
-from bot.sandbox import Message
-from bot.sandbox_world import SandboxBot, sandbox_bot
+from bot.sandbox.slack import Message
+from bot.sandbox.world import SandboxBot, sandbox_bot
 from deployer import TERMINAL, Deployment, DeploymentState
 from deployer.sandbox.faults import FailRule
-from tests.conftest import TEST_SETTINGS, FakeClock, RecordedSleeps
+from deployer.testing import FakeClock, RecordedSleeps
+from tests.conftest import TEST_SETTINGS
 
 S = DeploymentState
 CHAT = ("chat.postMessage", "chat.update", "chat.postEphemeral")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bot import demo
+from bot.sandbox import demo
 
 
 async def test_the_demo_tour_happens_as_printed(capsys: pytest.CaptureFixture[str]) -> None:

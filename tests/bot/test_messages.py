@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot import messages as m
+from deployer.core.models import Deployment, Event, PhaseRecord, ProjectView, StackSpec, StackStatus
 from deployer.core.states import DeploymentState, Operation, PhaseState
-from deployer.models import Deployment, Event, PhaseRecord, ProjectView, StackSpec, StackStatus
 from deployer.ports import ZoneInfo
 from deployer.service import PreflightReport
 from tests.bot.blockkit import action_ids, all_texts, buttons, check_message, unsafe_markup

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.sandbox_world import SandboxBot, sandbox_bot
+from bot.sandbox.world import SandboxBot, sandbox_bot
 from deployer import TERMINAL, Deployment, DeploymentState, Operation
 from deployer.sandbox.faults import FailRule
+from deployer.testing import FakeClock, RecordedSleeps
 from tests.bot.blockkit import texts
-from tests.conftest import TEST_SETTINGS, FakeClock, RecordedSleeps
+from tests.conftest import TEST_SETTINGS
 
 S = DeploymentState
 ALICE, BOB, CAROL, MALLORY, DAVE = "U0ALICE", "U0BOB", "U0CAROL", "U0MALLORY", "U0DAVE"

@@ -8,7 +8,7 @@ import itertools
 import re
 from pathlib import Path
 
-from bot.sandbox import Message
+from bot.sandbox.slack import Message
 from deployer import DeploymentState
 from tests.bot.processes import CHANNEL, Bots, bots, expected_thread, thread_text
 from tests.deployer.conftest import PG_URL, fresh_schema

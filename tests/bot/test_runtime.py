@@ -11,14 +11,15 @@ import pytest
 import yaml
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot.sandbox import FakeSlack
-from bot.sandbox_world import GROUPS, PEOPLE, TOKEN, SandboxBot, sandbox_bot
+from bot.sandbox.slack import FakeSlack
+from bot.sandbox.world import GROUPS, PEOPLE, TOKEN, SandboxBot, sandbox_bot
 from bot.settings import load_bot_settings
 from deployer import ConfigError, DeploymentState
-from deployer.adapters.store_memory import MemoryStore
-from deployer.models import Event, PhaseRecord
+from deployer.adapters.stores.memory import MemoryStore
+from deployer.core.models import Event, PhaseRecord
 from deployer.sandbox.server import Sandbox
-from tests.conftest import TEST_SETTINGS, FakeClock
+from deployer.testing import FakeClock
+from tests.conftest import TEST_SETTINGS
 
 S = DeploymentState
 REPO = Path(__file__).resolve().parents[2]

@@ -20,9 +20,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.sandbox import FakeSlack
-from bot.sandbox_checks import SPEC_PATH
-from bot.sandbox_driver import SlackDriver
+from bot.sandbox.checks import SPEC_PATH
+from bot.sandbox.driver import SlackDriver
+from bot.sandbox.slack import FakeSlack
 
 CHANNEL = "C0OPS"
 SECRET = "test-secret"

@@ -2,7 +2,7 @@
 
 import json
 
-from bot.sandbox_checks import SPEC_PATH
+from bot.sandbox.checks import SPEC_PATH
 from tests import specs
 
 SPECS = specs.require("slack-web-openapi-v2.json")

@@ -12,13 +12,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.notifier import SlackNotifier
 from bot.outbox import SlackLeases
-from bot.sandbox import FakeSlack
+from bot.sandbox.slack import FakeSlack
 from bot.slack_api import SlackWriter
 from bot.tasks import Tasks
 from deployer import Deployment, DeploymentState, Event
-from deployer.adapters.store_memory import MemoryStore
-from deployer.models import StackSpec
-from tests.conftest import FakeClock
+from deployer.adapters.stores.memory import MemoryStore
+from deployer.core.models import StackSpec
+from deployer.testing import FakeClock
 
 S = DeploymentState
 

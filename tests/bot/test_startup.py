@@ -18,11 +18,12 @@ import pytest
 from aiohttp import resolver
 from pydantic import SecretStr
 
-from bot.sandbox import FakeSlack
-from bot.sandbox_world import GROUPS, PEOPLE, TOKEN, SandboxBot, sandbox_bot
+from bot.sandbox.slack import FakeSlack
+from bot.sandbox.world import GROUPS, PEOPLE, TOKEN, SandboxBot, sandbox_bot
 from deployer import ConfigError, DeploymentState
 from deployer.sandbox.server import Sandbox
-from tests.conftest import TEST_SETTINGS, FakeClock
+from deployer.testing import FakeClock
+from tests.conftest import TEST_SETTINGS
 
 APP_TOKEN = "xapp-sandbox"
 WITHIN = 30.0  # seconds any one wait below may take before the test fails

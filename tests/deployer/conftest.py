@@ -16,9 +16,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from deployer.adapters.store_memory import MemoryStore
-from deployer.adapters.store_postgres import PostgresStore, describe_dsn
-from deployer.adapters.store_sqlite import SqliteStore
+from deployer.adapters.stores.memory import MemoryStore
+from deployer.adapters.stores.postgres import PostgresStore, describe_dsn
+from deployer.adapters.stores.sqlite import SqliteStore
 from deployer.ports import Store
 
 PG_URL = os.environ.get("AISTACK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

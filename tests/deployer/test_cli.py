@@ -9,9 +9,9 @@ import pytest
 from pydantic import SecretStr
 
 from deployer.adapters.dokploy import DokployPaas
-from deployer.adapters.store_sqlite import SqliteStore
-from deployer.models import Event
-from deployer.resilience import RetryPolicy, Upstream
+from deployer.adapters.resilience import RetryPolicy, Upstream
+from deployer.adapters.stores.sqlite import SqliteStore
+from deployer.core.models import Event
 from deployer.sandbox.server import API_KEY, Sandbox
 from tests.deployer.cli_helpers import aistack, aistack_head, cli_env
 

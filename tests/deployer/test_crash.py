@@ -13,12 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-from deployer.adapters.store_sqlite import SqliteStore
+from deployer.adapters.stores.sqlite import SqliteStore
 from deployer.assemble import open_deployer
 from deployer.core.phases import DEPLOY_PHASES
 from deployer.core.states import TERMINAL, DeploymentState
 from deployer.sandbox.server import Sandbox
-from tests.conftest import RecordingNotifier
+from deployer.testing import RecordingNotifier
 from tests.deployer.cli_helpers import cli_env, start_worker
 
 S = DeploymentState

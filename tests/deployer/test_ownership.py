@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from deployer.core.models import Event
 from deployer.core.states import DeploymentState, Operation
-from deployer.models import Event
 from deployer.sandbox.server import Sandbox
 from deployer.service import Deployer
-from tests.conftest import RecordingNotifier
+from deployer.testing import RecordingNotifier
 from tests.deployer.cli_helpers import aistack, cli_env
 
 S = DeploymentState

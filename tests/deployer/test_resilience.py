@@ -2,9 +2,9 @@ import asyncio
 
 import pytest
 
+from deployer.adapters.resilience import QUICK, RetryPolicy, Upstream, compensating
 from deployer.errors import PermanentError, TransientError, UpstreamUnavailable
-from deployer.resilience import QUICK, RetryPolicy, Upstream, compensating
-from tests.conftest import RecordedSleeps
+from deployer.testing import RecordedSleeps
 
 
 def flaky(failures: list[Exception]):

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from deployer.adapters.store_memory import MemoryStore
-from deployer.adapters.store_sqlite import SqliteStore
+from deployer.adapters.stores.memory import MemoryStore
+from deployer.adapters.stores.sqlite import SqliteStore
 from deployer.assemble import adapters, open_deployer
 from deployer.core.phases import DEPLOY_PHASES
 from deployer.core.states import DeploymentState, PhaseState
@@ -18,7 +18,8 @@ from deployer.sandbox.faults import FailRule
 from deployer.sandbox.server import Sandbox
 from deployer.service import Deployer
 from deployer.settings import DeployerSettings
-from tests.conftest import TEST_SETTINGS, FakeClock, RecordingNotifier
+from deployer.testing import FakeClock, RecordingNotifier
+from tests.conftest import TEST_SETTINGS
 
 S = DeploymentState
 ALICE = {  # what a deploy of alice makes in the sandbox

@@ -9,13 +9,14 @@ from datetime import timedelta
 import pytest
 
 from deployer.assemble import open_deployer
+from deployer.core.models import Deployment, utcnow
 from deployer.core.states import TERMINAL, DeploymentState
+from deployer.engine.journal import Journal
+from deployer.engine.worker import Worker, WorkerSettings
 from deployer.errors import StackBusy
-from deployer.journal import Journal
-from deployer.models import Deployment, utcnow
 from deployer.sandbox.server import Sandbox
-from deployer.worker import Worker, WorkerSettings
-from tests.conftest import TEST_SETTINGS, FakeClock, RecordingNotifier
+from deployer.testing import FakeClock, RecordingNotifier
+from tests.conftest import TEST_SETTINGS
 from tests.deployer.conftest import Backend
 
 S = DeploymentState

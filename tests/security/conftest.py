@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from bot.sandbox_checks import json_array
-from bot.sandbox_world import SandboxBot, sandbox_bot
+from bot.sandbox.checks import json_array
+from bot.sandbox.world import SandboxBot, sandbox_bot
+from deployer.testing import FakeClock
 from tests.bot.blockkit import texts
-from tests.conftest import TEST_SETTINGS, FakeClock
+from tests.conftest import TEST_SETTINGS
 
 ALICE, BOB, CAROL, MALLORY = "U0ALICE", "U0BOB", "U0CAROL", "U0MALLORY"
 

@@ -1,6 +1,6 @@
 """Who may do what: actions x actors through the real bot, one fresh sandbox per cell.
 
-Expectations follow deployer/core/access.py and the README ("the requester cannot approve
+Expectations follow bot/access.py and the README ("the requester cannot approve
 it", "a click by someone not allowed gets an explanation and changes nothing", "destroy:
 its owner directly; others need approval", "Roll back (owner)"). Outcomes:
 
@@ -30,10 +30,10 @@ from typing import Any
 
 import pytest
 
-from bot.sandbox import FakeSlack
-from bot.sandbox_world import GROUPS, PEOPLE, TOKEN, SandboxBot
+from bot.sandbox.slack import FakeSlack
+from bot.sandbox.world import GROUPS, PEOPLE, TOKEN, SandboxBot
 from deployer import Deployment, DeploymentState, Operation
-from deployer.adapters.store_memory import MemoryStore
+from deployer.adapters.stores.memory import MemoryStore
 from deployer.sandbox.faults import FailRule
 from deployer.sandbox.server import Sandbox
 from tests.bot.blockkit import action_ids

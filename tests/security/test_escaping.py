@@ -8,7 +8,7 @@ sees what was wrong.
 
 from __future__ import annotations
 
-from bot.sandbox_world import SandboxBot
+from bot.sandbox.world import SandboxBot
 from deployer import DeploymentState
 from deployer.sandbox.faults import FailRule
 from tests.bot.blockkit import unsafe_markup

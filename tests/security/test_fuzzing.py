@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.commands import COMMANDS
-from bot.sandbox_driver import DriverResponse
-from bot.sandbox_world import SandboxBot
+from bot.sandbox.driver import DriverResponse
+from bot.sandbox.world import SandboxBot
 from deployer.core.names import MAX_LENGTH, MIN_LENGTH, RESERVED, validate_stack_name
 from deployer.errors import InvalidStackName
 from tests.bot.blockkit import unsafe_markup

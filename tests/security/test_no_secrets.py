@@ -19,7 +19,7 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from bot.sandbox_world import SECRET, TOKEN, SandboxBot
+from bot.sandbox.world import SECRET, TOKEN, SandboxBot
 from bot.settings import load_bot_settings
 from deployer import AuthError, ConfigError, DeploymentState, load_settings
 from deployer.sandbox.faults import FailRule

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import pytest
 from slack_sdk import signature
 
-from bot.sandbox_world import SandboxBot
+from bot.sandbox.world import SandboxBot
 from tests.security.conftest import ALICE, handled
 
 Headers = dict[str, str]

@@ -21,11 +21,11 @@ from aioresponses import aioresponses
 from pydantic import SecretStr
 
 from deployer.adapters.dokploy import DokployPaas
+from deployer.adapters.resilience import RetryPolicy, Upstream
 from deployer.errors import AuthError, PermanentError, TransientError, UpstreamUnavailable
-from deployer.resilience import RetryPolicy, Upstream
 from deployer.sandbox.faults import FailRule
 from deployer.sandbox.server import API_KEY, Sandbox
-from tests.conftest import RecordedSleeps
+from deployer.testing import RecordedSleeps
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ import pytest
 from pydantic import SecretStr
 
 from deployer.adapters.hetzner import HetznerDns
+from deployer.adapters.resilience import RetryPolicy, Upstream
 from deployer.errors import AuthError, PermanentError, TransientError, UpstreamUnavailable
-from deployer.resilience import RetryPolicy, Upstream
 from deployer.sandbox.faults import FailRule
 from deployer.sandbox.hetzner import FakeHetznerDns
 from deployer.sandbox.server import TOKEN, ZONE, Sandbox
-from tests.conftest import FakeClock
+from deployer.testing import FakeClock
 
 
 @pytest.fixture

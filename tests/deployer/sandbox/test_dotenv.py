@@ -17,12 +17,12 @@ from pydantic import SecretStr
 
 from deployer.adapters.dokploy import DokployPaas
 from deployer.adapters.dotenv import to_dotenv, unrepresentable
+from deployer.adapters.resilience import RetryPolicy, Upstream
 from deployer.errors import PermanentError
-from deployer.resilience import RetryPolicy, Upstream
 from deployer.sandbox.dotenv import UnresolvedReference, expand, parse
 from deployer.sandbox.server import API_KEY, Sandbox
+from deployer.testing import RecordedSleeps
 from tests import specs
-from tests.conftest import RecordedSleeps
 
 RECORDED = specs.require("dokploy-recorded") / "dokploy-recorded"
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from deployer.adapters import migrations, store_common
-from deployer.adapters.store_postgres import PostgresStore
-from deployer.adapters.store_sqlite import SqliteStore
-from deployer.adapters.stores import open_store
+from deployer.adapters.stores import common as store_common
+from deployer.adapters.stores import migrations, open_store
+from deployer.adapters.stores.postgres import PostgresStore
+from deployer.adapters.stores.sqlite import SqliteStore
+from deployer.core.models import Deployment, Event, PhaseRecord, StackSpec
 from deployer.core.states import ACTIVE, DeploymentState, Operation, PhaseState
 from deployer.errors import ConfigError, IllegalTransition, NotFound, StackBusy, TransientError
-from deployer.models import Deployment, Event, PhaseRecord, StackSpec
 from deployer.ports import LiveStack, Store
 from tests.deployer.conftest import PG_URL, Backend, fresh_schema
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import structlog
 
+from deployer.core.models import Deployment, utcnow
 from deployer.core.states import DeploymentState
-from deployer.journal import Journal
-from deployer.models import Deployment, utcnow
+from deployer.engine.journal import Journal
 
 S = DeploymentState
 log = structlog.get_logger("aistack.worker")

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from deployer.core.states import Operation
+from deployer.engine.saga import PhaseContext, Undone
 from deployer.errors import AmbiguousResource
 from deployer.ports import ProjectRef
-from deployer.saga import PhaseContext, Undone
 
 Outputs = Mapping[str, str]
 GONE = Undone("nothing to undo: already gone", changed=False)

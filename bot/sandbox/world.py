@@ -17,11 +17,11 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from bot.runtime import Bot, running_bot
-from bot.sandbox import FakeSlack, Message
-from bot.sandbox_driver import SlackDriver
+from bot.sandbox.driver import SlackDriver
+from bot.sandbox.slack import FakeSlack, Message
 from bot.settings import BotSettings
 from deployer import TERMINAL, Deployment
-from deployer.adapters.store_memory import MemoryStore
+from deployer.adapters.stores.memory import MemoryStore
 from deployer.ports import Clock, Store
 from deployer.sandbox.server import Sandbox
 

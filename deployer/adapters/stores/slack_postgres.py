@@ -13,9 +13,9 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
-from deployer.models import Deployment
+from deployer.core.models import Deployment
 
-from .store_common import deployment_from_row, next_post_slot, runs_to_end, utc
+from .common import deployment_from_row, next_post_slot, runs_to_end, utc
 
 # Take a Slack lease, or renew one already held: never one another owner holds unexpired.
 _TAKE_SLACK_LEASE = """INSERT INTO slack_leases (deployment_id, kind, owner, expires_at)

@@ -22,14 +22,12 @@ from typing import Any
 
 import aiosqlite
 
+from deployer.core.models import Deployment, Event, PhaseRecord, utcnow
 from deployer.core.states import DeploymentState, check_transition
 from deployer.errors import IllegalTransition, NotFound, StackBusy, TransientError
-from deployer.models import Deployment, Event, PhaseRecord, utcnow
 from deployer.ports import LiveStack
 
-from .migrations import migrate_sqlite
-from .slack_sqlite import SqliteSlackState
-from .store_common import (
+from .common import (
     active_stack,
     busy_message,
     busy_unknown,
@@ -46,6 +44,8 @@ from .store_common import (
     runs_to_end,
     stale_message,
 )
+from .migrations import migrate_sqlite
+from .slack_sqlite import SqliteSlackState
 
 _INSERT = """INSERT INTO deployments (id, stack, operation, state, version, requester, approver,
     channel, message_ts, spec, created_at, updated_at, error, leftovers, active_stack)
@@ -93,7 +93,7 @@ _EVENT_COLUMNS = (
 )
 
 
-# Needs work and nobody holds a live lease (the states mirror store_common.LEASED_STATES).
+# Needs work and nobody holds a live lease (the states mirror common.LEASED_STATES).
 _CLAIMABLE = """SELECT d.* FROM deployments AS d
   LEFT JOIN leases AS l ON l.deployment_id = d.id
  WHERE (l.expires_at IS NULL OR l.expires_at <= :now)

@@ -14,9 +14,9 @@ from typing import Any
 
 import aiosqlite
 
-from deployer.models import Deployment
+from deployer.core.models import Deployment
 
-from .store_common import deployment_from_row, iso, next_post_slot, runs_to_end
+from .common import deployment_from_row, iso, next_post_slot, runs_to_end
 
 # Take a Slack lease, or renew one already held: never one another owner holds unexpired.
 _TAKE_SLACK_LEASE = """INSERT INTO slack_leases (deployment_id, kind, owner, expires_at)

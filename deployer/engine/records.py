@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deployer.core.models import Deployment
 from deployer.core.states import PhaseState
-from deployer.models import Deployment
 from deployer.ports import Store
 
 IDS = ("project_id", "environment_id", "application_id", "app_name", "domain_id")

@@ -13,9 +13,9 @@ from pathlib import Path
 from deployer.errors import ConfigError
 from deployer.ports import Store
 
-from .store_memory import MemoryStore
-from .store_postgres import PostgresStore
-from .store_sqlite import SqliteStore
+from .memory import MemoryStore
+from .postgres import PostgresStore
+from .sqlite import SqliteStore
 
 VARIABLE = "AISTACK_DATABASE_URL"
 _SQLITE = "sqlite:///"

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from bot.sandbox import TEAM_ID, TS_BASE
+from bot.sandbox.slack import TEAM_ID, TS_BASE
 
 Json = dict[str, Any]
 

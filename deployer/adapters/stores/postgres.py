@@ -20,14 +20,12 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from deployer.core.models import Deployment, Event, PhaseRecord, utcnow
 from deployer.core.states import DeploymentState, check_transition
 from deployer.errors import AuthError, IllegalTransition, NotFound, StackBusy, TransientError
-from deployer.models import Deployment, Event, PhaseRecord, utcnow
 from deployer.ports import LiveStack
 
-from .migrations import migrate_postgres
-from .slack_postgres import PostgresSlackState
-from .store_common import (
+from .common import (
     DEPLOYMENT_COLUMNS,
     active_stack,
     busy_message,
@@ -44,6 +42,8 @@ from .store_common import (
     stale_message,
     utc,
 )
+from .migrations import migrate_postgres
+from .slack_postgres import PostgresSlackState
 
 _INSERT = f"""INSERT INTO deployments ({", ".join(DEPLOYMENT_COLUMNS)})
 VALUES ({", ".join(f"${n}" for n in range(1, len(DEPLOYMENT_COLUMNS) + 1))})
@@ -84,7 +84,7 @@ _EVENT_COLUMNS = (
     "id AS seq, deployment_id, stack, kind, at, actor, phase, state, duration, idx, total, data"
 )
 
-# Needs work and nobody holds a live lease (the states mirror store_common.LEASED_STATES).
+# Needs work and nobody holds a live lease (the states mirror common.LEASED_STATES).
 _CLAIMABLE = """SELECT d.* FROM deployments AS d
   LEFT JOIN leases AS l ON l.deployment_id = d.id
  WHERE (l.expires_at IS NULL OR l.expires_at <= $1)

@@ -14,9 +14,9 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
+from deployer.core.models import Deployment, Event, PhaseRecord
 from deployer.core.states import HOLDING, DeploymentState, Operation
 from deployer.errors import IllegalTransition, NotFound
-from deployer.models import Deployment, Event, PhaseRecord
 from deployer.ports import LiveStack
 
 S = DeploymentState

@@ -18,10 +18,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import partial, wraps
 from typing import TypeVar
 
+from deployer.adapters.resilience import compensating
 from deployer.core.states import Operation
-from deployer.errors import DeployFailed, PermanentError, TransientError
-from deployer.ports import AppSettings, Clock, Dns, Paas, Prober, ProjectRef
-from deployer.provenance import (
+from deployer.engine.provenance import (
     GONE,
     NEVER_MADE,
     adoptable,
@@ -32,9 +31,10 @@ from deployer.provenance import (
     removed,
     untouched,
 )
-from deployer.records import IDS
-from deployer.resilience import compensating
-from deployer.saga import PhaseContext, Step, Undo, Undone
+from deployer.engine.records import IDS
+from deployer.engine.saga import PhaseContext, Step, Undo, Undone
+from deployer.errors import DeployFailed, PermanentError, TransientError
+from deployer.ports import AppSettings, Clock, Dns, Paas, Prober, ProjectRef
 from deployer.settings import DeployerSettings
 
 Outputs = Mapping[str, str]

@@ -22,8 +22,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from bot import sandbox_checks as checks
-from bot.sandbox_checks import ANY_METHOD, Param, json_array
+from bot.sandbox import checks
+from bot.sandbox.checks import ANY_METHOD, Param, json_array
 
 HOST = "127.0.0.1"
 TEAM_ID = "T0SANDBOX"

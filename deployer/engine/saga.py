@@ -24,10 +24,10 @@ from typing import Any, Protocol
 
 import structlog
 
+from deployer.core.models import Deployment, PhaseRecord, utcnow
 from deployer.core.phases import PhaseDef, Timeout, phases_for
 from deployer.core.states import DeploymentState, Operation, PhaseState
-from deployer.journal import Journal
-from deployer.models import Deployment, PhaseRecord, utcnow
+from deployer.engine.journal import Journal
 
 S = DeploymentState
 UNDOABLE = frozenset(

@@ -19,12 +19,12 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
+from deployer.core.models import Deployment, Event, PhaseRecord, utcnow
 from deployer.core.states import DeploymentState, check_transition
 from deployer.errors import IllegalTransition, NotFound, StackBusy
-from deployer.models import Deployment, Event, PhaseRecord, utcnow
 from deployer.ports import LiveStack
 
-from .store_common import (
+from .common import (
     LEASED_STATES,
     active_stack,
     busy_message,

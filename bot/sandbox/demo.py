@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-from bot.sandbox_world import PEOPLE, SandboxBot, sandbox_bot
+from bot.sandbox.world import PEOPLE, SandboxBot, sandbox_bot
 from deployer import DeploymentState, Store
 from deployer.adapters.stores import open_store
 from deployer.logs import configure_logging

@@ -8,8 +8,8 @@ from typing import Any
 
 import structlog
 
+from deployer.core.models import Deployment, Event, PhaseRecord
 from deployer.core.states import DeploymentState
-from deployer.models import Deployment, Event, PhaseRecord
 from deployer.ports import Notifier, Store
 
 log = structlog.get_logger("aistack.journal")
