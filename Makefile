@@ -24,6 +24,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check bot deployer tests chaos bench
 	$(BIN)/ruff format --check bot deployer tests chaos bench
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy bot deployer

@@ -78,7 +78,7 @@ async def run_batch(
     marks = len(fake.calls), len(dokploy.calls), len(dns.calls)
     channels = sorted({channel for _, channel in jobs})
     batch = Batch(len(jobs), channels)
-    store = world.bot.deployer.store
+    store = world.store
     assert isinstance(store, CountingStore)
     claims, empty = store.claims, store.empty_claims
     poll = 0.02 if len(jobs) == 1 else 0.05  # listing 100 deployments costs ~1.5 ms

@@ -18,8 +18,7 @@ from aiohttp import web
 
 from bot.runtime import running_bot
 from bot.settings import BotSettings, load_bot_settings
-from deployer import AistackError, DeployerSettings, load_settings
-from deployer.logs import configure_logging
+from deployer import AistackError, DeployerSettings, configure_logging, load_settings
 
 log = structlog.get_logger("aistack.bot")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from deployer.core.models import Deployment
+from deployer import Deployment
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from deployer.errors import InvalidStackName
+from deployer import InvalidStackName
 
 
 @dataclass(frozen=True)

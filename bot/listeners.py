@@ -170,9 +170,9 @@ class Listeners:
 
     async def _image_refused(self, image: str, respond: Respond) -> bool:
         """An image outside AISTACK_ALLOWED_IMAGES is refused to the asker alone: no card."""
-        if self._d.settings.image_refusal(image) is None:
+        if self._d.image_refusal(image) is None:
             return False
-        allowed = ", ".join(f"`{p}`" for p in self._d.settings.image_patterns)
+        allowed = ", ".join(f"`{p}`" for p in self._d.allowed_images)
         await _say(respond, m.refusal(f"The image `{image}` is not allowed here. Allowed "
                                       f"(AISTACK_ALLOWED_IMAGES): {allowed}"))  # fmt: skip
         return True
@@ -221,7 +221,7 @@ class Listeners:
         approved, so it ends; one approved already goes ahead, and the asker is told."""
         goes_on = ""
         if dep.state is S.REQUESTED:
-            await self._d.journal.move(dep, S.EXPIRED, error="the request card could not be posted")
+            await self._d.expire(dep, "the request card could not be posted")
         else:
             goes_on = f" The {dep.operation} of {dep.stack} goes ahead: `/aistack status` shows it."
         await _say(respond, m.refusal(f"I cannot post in this channel: `/invite @aistack` "
@@ -250,7 +250,7 @@ class Listeners:
 
     async def _clicked(self, handler: ClickHandler, click: Click) -> None:
         try:
-            dep = await self._d.store.get(click.deployment_id)
+            dep = await self._d.get(click.deployment_id)
             await handler(click, dep)
         except NotFound:
             await self._tell(click, "That deployment no longer exists.")
@@ -266,7 +266,7 @@ class Listeners:
         try:
             await self._d.approve(dep, click.user)
         except IllegalTransition:  # another approver, or a double click, got there first
-            await self._tell(click, _already(await self._d.store.get(dep.id)))
+            await self._tell(click, _already(await self._d.get(dep.id)))
         except StackBusy as exc:  # another request was approved first and holds the stack
             await self._tell(click, f"Not approved: {exc}. This request stays open: approve "
                              "it once that is done, or reject it.")  # fmt: skip
@@ -277,7 +277,7 @@ class Listeners:
         try:
             await self._d.reject(dep, click.user)
         except IllegalTransition:
-            await self._tell(click, _already(await self._d.store.get(dep.id)))
+            await self._tell(click, _already(await self._d.get(dep.id)))
 
     async def _decidable(self, click: Click, dep: Deployment, rule: Rule) -> bool:
         if dep.state is not S.REQUESTED:

@@ -30,14 +30,23 @@ from bot.blocks import (
     section,
     truncate,
 )
-from deployer.core.models import Deployment, Event, PhaseRecord, StackSpec, StackStatus
-from deployer.core.phases import DEPLOY_PHASES, TEARDOWN_PHASES, phases_for
-from deployer.core.states import TERMINAL, DeploymentState, Operation, PhaseState
-from deployer.engine.records import Takeover
-from deployer.service import PreflightReport
+from deployer import (
+    TERMINAL,
+    Deployment,
+    DeploymentState,
+    Event,
+    Operation,
+    PhaseRecord,
+    PhaseState,
+    PreflightReport,
+    StackSpec,
+    StackStatus,
+    Takeover,
+    phases_for,
+)
 
 S = DeploymentState
-_TITLES = {p.name: p.title for p in (*DEPLOY_PHASES, *TEARDOWN_PHASES)}
+_TITLES = {p.name: p.title for operation in Operation for p in phases_for(operation)}
 _ICONS = {"done": ":white_check_mark:", "failed": ":x:", "undone": ":leftwards_arrow_with_hook:"}
 
 

@@ -47,13 +47,23 @@ from bot.writers import (
     shown,
     waiting,
 )
-from deployer import TERMINAL, Deployment, DeploymentState, Event, Notifier, Operation, Store
-from deployer.core.models import StackSpec, utcnow
-from deployer.core.phases import phases_for
-from deployer.engine.records import Records
+from deployer import (
+    TERMINAL,
+    Deployment,
+    DeploymentState,
+    Event,
+    Notifier,
+    Operation,
+    StackSpec,
+    Store,
+    Takeover,
+    phases_for,
+)
+from deployer.core.models import utcnow
 
 log = structlog.get_logger("aistack.bot.notifier")
 PlanOf = Callable[[StackSpec, Operation], list[str]]
+TakeoverOf = Callable[[Deployment], Awaitable[Takeover | None]]
 Sleep = Callable[[float], Awaitable[None]]
 # The outcome follows the last phase by one store write: the phase's line waits for it, so
 # both go in one reply. Bounded: if the outcome is late (a store outage, a shutdown), the
@@ -77,6 +87,7 @@ class SlackNotifier:
         tasks: Tasks,
         *,
         plan_of: PlanOf,
+        takeover_of: TakeoverOf,
         approval_ttl: float,
         leases: SlackLeases,
         interval: float = 2.0,
@@ -86,9 +97,9 @@ class SlackNotifier:
     ) -> None:
         self._slack = slack
         self._store = store
-        self._records = Records(store)  # whose live stack a waiting request would replace
         self._tasks = tasks
         self._plan_of = plan_of
+        self._takeover_of = takeover_of  # whose live stack a waiting request would replace
         self._ttl = timedelta(seconds=approval_ttl)
         self._interval = interval
         self._monotonic = monotonic
@@ -286,7 +297,7 @@ class SlackNotifier:
         phases = await self._store.phases(dep.id)
         total = len(phases_for(dep.operation))
         plan, expires_at = self._request(dep)
-        replaces = await self._records.takeover(dep) if self._waiting(dep) else None
+        replaces = await self._takeover_of(dep) if self._waiting(dep) else None
         return card(dep, phases, total=total, now=self._now(), paused=paused,
                     plan=plan, expires_at=expires_at, replaces=replaces)  # fmt: skip
 

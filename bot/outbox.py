@@ -20,8 +20,8 @@ from datetime import datetime
 
 import structlog
 
+from deployer import Store
 from deployer.core.models import utcnow
-from deployer.ports import Store
 
 log = structlog.get_logger("aistack.bot.outbox")
 POST, DRAW, THREAD = "post", "draw", "thread"

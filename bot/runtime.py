@@ -40,10 +40,16 @@ from bot.outbox import SlackLeases, owner_id
 from bot.settings import BotSettings
 from bot.slack_api import SlackWriter, StoreSlots
 from bot.tasks import Tasks
-from deployer import ConfigError, Deployer, DeployerSettings, open_deployer
-from deployer.adapters.stores import open_store
-from deployer.engine.worker import Worker
-from deployer.ports import Clock, Store
+from deployer import (
+    Clock,
+    ConfigError,
+    Deployer,
+    DeployerSettings,
+    Store,
+    Worker,
+    open_deployer,
+    open_store,
+)
 
 log = structlog.get_logger("aistack.bot")
 SHUTDOWN_GRACE = 10.0
@@ -143,10 +149,12 @@ async def running_bot(
         metrics.track_tasks(lambda: len(tasks) + len(cards_tasks) + len(background))
         slack = SlackWriter(client, post_interval=post_interval, calls=metrics.slack_calls,
                             sleep=slack_sleep, slots=StoreSlots(store))  # fmt: skip
-        # `deployer` is opened below, with this notifier: cards ask it for plans only later
+        # `deployer` is opened below, with this notifier: cards ask it for plans (and whose
+        # stack a request would take over) only later
         cards = SlackNotifier(slack, store, cards_tasks, interval=settings.card_interval,
                               monotonic=time.monotonic, approval_ttl=settings.approval_ttl,
                               plan_of=lambda spec, op: deployer.plan(spec, op),
+                              takeover_of=lambda dep: deployer.takeover(dep),
                               leases=SlackLeases(store, owner_id()))  # fmt: skip
         notifier = Notifiers(MetricsNotifier(metrics), cards)
         async with open_deployer(engine, notifier, store=store, clock=clock) as deployer:
@@ -302,7 +310,7 @@ async def _shutdown(bot: Bot, background: Tasks, cards: Tasks) -> None:
     await bot.tasks.drain(SHUTDOWN_GRACE)  # commands and clicks already acked finish
     await _settle(bot.notifier)
     for dep in interrupted:
-        current = await bot.deployer.store.get(dep.id)
+        current = await bot.deployer.get(dep.id)
         try:
             await bot.notifier.refresh(current, paused=True)
         except Exception as exc:  # shutting down: log it, keep going

@@ -10,8 +10,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.access import AccessPolicy
-from deployer import ConfigError
-from deployer.settings import PREFIX, describe_validation_error
+from deployer import ConfigError, describe_validation_error
+
+PREFIX = "AISTACK_"  # the same prefix as the deployer's settings: one .env serves both
 
 IdList = Annotated[frozenset[str], NoDecode]
 OAUTH_VARIABLES = ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET")

@@ -24,8 +24,8 @@ from prometheus_client import Counter
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from deployer import Store
 from deployer.core.models import utcnow
-from deployer.ports import Store
 
 log = structlog.get_logger("aistack.bot.slack")
 TRANSIENT = frozenset(

@@ -1,12 +1,18 @@
 """aistack's deployer: plan, run, compensate and remember per-user AI stacks.
 
-This is the surface the bot and the CLI use; everything else is private to the package.
+This is the surface the bot, the CLI, the benches and the chaos run use; everything else is
+private to the package (an import-linter contract in `make lint` holds the bot to it, and
+tests/deployer/test_public_api.py fails when a name is added or removed here alone).
 """
 
+from deployer.adapters.stores import open_store
 from deployer.assemble import open_deployer
 from deployer.core.models import Deployment, Event, PhaseRecord, StackSpec, StackStatus
 from deployer.core.names import validate_stack_name
+from deployer.core.phases import PhaseDef, phases_for
 from deployer.core.states import ACTIVE, TERMINAL, DeploymentState, Operation, PhaseState
+from deployer.engine.records import Takeover
+from deployer.engine.worker import Worker
 from deployer.errors import (
     AistackError,
     AuthError,
@@ -20,15 +26,18 @@ from deployer.errors import (
     TransientError,
     UpstreamUnavailable,
 )
-from deployer.ports import Notifier, Store
-from deployer.service import Deployer, PreflightReport
-from deployer.settings import DeployerSettings, load_settings
+from deployer.inventory import PreflightReport
+from deployer.logs import configure_logging
+from deployer.ports import Clock, Notifier, Store
+from deployer.service import Deployer
+from deployer.settings import DeployerSettings, describe_validation_error, load_settings
 
 __all__ = [
     "ACTIVE",
     "TERMINAL",
     "AistackError",
     "AuthError",
+    "Clock",
     "ConfigError",
     "DeployFailed",
     "Deployer",
@@ -42,6 +51,7 @@ __all__ = [
     "Notifier",
     "Operation",
     "PermanentError",
+    "PhaseDef",
     "PhaseRecord",
     "PhaseState",
     "PreflightReport",
@@ -49,9 +59,15 @@ __all__ = [
     "StackSpec",
     "StackStatus",
     "Store",
+    "Takeover",
     "TransientError",
     "UpstreamUnavailable",
+    "Worker",
+    "configure_logging",
+    "describe_validation_error",
     "load_settings",
     "open_deployer",
+    "open_store",
+    "phases_for",
     "validate_stack_name",
 ]

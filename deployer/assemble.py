@@ -17,6 +17,7 @@ from deployer.engine.journal import Journal
 from deployer.engine.records import Records
 from deployer.engine.saga import Saga
 from deployer.engine.steps import StackSteps
+from deployer.inventory import Inventory
 from deployer.ports import Clock, Notifier, Store
 from deployer.service import Deployer
 from deployer.settings import DeployerSettings
@@ -94,4 +95,5 @@ async def open_deployer(
         records = Records(store)
         steps = StackSteps(settings, made.paas, made.dns, made.probe, clock, records.live_ids)
         saga = Saga(journal, steps, timeouts(settings), retry_pause=settings.rollback_retry_initial)
-        yield Deployer(settings, journal, made.paas, made.dns, saga)
+        inventory = Inventory(settings, store, made.paas, made.dns)
+        yield Deployer(settings, journal, inventory, saga)

@@ -96,7 +96,7 @@ async def cmd_preflight(d: Deployer, _: argparse.Namespace, out: TerminalNotifie
 
 
 async def cmd_deploy(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
-    refused = d.settings.image_refusal(d.spec(args.name, args.image).image)
+    refused = d.image_refusal(d.spec(args.name, args.image).image)
     if refused is not None:  # bad input: refused before anything is recorded
         out.console.print(f"aistack: {refused}", markup=False, style="red")
         return 2

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from deployer.core.models import Event, StackStatus
-from deployer.service import PreflightReport
+from deployer.inventory import PreflightReport
 
 ENDINGS = {
     "deployment.succeeded",

@@ -1,19 +1,18 @@
-"""Deployer: the small surface the CLI and the bot drive. It plans, records and runs."""
+"""Deployer: the lifecycle commands the CLI and the bot drive (request, approve, reject,
+transfer, retry, give up), and the reads they need. It plans, records and runs; what exists
+right now is the Inventory's (inventory.py). Its store, journal and settings stay inside."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
 
-from deployer.core.models import Deployment, Event, ProjectView, StackSpec, StackStatus, utcnow
-from deployer.core.names import validate_stack_name
+from deployer.core.models import Deployment, Event, StackSpec, StackStatus, utcnow
 from deployer.core.plan import Target, describe
-from deployer.core.reconcile import drift
-from deployer.core.states import ACTIVE, TERMINAL, DeploymentState, Operation
+from deployer.core.states import TERMINAL, DeploymentState, Operation
 from deployer.engine.journal import Journal, event_of
 from deployer.engine.records import Records, Takeover
 from deployer.engine.saga import Saga
@@ -21,42 +20,31 @@ from deployer.engine.worker import Worker, WorkerSettings
 from deployer.errors import (
     AmbiguousResource,
     IllegalTransition,
-    InvalidStackName,
     NotFound,
     PermanentError,
 )
-from deployer.ports import Dns, LiveStack, Paas, ZoneInfo
+from deployer.inventory import Inventory, PreflightReport
+from deployer.ports import LiveStack
 from deployer.settings import DeployerSettings
 
 S = DeploymentState
 log = structlog.get_logger("aistack.service")
 
 
-@dataclass(frozen=True)
-class PreflightReport:
-    dokploy_url: str
-    projects: int
-    zone: ZoneInfo
-    ingress_ip: str
-    dns_mode: str
-    wildcard: list[str] | None = None
-
-
 class Deployer:
     def __init__(
-        self, settings: DeployerSettings, journal: Journal, paas: Paas, dns: Dns, saga: Saga
+        self, settings: DeployerSettings, journal: Journal, inventory: Inventory, saga: Saga
     ) -> None:
-        self.settings = settings
-        self.journal = journal
-        self.store = journal.store
-        self._paas = paas
-        self._dns = dns
+        self._settings = settings
+        self._journal = journal
+        self._store = journal.store
+        self._inventory = inventory
         self._saga = saga
         self._records = Records(journal.store)
         self.work_queued = asyncio.Event()  # wakes this process's workers
 
     def spec(self, name: str, image: str | None = None) -> StackSpec:
-        return self.settings.spec_for(name, image)
+        return self._settings.spec_for(name, image)
 
     async def request(
         self,
@@ -85,26 +73,30 @@ class Deployer:
                                              "approver": requester})  # fmt: skip
             events += [event_of(draft, f"deployment.{s}", state=str(s), actor=requester)
                        for s in (S.APPROVED, S.QUEUED)]  # fmt: skip
-        dep = await self.journal.create(draft, events, dedup_key=dedup_key)
+        dep = await self._journal.create(draft, events, dedup_key=dedup_key)
         if dep.state is S.QUEUED:
             self.work_queued.set()
         return dep
 
     async def approve(self, dep: Deployment, approver: str) -> Deployment:
-        dep = await self.journal.move(dep, S.APPROVED, actor=approver, approver=approver)
-        queued = await self.journal.move(dep, S.QUEUED, actor=approver)
+        dep = await self._journal.move(dep, S.APPROVED, actor=approver, approver=approver)
+        queued = await self._journal.move(dep, S.QUEUED, actor=approver)
         self.work_queued.set()
         return queued
 
     async def reject(self, dep: Deployment, who: str) -> Deployment:
-        return await self.journal.move(dep, S.REJECTED, actor=who, approver=who)
+        return await self._journal.move(dep, S.REJECTED, actor=who, approver=who)
+
+    async def expire(self, dep: Deployment, why: str) -> Deployment:
+        """End a request that can never be decided (its card could not be posted)."""
+        return await self._journal.move(dep, S.EXPIRED, error=why)
 
     async def expire_requests(self, ttl_seconds: float) -> list[Deployment]:
         """Requests nobody decided on within the TTL become `expired` (every one of them:
         several may wait side by side for one stack)."""
         cutoff = utcnow() - timedelta(seconds=ttl_seconds)
-        stale = [d for d in await self.store.awaiting_approval() if d.created_at < cutoff]
-        return [await self.journal.move(d, S.EXPIRED) for d in stale]
+        stale = [d for d in await self._store.awaiting_approval() if d.created_at < cutoff]
+        return [await self._journal.move(d, S.EXPIRED) for d in stale]
 
     async def supersede(self, dep: Deployment) -> list[Deployment]:
         """The owner's own request settles what happens to her stack: every other request
@@ -114,11 +106,11 @@ class Deployer:
             return []
         why = f"superseded by {dep.requester}'s own {dep.operation}"
         closed = []
-        for other in await self.store.awaiting_approval(dep.stack):
+        for other in await self._store.awaiting_approval(dep.stack):
             if other.id == dep.id:
                 continue
             try:
-                closed.append(await self.journal.move(
+                closed.append(await self._journal.move(
                     other, S.REJECTED, actor=dep.requester, approver=dep.requester, error=why,
                     data={"superseded_by": dep.id},
                 ))  # fmt: skip
@@ -131,28 +123,28 @@ class Deployer:
         `to`: compare-and-set, recorded as `stack.transferred` (actor, from, to) in the same
         write. Who may do it is the caller's rule (the owner or an approver)."""
         stack = self.spec(name).name
-        live = await self.store.live(stack)
+        live = await self._store.live(stack)
         if live is None:
             raise NotFound(f"{stack} is not live: nobody owns it, so there is nothing to transfer")
         change = {"from": owner, "to": to, "outcome": f"owner {owner} -> {to}"}
         event = Event(deployment_id=live.deployment_id, stack=stack, kind="stack.transferred",
                       actor=by, data=change)  # fmt: skip
-        moved = await self.store.transfer(stack, owner, to, event)
+        moved = await self._store.transfer(stack, owner, to, event)
         log.info("stack.transferred", stack_name=stack, actor=by, owner_was=owner, owner=to)
         return moved
 
     async def retry_rollback(self, dep: Deployment, who: str) -> None:
         """Ask the worker to try a failed rollback again now rather than at its next pause."""
-        await self.store.schedule_retry(dep.id, utcnow())
+        await self._store.schedule_retry(dep.id, utcnow())
         self.work_queued.set()
-        await self.journal.emit(dep, "rollback.retry_requested", state=str(dep.state), actor=who)
+        await self._journal.emit(dep, "rollback.retry_requested", state=str(dep.state), actor=who)
 
     async def give_up(self, name: str, who: str) -> Deployment:
         """Stop retrying a failed rollback automatically: an operator takes it from here.
         The stack stays held until a retry (after cleaning by hand) finds nothing left."""
         dep = await self._stuck(name)
-        await self.store.give_up(dep.id)
-        await self.journal.emit(dep, "rollback.given_up", state=str(dep.state), actor=who,
+        await self._store.give_up(dep.id)
+        await self._journal.emit(dep, "rollback.given_up", state=str(dep.state), actor=who,
                                 data={"leftovers": list(dep.leftovers)})  # fmt: skip
         return dep
 
@@ -165,14 +157,14 @@ class Deployer:
         )
 
     async def _stuck(self, name: str) -> Deployment:
-        dep = await self.store.latest(self.spec(name).name)
+        dep = await self._store.latest(self.spec(name).name)
         if dep is None or dep.state is not S.ROLLBACK_FAILED:
             state = dep.state if dep else "unknown"
             raise PermanentError(f"{name} is {state}, not rollback_failed: nothing to retry")
         return dep
 
     def plan(self, spec: StackSpec, operation: Operation = Operation.DEPLOY) -> list[str]:
-        s = self.settings
+        s = self._settings
         target = Target(s.dokploy_url, s.dns_zone, s.dns_mode, s.record_name(spec.name),
                         str(s.ingress_ip), s.https)  # fmt: skip
         return describe(spec, target, operation)
@@ -181,7 +173,7 @@ class Deployer:
         return await self._saga.run(dep)
 
     def worker(self, *, owner: str | None = None) -> Worker:
-        s = self.settings
+        s = self._settings
         limits = WorkerSettings(
             lease_seconds=s.lease_seconds,
             heartbeat_seconds=s.heartbeat_seconds,
@@ -189,7 +181,7 @@ class Deployer:
             retry_initial_seconds=s.rollback_retry_initial,
             retry_max_seconds=s.rollback_retry_max,
         )
-        return Worker(self.journal, self.run, limits, owner=owner, wake=self.work_queued)
+        return Worker(self._journal, self.run, limits, owner=owner, wake=self.work_queued)
 
     async def deploy(self, name: str, *, requester: str, image: str | None = None) -> Deployment:
         """Operator path (CLI): request, approve as the operator, work the queue until done."""
@@ -201,106 +193,47 @@ class Deployer:
         return await self._work_until_settled(await self.approve(dep, requester))
 
     async def history(self, name: str) -> list[Event]:
-        events = await self.store.events(self.spec(name).name)
+        events = await self._store.events(self.spec(name).name)
         if not events:
             raise NotFound(f"no history for {name}: it was never requested")
         return events
-
-    async def orphans(self) -> list[str]:
-        """Stack names with Dokploy or DNS resources that no live record owns."""
-        return [s.name for s in await self.list_stacks()
-                if (s.live or s.dns_values) and _unowned(s.deployment, s.owner)]  # fmt: skip
 
     async def _work_until_settled(self, dep: Deployment) -> Deployment:
         return await self._work_until(dep, lambda d: d.state in TERMINAL)
 
     async def _work_until(self, dep: Deployment, done: Callable[[Deployment], bool]) -> Deployment:
         async def settled() -> bool:
-            return done(await self.store.get(dep.id))
+            return done(await self._store.get(dep.id))
 
         await self.worker().run_until(settled)
-        return await self.store.get(dep.id)
+        return await self._store.get(dep.id)
+
+    # -- reads ------------------------------------------------------------------------------
+    async def get(self, deployment_id: str) -> Deployment:
+        return await self._store.get(deployment_id)
+
+    async def latest(self, name: str) -> Deployment | None:
+        return await self._store.latest(self.spec(name).name)
 
     async def status(self, name: str) -> StackStatus:
-        spec = self.spec(name)
-        dep = await self.store.latest(spec.name)
-        views = await self._live_views(spec.project_name)
-        if dep is None and not views:
-            raise NotFound(f"no stack named {spec.name}: nothing recorded, nothing in Dokploy")
-        return await self._status(spec, dep, views, await self._dns_values(spec.name))
-
-    async def _dns_values(self, stack: str) -> list[str] | None:
-        if self.settings.dns_mode != "record":
-            return None
-        return await self._dns.a_record(self.settings.record_name(stack)) or []
+        return await self._inventory.status(self.spec(name))
 
     async def list_stacks(self) -> list[StackStatus]:
-        """Every stack our records, Dokploy or DNS know of: three reads, whatever the count."""
-        prefix, _, _ = self.settings.project_pattern.partition("{name}")
-        live: dict[str, list[ProjectView]] = {}
-        for view in await self._paas.stacks(prefix):
-            live.setdefault(view.project_name, []).append(view)
-        records = {d.stack: d for d in await self.store.list_latest()}
-        dns = await self._dns_by_stack()
-        names = set(records) | {self._name_of(p) for p in live} | set(dns or {})
-        result = []
-        for name in sorted(n for n in names if n and _is_stack_name(n)):
-            dep = records.get(name)
-            spec = dep.spec if dep else self.spec(name)
-            values = None if dns is None else dns.get(name, [])
-            result.append(await self._status(spec, dep, live.get(spec.project_name, []), values))
-        return result
+        return await self._inventory.list_stacks()
 
-    async def _dns_by_stack(self) -> dict[str, list[str]] | None:
-        """The A records of stacks, by stack (None in wildcard mode: we make none)."""
-        if self.settings.dns_mode != "record":
-            return None
-        found: dict[str, list[str]] = {}
-        for record, values in (await self._dns.a_records()).items():
-            stack = self.settings.stack_of_record(record)
-            if stack is not None and _is_stack_name(stack):  # else someone else's record
-                found[stack] = values
-        return found
+    async def orphans(self) -> list[str]:
+        return await self._inventory.orphans()
 
     async def preflight(self) -> PreflightReport:
-        projects = await self._paas.count_projects(quick=True)  # say what is wrong, fast
-        zone = await self._dns.zone(quick=True)
-        wildcard = None
-        if self.settings.dns_mode == "wildcard":
-            wildcard = await self._dns.a_record(self.settings.wildcard_name) or []
-        return PreflightReport(
-            self.settings.dokploy_url,
-            projects,
-            zone,
-            str(self.settings.ingress_ip),
-            self.settings.dns_mode,
-            wildcard,
-        )
+        return await self._inventory.preflight()
 
-    async def _status(
-        self,
-        spec: StackSpec,
-        dep: Deployment | None,
-        views: list[ProjectView],  # every Dokploy project of the stack's name
-        values: list[str] | None,  # None: DNS not checked (wildcard mode)
-    ) -> StackStatus:
-        checked = values is not None
-        phases = tuple(await self.store.phases(dep.id)) if dep else ()
-        owner = await self._records.owner(spec.name)
-        ours = (await self._records.live_ids(spec.name)).get("project_id")
-        live, others = _ours(views, ours)
-        found = drift(dep, live, values, owned=owner is not None, others=others,
-                      ingress_ip=str(self.settings.ingress_ip), dns_checked=checked)  # fmt: skip
-        return StackStatus(
-            name=spec.name,
-            url=spec.url,
-            deployment=dep,
-            owner=owner,
-            phases=phases,
-            live=live,
-            dns_values=tuple(values) if values else None,
-            drift=found,
-        )
+    def image_refusal(self, image: str) -> str | None:
+        """Why AISTACK_ALLOWED_IMAGES refuses `image` (None: it is allowed)."""
+        return self._settings.image_refusal(image)
+
+    @property
+    def allowed_images(self) -> tuple[str, ...]:
+        return self._settings.image_patterns
 
     async def owner(self, stack: str) -> str | None:
         """Who owns the live stack: whoever first made it live (a redeploy by someone else
@@ -311,19 +244,15 @@ class Deployer:
         """Whose live stack `dep` would replace or remove, if not its requester's own."""
         return await self._records.takeover(dep)
 
-    async def _live_views(self, project_name: str) -> list[ProjectView]:
-        views = await self._paas.stacks(project_name)
-        return [v for v in views if v.project_name == project_name]
-
     async def _spec_to_destroy(self, spec: StackSpec) -> StackSpec:
         """The spec the stack was made with (the live one: the latest may be someone's
         request still waiting); a stack that never existed is refused, so a typo creates no
         record."""
         live = await self._records.live_deployment(spec.name)
-        latest = live or await self.store.latest(spec.name)
+        latest = live or await self._store.latest(spec.name)
         if latest is not None:
             return latest.spec
-        views = await self._live_views(spec.project_name)
+        views = await self._inventory.projects_named(spec.project_name)
         if len(views) > 1:  # no record says which one is the stack's
             ids = ", ".join(v.project_id for v in views)
             raise AmbiguousResource(
@@ -331,34 +260,6 @@ class Deployer:
                 "record says which is this stack's: aistack will not guess; remove the ones "
                 "that are not by hand"
             )
-        if views or await self._dns_values(spec.name):
+        if views or await self._inventory.dns_values(spec.name):
             return spec  # made by hand or before our records: a teardown finds it by name
         raise NotFound(f"no stack named {spec.name}: nothing recorded, nothing in Dokploy or DNS")
-
-    def _name_of(self, project_name: str) -> str:
-        prefix, _, suffix = self.settings.project_pattern.partition("{name}")
-        core = project_name.removeprefix(prefix)
-        return core.removesuffix(suffix) if suffix else core
-
-
-def _ours(
-    views: list[ProjectView], recorded: str | None
-) -> tuple[ProjectView | None, tuple[ProjectView, ...]]:
-    """Split the projects of a stack's name into the one our records made (or, with no
-    record, the only one) and the others, which drift reports and nothing touches."""
-    mine = next((v for v in views if v.project_id == recorded), None)
-    if mine is None and recorded is None and len(views) == 1:
-        mine = views[0]
-    return mine, tuple(v for v in views if v is not mine)
-
-
-def _is_stack_name(name: str) -> bool:
-    try:
-        return validate_stack_name(name) == name
-    except InvalidStackName:
-        return False
-
-
-def _unowned(latest: Deployment | None, owner: str | None) -> bool:
-    """Nobody owns it live and no deployment is working on it right now."""
-    return owner is None and (latest is None or latest.state not in ACTIVE)

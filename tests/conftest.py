@@ -46,8 +46,16 @@ def settings(sandbox: Sandbox) -> DeployerSettings:
 
 
 @pytest.fixture
+def memory_store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
 async def deployer(
-    settings: DeployerSettings, notifier: RecordingNotifier, clock: FakeClock
+    settings: DeployerSettings,
+    notifier: RecordingNotifier,
+    clock: FakeClock,
+    memory_store: MemoryStore,
 ) -> AsyncIterator[Deployer]:
-    async with open_deployer(settings, notifier, store=MemoryStore(), clock=clock) as running:
+    async with open_deployer(settings, notifier, store=memory_store, clock=clock) as running:
         yield running

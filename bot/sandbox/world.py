@@ -40,6 +40,7 @@ class SandboxBot:
     slack: FakeSlack
     bot: Bot
     driver: SlackDriver
+    store: Store  # the bot's store: tests read and arrange state through it
 
     async def settled(self, name: str, within: float = 30.0) -> Deployment:
         """The stack's latest deployment once it is terminal and its card is drawn."""
@@ -50,7 +51,7 @@ class SandboxBot:
     ) -> Deployment:
         async with asyncio.timeout(within):
             while True:
-                dep = await self.bot.deployer.store.latest(name)
+                dep = await self.bot.deployer.latest(name)
                 if dep is not None and check(dep):
                     await self.bot.notifier.wait_idle()
                     return dep
@@ -131,8 +132,9 @@ async def _bot(
         "card_interval": 0.0,
     }
     settings = BotSettings(_env_file=None, **(defaults | bot_settings))
+    store = store or MemoryStore()
     async with running_bot(
-        settings, sandbox.settings(**(engine or {})), store=store or MemoryStore(), clock=clock,
+        settings, sandbox.settings(**(engine or {})), store=store, clock=clock,
         workers=workers, post_interval=post_interval, slack_sleep=slack_sleep,
     ) as bot:  # fmt: skip
         runner = web.AppRunner(bot.web, access_log=None)
@@ -141,6 +143,6 @@ async def _bot(
         url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
         try:
             async with SlackDriver(url, SECRET, response_base=api_url, names=PEOPLE) as driver:
-                yield SandboxBot(sandbox, fake, bot, driver)
+                yield SandboxBot(sandbox, fake, bot, driver, store)
         finally:
             await runner.cleanup()

@@ -34,7 +34,7 @@ async def test_forged_and_stale_signatures_get_401(world: SandboxBot) -> None:
     )
     tampered = await world.driver.post_raw(body + "x", world.driver.signed_headers(body))
     assert (forged.status, stale.status, tampered.status) == (401, 401, 401)
-    assert await world.bot.deployer.store.latest("alice") is None
+    assert await world.store.latest("alice") is None
 
 
 async def test_malformed_commands_get_an_ephemeral_usage_naming_the_problem(
@@ -54,7 +54,7 @@ async def test_malformed_commands_get_an_ephemeral_usage_naming_the_problem(
         body = reply.json()
         assert isinstance(body, dict) and says in str(body.get("text")), (text, body)
         assert body.get("response_type", "ephemeral") == "ephemeral"
-    assert await world.bot.deployer.store.latest("alice") is None
+    assert await world.store.latest("alice") is None
 
 
 async def test_empty_command_and_help_answer_only_the_asker(world: SandboxBot) -> None:
@@ -77,7 +77,7 @@ async def test_dry_run_shows_the_plan_and_changes_nothing() -> None:
         said = await answer(world, "U0ALICE", "deploy alice --dry-run --image nginx:1.27")
         shown = str(said["text"]) + str(said.get("blocks"))
         assert "ai-stack-alice" in shown and "nginx:1.27" in shown and "alice.ai" in shown
-        assert await world.bot.deployer.store.latest("alice") is None
+        assert await world.store.latest("alice") is None
         assert not any(world.engine.resources().values())
     assert world.slack.violations == []
 
@@ -91,7 +91,7 @@ async def test_an_image_from_elsewhere_is_refused_to_the_asker_with_no_card(
         assert said["response_type"] == "ephemeral"
         assert "is not allowed here" in str(said["text"])
         assert "`ghcr.io/sst/opencode:*`" in str(said["text"])  # the patterns, listed
-    assert await world.bot.deployer.store.latest("alice") is None
+    assert await world.store.latest("alice") is None
     assert world.slack.calls_to("chat.postMessage") == []  # no card
 
 
@@ -132,8 +132,8 @@ async def test_wrong_channel_and_non_deployers_are_refused() -> None:
         assert "<#C0AISTACK>" in wrong.body
         await world.driver.command("U0MALLORY", "deploy mallory", channel="C0AISTACK")
         assert "only deployers" in await world.told("U0MALLORY", "deployers")
-        assert await world.bot.deployer.store.latest("mallory") is None
-        assert await world.bot.deployer.store.latest("alice") is None
+        assert await world.store.latest("mallory") is None
+        assert await world.store.latest("alice") is None
 
 
 async def test_without_approval_a_request_runs_at_once() -> None:

@@ -80,7 +80,7 @@ async def test_requester_cannot_approve_their_own_request(world: SandboxBot) -> 
     dep = await requested(world, "U0BOB", "deploy bob", "bob")
     await world.click("U0BOB", "approve", dep)
     assert "someone else has to approve" in await world.told("U0BOB", "approve")
-    assert (await world.bot.deployer.store.get(dep.id)).state is S.REQUESTED
+    assert (await world.store.get(dep.id)).state is S.REQUESTED
 
 
 async def test_a_stranger_cannot_approve_and_nothing_changes(world: SandboxBot) -> None:
@@ -88,7 +88,7 @@ async def test_a_stranger_cannot_approve_and_nothing_changes(world: SandboxBot) 
     await world.click("U0MALLORY", "approve", dep)
     said = await world.told("U0MALLORY", "only approvers")
     assert "<!subteam^S0APPROVERS>" in said
-    assert (await world.bot.deployer.store.get(dep.id)).state is S.REQUESTED
+    assert (await world.store.get(dep.id)).state is S.REQUESTED
 
 
 async def test_reject_ends_the_request_and_deploys_nothing(world: SandboxBot) -> None:
@@ -111,7 +111,7 @@ async def test_double_clicks_and_two_approvers_lead_to_one_run(world: SandboxBot
     )
     done = await world.settled("alice")
     assert done.state is S.SUCCEEDED
-    events = await world.bot.deployer.store.events_for(dep.id)
+    events = await world.store.events_for(dep.id)
     assert [e.kind for e in events].count("deployment.approved") == 1
     assert [e.kind for e in events].count("deployment.running") == 1
     told = world.said_to("U0BOB") + world.said_to("U0CAROL")
@@ -238,7 +238,7 @@ async def test_card_edits_are_coalesced_and_the_final_state_still_arrives() -> N
         dep = await requested(world, "U0ALICE", "deploy alice", "alice")
         await world.click("U0BOB", "approve", dep)
         done = await world.settled("alice")
-        events = await world.bot.deployer.store.events_for(dep.id)
+        events = await world.store.events_for(dep.id)
         edits = [c for c in world.slack.calls_to("chat.update") if c.args["ts"] == dep.message_ts]
         assert len(events) > 20 and len(edits) <= 4  # ~20 events, a handful of edits
         assert "live at" in world.card(done).text and len(world.thread(done)) == 8

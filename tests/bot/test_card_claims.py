@@ -18,6 +18,7 @@ from bot.tasks import Tasks
 from deployer import Deployment, DeploymentState, Event
 from deployer.adapters.stores.memory import MemoryStore
 from deployer.core.models import StackSpec, utcnow
+from deployer.engine.records import Records
 from deployer.ports import Store
 
 S = DeploymentState
@@ -34,6 +35,7 @@ class Replica:
         self.slack = SlackWriter(client, post_interval=1.0, sleep=sleep, slots=StoreSlots(store))
         self.tasks = Tasks()
         self.cards = SlackNotifier(self.slack, store, self.tasks, plan_of=lambda *_: ["a step"],
+                                   takeover_of=Records(store).takeover,
                                    approval_ttl=600, interval=0.0, monotonic=time.monotonic,
                                    leases=SlackLeases(store, name))  # fmt: skip
 

@@ -54,7 +54,7 @@ def thread_text(world: SandboxBot, dep: Deployment) -> str:
 
 async def expected_text(world: SandboxBot, dep: Deployment) -> str:
     """One line per phase and undo, in the order they happened, then the outcome."""
-    store = world.bot.deployer.store
+    store = world.store
     lines = [m.thread_line(e) for e in await store.events_for(dep.id)]
     outcome = m.outcome_line(dep, await store.phases(dep.id))
     return "\n".join(line for line in [*lines, outcome] if line)
@@ -65,7 +65,7 @@ async def test_a_redrawn_request_keeps_its_plan_and_expiry(world: SandboxBot) ->
     dep = await requested(world, "U0ALICE", "deploy alice", "alice")
     first = world.card(dep)
     # the one way every redraw goes (the 5 s sweep's, a writer's, after a click): as it was
-    await world.bot.notifier.refresh(await world.bot.deployer.store.get(dep.id))
+    await world.bot.notifier.refresh(await world.store.get(dep.id))
     redrawn = world.card(dep)
     assert redrawn.history, "the card was not redrawn"
     assert plan_sections(redrawn), "the redraw lost the plan"
@@ -197,10 +197,10 @@ async def test_a_rollback_failing_again_on_retry_tells_the_requester_once(
     await world.click("U0BOB", "retry_rollback", stuck)
     await world.until("bob", lambda d: d.version > stuck.version and d.state in TERMINAL)
     world.engine.dokploy.faults.clear()
-    again = await world.bot.deployer.store.get(dep.id)
+    again = await world.store.get(dep.id)
     await world.click("U0BOB", "retry_rollback", again)
     done = await world.until("bob", lambda d: d.state is S.ROLLED_BACK)
-    failed = [e for e in await world.bot.deployer.store.events_for(dep.id)
+    failed = [e for e in await world.store.events_for(dep.id)
               if e.kind == "deployment.rollback_failed"]  # fmt: skip
     assert len(failed) >= 2  # it failed again on the retry
     told = mentioning(world, done, "U0BOB")

@@ -21,7 +21,7 @@ LATEST = "ghcr.io/sst/opencode:latest"
 
 async def requested(world: SandboxBot, user: str, text: str, name: str = "alice") -> Deployment:
     """The request `user` typed, once its card is posted."""
-    known = {d.id for d in await world.bot.deployer.store.awaiting_approval(name)}
+    known = {d.id for d in await world.store.awaiting_approval(name)}
     reply = await world.driver.command(user, text)
     assert reply.status == 200, reply.body
     return await world.until(name, lambda d: d.id not in known and d.message_ts is not None)
@@ -36,7 +36,7 @@ async def live_alice(world: SandboxBot) -> Deployment:
 
 async def waiting(world: SandboxBot, dep: Deployment) -> Deployment:
     """`dep` as the store has it now (latest() may be another, newer request)."""
-    return await world.bot.deployer.store.get(dep.id)
+    return await world.store.get(dep.id)
 
 
 async def settled(world: SandboxBot, dep: Deployment, within: float = 10.0) -> Deployment:
@@ -90,7 +90,7 @@ async def test_a_takeover_card_keeps_its_first_line_through_the_card_sweep(
     await world.bot.notifier.redraw_stale()  # what the bot does every few seconds
     assert first_lines(world, takeover)[0].startswith(f":warning: This replaces <@{ALICE}>'s")
     # and any redraw of the waiting request (a writer's, after a click) says it again
-    await world.bot.notifier.refresh(await world.bot.deployer.store.get(takeover.id))
+    await world.bot.notifier.refresh(await world.store.get(takeover.id))
     assert world.card(takeover).history, "the card was not redrawn"
     assert first_lines(world, takeover)[0].startswith(f":warning: This replaces <@{ALICE}>'s")
 

@@ -203,7 +203,7 @@ async def test_a_card_left_behind_by_a_dead_bot_is_redrawn(world: SandboxBot) ->
     dep = await world.until("alice", lambda d: d.message_ts is not None)
     await world.bot.notifier.wait_idle()
     # another process decided, then died before drawing: the store moved, the card did not
-    rejected = await world.bot.deployer.store.transition(dep, S.REJECTED, approver="U0BOB")
+    rejected = await world.store.transition(dep, S.REJECTED, approver="U0BOB")
     assert "Rejected" not in world.card(rejected).text
     assert await world.bot.notifier.redraw_stale() == 1
     assert "Rejected" in world.card(rejected).text

@@ -18,6 +18,7 @@ from bot.tasks import Tasks
 from deployer import Deployment, DeploymentState, Event
 from deployer.adapters.stores.memory import MemoryStore
 from deployer.core.models import StackSpec
+from deployer.engine.records import Records
 from deployer.testing import FakeClock
 
 S = DeploymentState
@@ -136,7 +137,8 @@ async def test_the_card_shows_the_ending_at_once_while_the_reply_waits_its_turn(
     async with fake.serve() as url, asyncio.timeout(10):
         slack = await writer_for(fake, url, pacing)
         notifier = SlackNotifier(
-            slack, store, tasks, plan_of=lambda *_: [], approval_ttl=600, interval=2.0,
+            slack, store, tasks, plan_of=lambda *_: [], takeover_of=Records(store).takeover,
+            approval_ttl=600, interval=2.0,
             monotonic=card_clock.monotonic, sleep=card_clock.sleep,
             leases=SlackLeases(store, "test"),
         )  # fmt: skip

@@ -94,7 +94,7 @@ async def test_two_candidates_and_no_record_are_refused_naming_both_ids(
     with pytest.raises(AmbiguousResource) as refused:
         await deployer.destroy("ghost", requester="U1")
     assert first in str(refused.value) and second in str(refused.value)
-    assert await deployer.store.latest("ghost") is None  # refused before anything recorded
+    assert await deployer.latest("ghost") is None  # refused before anything recorded
     deploy = await deployer.deploy("ghost", requester="U1")  # a deploy refuses them too
     assert deploy.state is S.ROLLED_BACK
     assert deploy.error is not None and first in deploy.error and second in deploy.error

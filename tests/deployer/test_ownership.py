@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from deployer.adapters.stores.memory import MemoryStore
 from deployer.core.models import Event
 from deployer.core.states import DeploymentState, Operation
 from deployer.sandbox.server import Sandbox
@@ -46,7 +47,7 @@ async def test_a_redeploy_keeps_the_owner_a_transfer_changes_it_a_destroy_ends_i
 
 
 async def test_owners_are_read_without_walking_the_audit_trail(
-    deployer: Deployer, monkeypatch: pytest.MonkeyPatch
+    deployer: Deployer, memory_store: MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await deployer.deploy("alice", requester="U1")
     await deployer.deploy("bob", requester="U2")
@@ -54,7 +55,7 @@ async def test_owners_are_read_without_walking_the_audit_trail(
     async def walked(stack: str) -> list[Event]:
         raise AssertionError(f"the events of {stack} were read to find its owner")
 
-    monkeypatch.setattr(deployer.store, "events", walked)
+    monkeypatch.setattr(memory_store, "events", walked)
     listed = await deployer.list_stacks()
     assert [(s.name, s.owner) for s in listed] == [("alice", "U1"), ("bob", "U2")]
     assert (await deployer.status("alice")).owner == "U1"
@@ -72,15 +73,17 @@ async def test_the_owners_own_request_closes_the_others_waiting(deployer: Deploy
     for dep in closed:
         assert (dep.state, dep.approver) == (S.REJECTED, "U1")
         assert dep.error == "superseded by U1's own destroy"
-    assert (await deployer.store.get(own.id)).state is S.REQUESTED
+    assert (await deployer.get(own.id)).state is S.REQUESTED
 
 
-async def test_every_waiting_request_expires_not_only_the_latest(deployer: Deployer) -> None:
+async def test_every_waiting_request_expires_not_only_the_latest(
+    deployer: Deployer, memory_store: MemoryStore
+) -> None:
     first = await deployer.request("alice", requester="U1")
     second = await deployer.request("alice", requester="U2")
     expired = await deployer.expire_requests(-1)  # a TTL already past for both
     assert {d.id for d in expired} == {first.id, second.id}
-    assert await deployer.store.awaiting_approval() == []
+    assert await memory_store.awaiting_approval() == []
 
 
 # -- allowed images --------------------------------------------------------------------------

@@ -174,6 +174,6 @@ async def test_every_job_ends_terminal_when_the_worker_runs_the_real_saga(
         worker = deployer.worker(owner="w")
         while await worker.run_once() is not None:
             pass
-        states = {n: (await deployer.store.latest(n)).state for n in ("alice", "bob")}  # type: ignore[union-attr]
+        states = {n: (await deployer.latest(n)).state for n in ("alice", "bob")}  # type: ignore[union-attr]
     assert states == {"alice": S.SUCCEEDED, "bob": S.ROLLED_BACK}
     assert all(s in TERMINAL for s in states.values())

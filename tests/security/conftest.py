@@ -73,7 +73,7 @@ async def handled(world: SandboxBot, within: float = 5.0) -> None:
 async def snapshot(world: SandboxBot) -> tuple[Any, ...]:
     """What the bot's store holds (each stack's latest deployment and its version) and
     what the fakes hold: equal before and after means nothing changed."""
-    latest = await world.bot.deployer.store.list_latest()
+    latest = await world.store.list_latest()
     records = tuple((d.stack, d.id, str(d.state), d.version) for d in latest)
     return records, world.engine.resources()
 

@@ -48,7 +48,7 @@ Setup = Callable[[SandboxBot], Awaitable[Deployment | None]]
 
 # -- scenes: what exists before the actor acts --------------------------------------------
 async def asked(world: SandboxBot, user: str, text: str, name: str = "alice") -> Deployment:
-    old = getattr(await world.bot.deployer.store.latest(name), "id", None)
+    old = getattr(await world.store.latest(name), "id", None)
     reply = await world.driver.command(user, text)
     assert reply.status == 200, reply.body
     return await world.until(name, lambda d: d.message_ts is not None and d.id != old, 5)
@@ -194,7 +194,7 @@ async def test_authorization_matrix(cell: Cell) -> None:
 
 
 async def _act_and_check(world: SandboxBot, subject: Deployment | None, cell: Cell) -> None:
-    store, channel = world.bot.deployer.store, "C0OPS"
+    store, channel = world.store, "C0OPS"
     before, posts, owned = await snapshot(world), _posts(world), await store.live("alice")
     events = len(await store.events("alice")) if subject else 0
     seen = len(world.slack.ephemerals)

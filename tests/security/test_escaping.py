@@ -60,7 +60,7 @@ async def test_an_image_with_markup_glued_to_a_valid_reference_is_refused(
     await handled(world)
     assert reply.status == 200 and "&lt;!here&gt;" in reply.body
     assert_harmless(shown(world, [reply.body]))
-    assert await world.bot.deployer.store.latest("alice") is None
+    assert await world.store.latest("alice") is None
 
 
 async def test_an_upstream_error_reaches_card_thread_status_and_history_escaped(

@@ -66,7 +66,7 @@ class Surfaces:
         self.add("Slack Web API call", *(f"{c.method} {c.args!r}" for c in world.slack.calls))
         self.add("respond() post", *world.slack.responses)
         self.add("ack body", *acks)
-        store = world.bot.deployer.store
+        store = world.store
         for latest in await store.list_latest():
             for event in await store.events(latest.stack):
                 dep = await store.get(event.deployment_id)

@@ -98,7 +98,7 @@ FORGERIES: dict[str, Callable[[SandboxBot, str], tuple[str, Headers]]] = {
 
 async def assert_nothing_happened(world: SandboxBot) -> None:
     await handled(world)
-    assert await world.bot.deployer.store.list_latest() == []
+    assert await world.store.list_latest() == []
     assert not any(world.engine.resources().values())
     assert [c.method for c in world.slack.calls] == ["auth.test"]  # the bot's start-up check
     assert world.slack.responses == [] and world.slack.ephemerals == []
@@ -158,7 +158,7 @@ async def test_a_signed_request_replayed_within_the_window_creates_one_deploymen
     assert (first.status, second.status) == (200, 200)
     await world.until("alice", lambda d: d.message_ts is not None, within=5)
     await handled(world)
-    events = await world.bot.deployer.store.events("alice")
+    events = await world.store.events("alice")
     assert [e.kind for e in events].count("deployment.requested") == 1
     cards = [c for c in world.slack.calls_to("chat.postMessage") if "thread_ts" not in c.args]
     assert len(cards) == 1
@@ -186,6 +186,4 @@ async def test_a_request_replayed_after_the_window_gets_401(
     assert json.loads(late.body) == {"error": "invalid request"}
     await handled(world)
     assert len(world.slack.calls) == calls and world.slack.responses == []
-    assert await world.bot.deployer.store.list_latest() == [
-        await world.bot.deployer.store.get(dep.id)
-    ]
+    assert await world.store.list_latest() == [await world.store.get(dep.id)]
