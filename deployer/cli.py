@@ -15,10 +15,9 @@ import getpass
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
-from deployer.adapters.stores.memory import MemoryStore
 from deployer.assemble import open_deployer
 from deployer.console import (
     TerminalNotifier,
@@ -39,7 +38,6 @@ from deployer.errors import (
     TransientError,
 )
 from deployer.logs import configure_logging
-from deployer.sandbox.server import Sandbox
 from deployer.service import Deployer
 from deployer.settings import load_settings
 
@@ -193,8 +191,8 @@ async def run(args: argparse.Namespace, out: TerminalNotifier) -> int:
     if args.command == "sandbox":
         return await serve_sandbox(args.deploy_delay, out)
     if args.command == "demo":
-        from deployer.sandbox.demo import run_demo
-
+        with sandbox_installed():
+            from deployer.sandbox.demo import run_demo
         return await run_demo(out)
     async with _deployer(args.sandbox, out) as deployer:
         return await COMMANDS[args.command](deployer, args, out)
@@ -206,6 +204,10 @@ async def _deployer(sandboxed: bool, out: TerminalNotifier) -> AsyncIterator[Dep
         async with open_deployer(load_settings(), out) as deployer:
             yield deployer
         return
+    from deployer.adapters.stores.memory import MemoryStore
+
+    with sandbox_installed():
+        from deployer.sandbox.server import Sandbox
     async with (
         Sandbox() as sandbox,
         open_deployer(sandbox.settings(), out, store=MemoryStore()) as deployer,
@@ -213,7 +215,22 @@ async def _deployer(sandboxed: bool, out: TerminalNotifier) -> AsyncIterator[Dep
         yield deployer
 
 
+@contextmanager
+def sandbox_installed() -> Iterator[None]:
+    """Wrap the sandbox's import: it is imported only when asked for, so the bot and the CLI
+    against real servers never load it (nor jsonschema, which only the sandbox extra has)."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"the sandbox needs {exc.name}, which this install lacks: "
+            "pip install 'aistack[sandbox]'"
+        ) from None
+
+
 async def serve_sandbox(deploy_delay: float, out: TerminalNotifier) -> int:
+    with sandbox_installed():
+        from deployer.sandbox.server import Sandbox
     async with Sandbox(deploy_delay=deploy_delay) as sandbox:
         _print(out, ["# aistack sandbox on 127.0.0.1; point the CLI or the bot at it with:"])
         _print(out, [f"export {key}={value}" for key, value in sandbox.env().items()])

@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 import socket
+import subprocess
 import sys
 import tomllib
 from collections.abc import AsyncIterator, Iterable
@@ -138,3 +139,15 @@ def closed_port() -> int:
 async def test_the_health_check_asks_the_port_the_bot_listens_on(healthz_port: int) -> None:
     assert await run_healthcheck(healthz_port) == 0
     assert await run_healthcheck(closed_port()) == 1  # nothing there: unhealthy
+
+
+def test_the_bot_and_the_cli_load_no_sandbox_and_no_jsonschema() -> None:
+    # jsonschema is the sandbox extra's: the image has none, so nothing but the sandbox may
+    # import it (a fresh interpreter: the tests themselves import the sandbox everywhere).
+    probe = (
+        "import sys, bot.__main__, deployer.cli; "
+        "print(sorted(m for m in sys.modules if 'sandbox' in m or m.startswith('jsonschema')))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True, cwd=REPO).stdout.strip()  # fmt: skip
+    assert loaded == "[]"
