@@ -14,9 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.sandbox.world import PEOPLE, SandboxBot, sandbox_bot
-from deployer import DeploymentState, Store
-from deployer.adapters.stores import open_store
-from deployer.logs import configure_logging
+from deployer import TERMINAL, DeploymentState, Operation, Store, configure_logging, open_store
 
 S = DeploymentState
 NAMES = {**PEOPLE, "S0APPROVERS": "approvers"}
@@ -146,7 +144,11 @@ async def _tour(world: SandboxBot, say: Transcript) -> None:
     )
     step(say, "alice removes her live stack from its card", f"alice clicks [{label}] and confirms")
     await world.click("U0ALICE", "rollback", live)
-    expect((await world.settled("alice", within=60)).state is S.DESTROYED, "alice not removed")
+    # the click is handled in its own task: wait for the destroy it makes, not the latest
+    removal = await world.until(
+        "alice", lambda d: d.operation is Operation.DESTROY and d.state in TERMINAL, within=60
+    )
+    expect(removal.state is S.DESTROYED, "alice not removed")
     say.show()
 
 
