@@ -37,7 +37,7 @@ from deployer.engine.records import Takeover
 from deployer.service import PreflightReport
 
 S = DeploymentState
-_TITLES = {p.name: p.title for p in (*DEPLOY_PHASES, *TEARDOWN_PHASES)}
+_TITLES: dict[str, str] = {p.name: p.title for p in (*DEPLOY_PHASES, *TEARDOWN_PHASES)}
 _ICONS = {"done": ":white_check_mark:", "failed": ":x:", "undone": ":leftwards_arrow_with_hook:"}
 
 

@@ -240,7 +240,7 @@ class Saga:
 
     # -- backward ---------------------------------------------------------------------------
     async def _compensate(self, dep: Deployment) -> Deployment:
-        plan = {p.name: p for p in phases_for(dep.operation)}
+        plan: dict[str, PhaseDef] = {p.name: p for p in phases_for(dep.operation)}
         records = await self._store.phases(dep.id)
         outputs = _merged(records, only_done=False)
         pending = [r for r in records if plan[r.name].undo and r.state in UNDOABLE]
