@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import partial, wraps
 from typing import TypeVar
 
-from deployer.adapters.resilience import compensating
 from deployer.core.states import Operation
 from deployer.engine.provenance import (
     GONE,
@@ -34,7 +33,7 @@ from deployer.engine.provenance import (
 from deployer.engine.records import IDS
 from deployer.engine.saga import PhaseContext, Step, Undo, Undone
 from deployer.errors import DeployFailed, PermanentError, TransientError
-from deployer.ports import AppSettings, Clock, Dns, Paas, Prober, ProjectRef
+from deployer.ports import AppSettings, Clock, Dns, Paas, Prober, ProjectRef, compensating
 from deployer.settings import DeployerSettings
 
 Outputs = Mapping[str, str]
