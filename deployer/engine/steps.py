@@ -19,12 +19,12 @@ from functools import partial, wraps
 from typing import TypeVar
 
 from deployer.core.states import Operation
+from deployer.engine.outputs import Kind, PhaseOutputs, Run, survey_outputs
 from deployer.engine.provenance import (
     GONE,
     NEVER_MADE,
     adoptable,
     fresh,
-    is_live,
     kept,
     kept_it,
     removed,
@@ -33,7 +33,7 @@ from deployer.engine.provenance import (
 from deployer.engine.records import IDS
 from deployer.engine.saga import PhaseContext, Step, Undo, Undone
 from deployer.errors import DeployFailed, PermanentError, TransientError
-from deployer.ports import AppSettings, Clock, Dns, Paas, Prober, ProjectRef, compensating
+from deployer.ports import Clock, Dns, Paas, Prober, ProjectRef, compensating
 from deployer.settings import DeployerSettings
 
 Outputs = Mapping[str, str]
@@ -107,21 +107,19 @@ class StackSteps:
         survey = await self._paas.survey_projects(ctx.deployment.spec.project_name)
         zone = await self._dns.zone()
         live = await self._recorded(ctx.deployment.stack)
-        candidates = ",".join(f"{r.project_id}/{r.environment_id}" for r in survey.named)
         return {
             "zone_id": str(zone.zone_id),
             "projects_before": str(survey.total),
-            "project_candidates": candidates,
-            **{f"live_{key}": value for key, value in live.items() if key in IDS},
+            **survey_outputs(survey.named, live),
         }
 
     async def _do_project(self, ctx: PhaseContext) -> Outputs:
-        spec, out = ctx.deployment.spec, ctx.outputs
+        spec, out = ctx.deployment.spec, PhaseOutputs(ctx)
         absent = False
-        if "project_existed" not in out:  # a first run: the preflight's listing decides
+        if out.existed("project") is None:  # a first run: the preflight's listing decides
             adopted = adoptable(out)
             if adopted is not None:
-                await self._progress(ctx, project_existed="yes")
+                await out.mark_existed("project", True)
                 return {"project_id": adopted.project_id, "environment_id": adopted.environment_id}
             absent = True
         ensure = partial(self._paas.ensure_project, spec.project_name,
@@ -144,13 +142,15 @@ class StackSteps:
         return {"dns_name": name, "dns_ip": ip}
 
     async def _do_application(self, ctx: PhaseContext) -> Outputs:
-        out = ctx.outputs
-        project = ProjectRef(out["project_id"], out["environment_id"])
-        redeploy = is_live(out, "project_id") and "live_application_id" in out
-        if redeploy and "application_existed" not in out:  # the live stack's own application
-            await self._progress(ctx, application_existed="yes")
-            name = out.get("live_app_name", ctx.deployment.spec.app_name)
-            return {"application_id": out["live_application_id"], "app_name": name}
+        out, ids = PhaseOutputs(ctx), ctx.outputs
+        project = ProjectRef(ids["project_id"], ids["environment_id"])
+        live_app = out.live("application_id") if out.is_live("project_id") else None
+        if live_app is not None and out.existed("application") is None:
+            # the live stack's own application
+            await out.mark_existed("application", True)
+            name = out.live("app_name")
+            app_name = ctx.deployment.spec.app_name if name is None else name
+            return {"application_id": live_app, "app_name": app_name}
         absent = fresh(out, "project", "application")
         ensure = partial(self._paas.ensure_application, project, ctx.deployment.spec.app_name,
                          absent=absent)  # fmt: skip
@@ -163,9 +163,9 @@ class StackSteps:
             # a new application's environment is empty: write it only when there is one
             await self._paas.configure_image(app, spec.image, spec.env or None)
             return {"image": spec.image}
-        if "image_before" not in ctx.outputs:
-            before = await self._paas.app_settings(app)
-            await self._progress(ctx, image_before=before.image, env_before=before.env_text)
+        out = PhaseOutputs(ctx)
+        if out.before() is None:
+            await out.mark_before(await self._paas.app_settings(app))
         await self._paas.configure_image(app, spec.image, spec.env)
         return {"image": spec.image}
 
@@ -173,7 +173,7 @@ class StackSteps:
         spec, app = ctx.deployment.spec, ctx.outputs["application_id"]
         ensure = partial(
             self._paas.ensure_domain, app, spec.host, spec.container_port, self._s.https,
-            absent=fresh(ctx.outputs, "application", "domain"),
+            absent=fresh(PhaseOutputs(ctx), "application", "domain"),
         )  # fmt: skip
         domain_id = await self._made(ctx, "domain", ensure)
         return {"domain_id": domain_id}
@@ -181,44 +181,38 @@ class StackSteps:
     async def _do_deploy(self, ctx: PhaseContext) -> Outputs:
         return {"deployment_id": await self._deploy(ctx, f"aistack {ctx.deployment.id[:8]}")}
 
-    async def _deploy(self, ctx: PhaseContext, title: str, prefix: str = "deploy") -> str:
+    async def _deploy(self, ctx: PhaseContext, title: str, run: Run = "deploy") -> str:
         """Start a Dokploy deployment and wait for its end. Each step is checkpointed, so a
         run resumed after a crash neither misses the request nor takes an older deployment
         for ours. An application made by this deployment has no older deployment to skip."""
-        app = ctx.outputs["application_id"]
-        known_key, asked_key = f"{prefix}_known", f"{prefix}_requested"
-        if known_key not in ctx.outputs:
-            new_app = ctx.outputs.get("application_existed") == "no" and prefix == "deploy"
-            before = set() if new_app else await self._paas.deployment_ids(app)
-            await self._progress(ctx, **{known_key: ",".join(sorted(before))})
-        if asked_key not in ctx.outputs:
+        app, out = ctx.outputs["application_id"], PhaseOutputs(ctx)
+        known = out.known_deployments(run)
+        if known is None:
+            new_app = out.existed("application") is False and run == "deploy"
+            known = set() if new_app else await self._paas.deployment_ids(app)
+            await out.mark_known(run, known)
+        if not out.requested(run):
             await self._paas.start_deploy(app, title)
-            await self._progress(ctx, **{asked_key: "yes"})
-        known = set(filter(None, ctx.outputs[known_key].split(",")))
+            await out.mark_requested(run)
         return await self._watch_deploy(app, known)
 
-    async def _made(self, ctx: PhaseContext, kind: str, ensure: Callable[..., Awaitable[T]]) -> T:
+    async def _made(self, ctx: PhaseContext, kind: Kind, ensure: Callable[..., Awaitable[T]]) -> T:
         """Run an `ensure_*` and record whether the resource was there before this deployment
         (a redeploy of a live stack), so that the undo keeps what it did not make.
 
         "Not there" is checkpointed just before the create is sent, so a run resumed after a
         crash, or a retry after a lost response, never takes its own creation for someone
         else's; finding it without creating means it existed."""
-        flag = f"{kind}_existed"
+        out = PhaseOutputs(ctx)
 
         async def creating() -> None:
-            if flag not in ctx.outputs:
-                await self._progress(ctx, **{flag: "no"})
+            if out.existed(kind) is None:
+                await out.mark_existed(kind, False)
 
         made = await ensure(before_create=creating)
-        if flag not in ctx.outputs:
-            await self._progress(ctx, **{flag: "yes"})
+        if out.existed(kind) is None:
+            await out.mark_existed(kind, True)
         return made
-
-    @staticmethod
-    async def _progress(ctx: PhaseContext, **values: str) -> None:
-        await ctx.save(values)
-        ctx.outputs.update(values)
 
     async def _watch_deploy(self, app: str, known: set[str]) -> str:
         delay, asked = self._s.poll_initial, self._clock.monotonic()
@@ -303,15 +297,15 @@ class StackSteps:
         """A redeploy changed a live application: put its image and environment back, and
         when the new image was already deployed, deploy the old one again and wait until it
         answers, so the live stack is what it was before."""
-        out, spec = ctx.outputs, ctx.deployment.spec
-        if not kept(ctx, "application") or "image_before" not in out:
+        out, spec = PhaseOutputs(ctx), ctx.deployment.spec
+        before = out.before()
+        if not kept(ctx, "application") or before is None:
             return Undone("nothing to undo: the image goes with the application", changed=False)
-        before = AppSettings(out["image_before"], out.get("env_before", ""))
-        await self._paas.restore_settings(out["application_id"], before)
+        await self._paas.restore_settings(ctx.outputs["application_id"], before)
         put_back = f"put image {before.image} and its environment back on {spec.app_name}"
-        if "deploy_requested" not in out:
+        if not out.requested("deploy"):
             return Undone(put_back)  # the running container never saw the new image
-        await self._deploy(ctx, f"aistack {ctx.deployment.id[:8]} restore", prefix="restore")
+        await self._deploy(ctx, f"aistack {ctx.deployment.id[:8]} restore", run="restore")
         await self._wait_healthy(spec.url)
         return Undone(f"{put_back}, redeployed it, and {spec.url} answers")
 
