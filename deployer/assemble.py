@@ -16,7 +16,7 @@ from deployer.core.phases import Timeout
 from deployer.engine.journal import Journal
 from deployer.engine.records import Records
 from deployer.engine.saga import Saga
-from deployer.engine.steps import StackSteps
+from deployer.engine.steps import Deps, stack_steps
 from deployer.ports import Clock, Notifier, Store
 from deployer.service import Deployer
 from deployer.settings import DeployerSettings
@@ -92,6 +92,8 @@ async def open_deployer(
         stack.push_async_callback(made.close)
         journal = Journal(store, notifier)
         records = Records(store)
-        steps = StackSteps(settings, made.paas, made.dns, made.probe, clock, records.live_ids)
+        steps = stack_steps(
+            Deps(settings, made.paas, made.dns, made.probe, clock, records.live_ids)
+        )
         saga = Saga(journal, steps, timeouts(settings), retry_pause=settings.rollback_retry_initial)
         yield Deployer(settings, journal, made.paas, made.dns, saga)
