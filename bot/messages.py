@@ -46,7 +46,7 @@ from deployer import (
 )
 
 S = DeploymentState
-_TITLES = {p.name: p.title for operation in Operation for p in phases_for(operation)}
+_TITLES: dict[str, str] = {p.name: p.title for op in Operation for p in phases_for(op)}
 _ICONS = {"done": ":white_check_mark:", "failed": ":x:", "undone": ":leftwards_arrow_with_hook:"}
 
 

@@ -16,7 +16,7 @@ from deployer.core.phases import Timeout
 from deployer.engine.journal import Journal
 from deployer.engine.records import Records
 from deployer.engine.saga import Saga
-from deployer.engine.steps import StackSteps
+from deployer.engine.steps import Deps, stack_steps
 from deployer.inventory import Inventory
 from deployer.ports import Clock, Notifier, Store
 from deployer.service import Deployer
@@ -93,7 +93,9 @@ async def open_deployer(
         stack.push_async_callback(made.close)
         journal = Journal(store, notifier)
         records = Records(store)
-        steps = StackSteps(settings, made.paas, made.dns, made.probe, clock, records.live_ids)
+        steps = stack_steps(
+            Deps(settings, made.paas, made.dns, made.probe, clock, records.live_ids)
+        )
         saga = Saga(journal, steps, timeouts(settings), retry_pause=settings.rollback_retry_initial)
         inventory = Inventory(settings, store, made.paas, made.dns)
         yield Deployer(settings, journal, inventory, saga)

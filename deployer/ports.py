@@ -1,8 +1,14 @@
-"""The ports the engine talks through. Adapters implement them; tests swap in fakes."""
+"""The ports the engine talks through. Adapters implement them; tests swap in fakes.
+
+Also the one flag both sides share: `compensating()`, set by the engine around undo work and
+read by adapters (`is_compensating()`) to let that work past an open circuit breaker.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -72,6 +78,27 @@ class ProbeResult:
 
 # Called by an `ensure_*` just before it sends a create (not when it finds the resource).
 BeforeCreate = Callable[[], Awaitable[None]]
+
+_compensating: ContextVar[bool] = ContextVar("aistack_compensating", default=False)
+
+
+@contextmanager
+def compensating() -> Iterator[None]:
+    """Mark the upstream calls made inside (tasks created inside included) as rollback undo work.
+
+    The engine sets it around each undo; adapters read it (`is_compensating`) to let that work
+    past a circuit breaker opened by the failure being undone: refusing the undo as well would
+    leave the half-made stack behind.
+    """
+    token = _compensating.set(True)
+    try:
+        yield
+    finally:
+        _compensating.reset(token)
+
+
+def is_compensating() -> bool:
+    return _compensating.get()
 
 
 class Paas(Protocol):

@@ -4,15 +4,14 @@ Retry rules are small tenacity values combined: transient errors only, exponenti
 (or the upstream's own Retry-After hint), bounded by attempts and a deadline. Sleep is
 injected, so tests take no time. One breaker per upstream turns a run of failures into fast
 `UpstreamUnavailable` answers until it half-opens, except for the undo work of a rollback
-(`compensating()`), which bypasses the breaker so that a run of failures does not also
-block the cleanup after it.
+(`deployer.ports.compensating()`), which bypasses the breaker so that a run of failures does
+not also block the cleanup after it. An undo is a single idempotent cleanup per resource, so
+it skips the breaker (not the retry policy) and gets its own chance.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
@@ -29,6 +28,7 @@ from tenacity import (
 )
 
 from deployer.errors import PermanentError, TransientError, UpstreamUnavailable
+from deployer.ports import is_compensating
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -45,23 +45,6 @@ class RetryPolicy:
 
 # A check that a person waits for (preflight): give up in seconds, not after minutes of retries.
 QUICK = RetryPolicy(attempts=2, initial=0.5, maximum=1.0, deadline=5.0)
-
-_compensating: ContextVar[bool] = ContextVar("aistack_compensating", default=False)
-
-
-@contextmanager
-def compensating() -> Iterator[None]:
-    """Mark the upstream calls made inside (tasks created inside included) as rollback undo work.
-
-    The breaker opened because the forward work kept failing; refusing the undo as well would
-    leave the half-made stack behind. An undo is a single idempotent cleanup per resource, so it
-    skips the breaker (not the retry policy) and gets its own chance.
-    """
-    token = _compensating.set(True)
-    try:
-        yield
-    finally:
-        _compensating.reset(token)
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -119,7 +102,7 @@ class Upstream:
             before_sleep=self._log_retry,
             reraise=True,
         )
-        bypass = _compensating.get()
+        bypass = is_compensating()
         async for attempt in retrying:
             with attempt:
                 if bypass:

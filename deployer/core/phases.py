@@ -22,38 +22,62 @@ class Timeout(StrEnum):
     RESTORE = "restore"  # an undo that redeploys the previous release and waits for health
 
 
+class PhaseName(StrEnum):
+    """Every phase's name, as stored in its checkpoint (so these strings never change)."""
+
+    PREFLIGHT = "preflight"
+    PROJECT = "project"
+    DNS = "dns"
+    APPLICATION = "application"
+    IMAGE = "image"
+    DOMAIN = "domain"
+    DEPLOY = "deploy"
+    HEALTH = "health"
+    LOCATE = "locate"
+    REMOVE_DNS = "remove_dns"
+    REMOVE_APPLICATION = "remove_application"
+    REMOVE_PROJECT = "remove_project"
+
+
 @dataclass(frozen=True)
 class PhaseDef:
-    name: str
+    name: PhaseName
     title: str
-    needs: tuple[str, ...] = ()
+    needs: tuple[PhaseName, ...] = ()
     undo: bool = False
     timeout: Timeout = Timeout.PHASE
     undo_timeout: Timeout = Timeout.PHASE
 
 
 DEPLOY_PHASES: tuple[PhaseDef, ...] = (
-    PhaseDef("preflight", "Check Dokploy and the DNS zone"),
-    PhaseDef("project", "Dokploy project", ("preflight",), undo=True),
-    PhaseDef("dns", "DNS record", ("preflight",), undo=True),
-    PhaseDef("application", "Dokploy application", ("project",), undo=True),
+    PhaseDef(PhaseName.PREFLIGHT, "Check Dokploy and the DNS zone"),
+    PhaseDef(PhaseName.PROJECT, "Dokploy project", (PhaseName.PREFLIGHT,), undo=True),
+    PhaseDef(PhaseName.DNS, "DNS record", (PhaseName.PREFLIGHT,), undo=True),
+    PhaseDef(PhaseName.APPLICATION, "Dokploy application", (PhaseName.PROJECT,), undo=True),
     PhaseDef(
-        "image",
+        PhaseName.IMAGE,
         "Docker image and environment",
-        ("application",),
+        (PhaseName.APPLICATION,),
         undo=True,
         undo_timeout=Timeout.RESTORE,
     ),
-    PhaseDef("domain", "Domain and TLS", ("application",), undo=True),
-    PhaseDef("deploy", "Deploy", ("image", "domain"), timeout=Timeout.DEPLOY),
-    PhaseDef("health", "Wait until the stack answers", ("deploy", "dns"), timeout=Timeout.HEALTH),
+    PhaseDef(PhaseName.DOMAIN, "Domain and TLS", (PhaseName.APPLICATION,), undo=True),
+    PhaseDef(
+        PhaseName.DEPLOY, "Deploy", (PhaseName.IMAGE, PhaseName.DOMAIN), timeout=Timeout.DEPLOY
+    ),
+    PhaseDef(
+        PhaseName.HEALTH,
+        "Wait until the stack answers",
+        (PhaseName.DEPLOY, PhaseName.DNS),
+        timeout=Timeout.HEALTH,
+    ),
 )
 
 TEARDOWN_PHASES: tuple[PhaseDef, ...] = (
-    PhaseDef("locate", "Find the stack's resources"),
-    PhaseDef("remove_dns", "Remove DNS record", ("locate",)),
-    PhaseDef("remove_application", "Remove application and domain", ("locate",)),
-    PhaseDef("remove_project", "Remove project", ("remove_application",)),
+    PhaseDef(PhaseName.LOCATE, "Find the stack's resources"),
+    PhaseDef(PhaseName.REMOVE_DNS, "Remove DNS record", (PhaseName.LOCATE,)),
+    PhaseDef(PhaseName.REMOVE_APPLICATION, "Remove application and domain", (PhaseName.LOCATE,)),
+    PhaseDef(PhaseName.REMOVE_PROJECT, "Remove project", (PhaseName.REMOVE_APPLICATION,)),
 )
 
 

@@ -20,14 +20,22 @@ import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
 from deployer.core.models import Deployment, PhaseRecord, utcnow
-from deployer.core.phases import PhaseDef, Timeout, phases_for
+from deployer.core.phases import (
+    DEPLOY_PHASES,
+    TEARDOWN_PHASES,
+    PhaseDef,
+    PhaseName,
+    Timeout,
+    phases_for,
+)
 from deployer.core.states import DeploymentState, Operation, PhaseState
 from deployer.engine.journal import Journal
+from deployer.ports import compensating
 
 S = DeploymentState
 UNDOABLE = frozenset(
@@ -59,14 +67,38 @@ class Undone:
     changed: bool = True
 
 
-Step = Callable[[PhaseContext], Awaitable[Mapping[str, str]]]
-Undo = Callable[[PhaseContext], Awaitable[Undone]]
+class PhaseStep(Protocol):
+    """One phase's code: `do` returns the outputs to checkpoint; `leftover` names what the
+    phase leaves behind when it, or its undo, does not finish ("" for nothing)."""
+
+    async def do(self, ctx: PhaseContext) -> Mapping[str, str]: ...
+    def leftover(self, ctx: PhaseContext) -> str: ...
 
 
-class Steps(Protocol):
-    def do(self, phase: str) -> Step: ...
-    def undo(self, phase: str) -> Undo: ...
-    def leftover(self, phase: str, ctx: PhaseContext) -> str: ...
+@runtime_checkable
+class UndoableStep(PhaseStep, Protocol):
+    """The step of a phase whose PhaseDef says `undo`: it can also be compensated."""
+
+    async def undo(self, ctx: PhaseContext) -> Undone: ...
+
+
+def undo_steps(steps: Mapping[PhaseName, PhaseStep]) -> dict[PhaseName, UndoableStep]:
+    """The undoable steps, once the registry is checked against the catalogue: every phase
+    has a step, with an undo exactly when its PhaseDef says so. A gap fails at start-up,
+    not in the middle of a rollback."""
+    undos: dict[PhaseName, UndoableStep] = {}
+    for phase in (*DEPLOY_PHASES, *TEARDOWN_PHASES):
+        step = steps.get(phase.name)
+        if step is None:
+            raise ValueError(f"phase {phase.name} has no step")
+        if isinstance(step, UndoableStep):
+            undos[phase.name] = step
+        if (phase.name in undos) != phase.undo:
+            has = "has no undo" if phase.undo else "has an undo"
+            raise ValueError(
+                f"phase {phase.name}: its step {has}, its PhaseDef says undo={phase.undo}"
+            )
+    return undos
 
 
 class PhaseFailed(Exception):
@@ -78,7 +110,7 @@ class Saga:
     def __init__(
         self,
         journal: Journal,
-        steps: Steps,
+        steps: Mapping[PhaseName, PhaseStep],
         timeouts: Mapping[Timeout, float],
         *,
         retry_pause: float = 60.0,
@@ -86,6 +118,7 @@ class Saga:
         self._journal = journal
         self._store = journal.store
         self._steps = steps
+        self._undos = undo_steps(steps)
         self._timeouts = timeouts
         self._retry_pause = retry_pause
 
@@ -206,7 +239,7 @@ class Saga:
         limit = self._timeouts[phase.timeout]
         try:
             async with asyncio.timeout(limit):
-                made = dict(await self._steps.do(phase.name)(ctx))
+                made = dict(await self._steps[phase.name].do(ctx))
         except BaseException as exc:
             reason = _reason(exc, limit)
             failed = _finish(holder[0], PhaseState.FAILED, error=reason)
@@ -240,7 +273,7 @@ class Saga:
 
     # -- backward ---------------------------------------------------------------------------
     async def _compensate(self, dep: Deployment) -> Deployment:
-        plan = {p.name: p for p in phases_for(dep.operation)}
+        plan: dict[str, PhaseDef] = {p.name: p for p in phases_for(dep.operation)}
         records = await self._store.phases(dep.id)
         outputs = _merged(records, only_done=False)
         pending = [r for r in records if plan[r.name].undo and r.state in UNDOABLE]
@@ -250,8 +283,9 @@ class Saga:
         pending.sort(key=lambda r: order.index(r.name), reverse=True)
         leftovers = []
         for record in pending:
-            if not await self._undo(dep, record, plan[record.name], outputs):
-                leftovers.append(self._steps.leftover(record.name, self._ctx(dep, outputs)))
+            phase = plan[record.name]
+            if not await self._undo(dep, record, phase, outputs):
+                leftovers.append(self._steps[phase.name].leftover(self._ctx(dep, outputs)))
         if any(leftovers):
             return await self._move(dep, S.ROLLBACK_FAILED, leftovers=[x for x in leftovers if x])
         return await self._move(dep, S.ROLLED_BACK, leftovers=[])
@@ -270,8 +304,10 @@ class Saga:
         await self._journal.checkpoint(dep, undoing, "undo.running")
         limit = self._timeouts[phase.undo_timeout]
         try:
-            async with asyncio.timeout(limit):
-                outcome = await self._steps.undo(record.name)(self._ctx(dep, outputs))
+            # an open circuit breaker left by the failure being undone must not refuse its undo
+            with compensating():
+                async with asyncio.timeout(limit):
+                    outcome = await self._undos[phase.name].undo(self._ctx(dep, outputs))
         except Exception as exc:
             reason = _reason(exc, limit)
             failed = _finish(undoing, PhaseState.UNDO_FAILED, error=reason)
@@ -290,7 +326,7 @@ class Saga:
         records = {r.name: r for r in await self._store.phases(dep.id)}
         ctx = self._ctx(dep, _merged(records.values(), only_done=False))
         items = (
-            self._steps.leftover(p.name, ctx)
+            self._steps[p.name].leftover(ctx)
             for p in phases_for(dep.operation)
             if p.name not in records or records[p.name].state is not PhaseState.DONE
         )

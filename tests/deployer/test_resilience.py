@@ -2,8 +2,9 @@ import asyncio
 
 import pytest
 
-from deployer.adapters.resilience import QUICK, RetryPolicy, Upstream, compensating
+from deployer.adapters.resilience import QUICK, RetryPolicy, Upstream
 from deployer.errors import PermanentError, TransientError, UpstreamUnavailable
+from deployer.ports import compensating
 from deployer.testing import RecordedSleeps
 
 
