@@ -21,7 +21,7 @@ from multidict import CIMultiDictProxy
 from pydantic import BaseModel, ConfigDict
 from yarl import URL
 
-from deployer.errors import TransientError
+from deployer.errors import TransientUpstreamError
 
 MAX_ERROR_TEXT = 200
 # The per-request limit of a check a person waits for (with resilience.QUICK): a silent
@@ -82,16 +82,16 @@ async def send(
             return HttpReply(response.status, response.headers, text)
     except TimeoutError:
         within = f" within {limit:g} s" if limit else ""
-        raise TransientError(
+        raise TransientUpstreamError(
             f"{upstream}: no answer from {_address(url)}{within} ({method} {_path(url)}): timeout"
         ) from None
     except aiohttp.ClientConnectorError as exc:
-        raise TransientError(
+        raise TransientUpstreamError(
             f"{upstream}: connection failed to {_address(url)} ({method} {_path(url)}): "
             f"{_connect_cause(exc)}"
         ) from None
     except aiohttp.ClientError as exc:
-        raise TransientError(
+        raise TransientUpstreamError(
             f"{upstream}: connection failed to {_address(url)} ({method} {_path(url)}): "
             f"{type(exc).__name__}"
         ) from None
