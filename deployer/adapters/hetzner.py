@@ -216,8 +216,8 @@ class HetznerDns:
         try:
             reply = await self._request("POST", f"{self._zone_path()}/rrsets", body=body)
         except PermanentUpstreamError as exc:
-            if "uniqueness_error" in str(exc):
-                return False
+            if exc.code == "uniqueness_error":
+                return False  # someone else created it
             raise
         await self._wait_action(reply["action"])
         return True
@@ -311,7 +311,7 @@ def _error_of(reply: HttpReply) -> tuple[str, str]:
 
 def _endpoint_missing(exc: UpstreamError) -> bool:
     """404 on a zone we just read, or 410 deprecated_api_endpoint: the path is not served."""
-    return isinstance(exc, Gone) or "deprecated_api_endpoint" in str(exc)
+    return isinstance(exc, Gone) or exc.code == "deprecated_api_endpoint"
 
 
 def _until_reset(reply: HttpReply) -> float | None:
