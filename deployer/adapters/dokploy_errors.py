@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from deployer.adapters.http import HttpReply, trimmed
+from deployer.adapters.http import HttpReply, json_body, trimmed
 from deployer.errors import AuthError, Gone, PermanentUpstreamError, TransientUpstreamError
 
 NAME = "Dokploy"
@@ -30,13 +30,13 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 def checked(procedure: str, reply: HttpReply) -> Any:
     """Translate Dokploy's answer (spec §2) into a value or an aistack error."""
+    where = f"{NAME} {procedure}"
     if reply.status < 400:
-        return reply.json()
+        return json_body(reply, where, "AISTACK_DOKPLOY_URL")
     body = reply.json()
     fields: dict[str, Any] = body if isinstance(body, dict) else {}
     code = str(fields.get("code") or "")
     message = str(fields.get("message") or "") if isinstance(body, dict) else reply.text
-    where = f"{NAME} {procedure}"
     named = code or None
     if reply.status == 401:
         raise AuthError(_unauthorized(where, code, message), status=reply.status, code=named)

@@ -20,6 +20,7 @@ from deployer.adapters.http import (
     QUICK_TIMEOUT,
     HttpReply,
     UpstreamModel,
+    json_body,
     new_session,
     send,
     trimmed,
@@ -281,7 +282,7 @@ class HetznerDns:
 
 def _checked(what: str, reply: HttpReply) -> Any:
     if reply.status < 400:
-        return reply.json()
+        return json_body(reply, f"{NAME} {what}", "AISTACK_HETZNER_URL")
     code, message = _error_of(reply)
     where = f"{NAME} {what}: {reply.status} {code}"
     named = code or None

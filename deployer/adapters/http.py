@@ -21,7 +21,7 @@ from multidict import CIMultiDictProxy
 from pydantic import BaseModel, ConfigDict
 from yarl import URL
 
-from deployer.errors import TransientUpstreamError
+from deployer.errors import PermanentUpstreamError, TransientUpstreamError
 
 MAX_ERROR_TEXT = 200
 # The per-request limit of a check a person waits for (with resilience.QUICK): a silent
@@ -94,6 +94,23 @@ async def send(
         raise TransientUpstreamError(
             f"{upstream}: connection failed to {_address(url)} ({method} {_path(url)}): "
             f"{type(exc).__name__}"
+        ) from None
+
+
+def json_body(reply: HttpReply, where: str, url_setting: str) -> Any:
+    """The parsed body of a success; None when empty. A body that is not JSON (an HTML page
+    from a proxy or a login portal) means the URL leads somewhere else than the API: retrying
+    will not change that. Its text is not shown: it is not the upstream's word."""
+    if not reply.text.strip():
+        return None
+    try:
+        return json.loads(reply.text)
+    except ValueError:
+        kind = reply.headers.get("Content-Type", "no content type").partition(";")[0]
+        raise PermanentUpstreamError(
+            f"{where}: {reply.status} with a body that is not JSON ({kind}): a proxy or another "
+            f"site answered instead of the API; check {url_setting}",
+            status=reply.status,
         ) from None
 
 
