@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 import ssl
 from collections.abc import Mapping
@@ -93,7 +94,7 @@ async def send(
     except aiohttp.ClientError as exc:
         raise TransientUpstreamError(
             f"{upstream}: connection failed to {_address(url)} ({method} {_path(url)}): "
-            f"{type(exc).__name__}"
+            f"{broken_off(exc)}"
         ) from None
 
 
@@ -118,6 +119,17 @@ def trimmed(text: str, limit: int = MAX_ERROR_TEXT) -> str:
     """Upstream error text, shortened: it may echo SQL and its parameters (Dokploy 500s)."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def broken_off(exc: aiohttp.ClientError) -> str:
+    """Why a request got no full answer once connected: the answer cut off (a truncated body),
+    the OS's word for its errno (Connection reset by peer), or else the kind of failure. Not
+    the error's own text: aiohttp puts the URL, query included, in some of them."""
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the answer was cut off"
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno)
+    return type(exc).__name__
 
 
 def _shorter(session: float | None, request: float | None) -> float | None:
