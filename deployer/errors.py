@@ -18,10 +18,11 @@
             └── Gone                the upstream says the resource does not exist
 
 UpstreamError is a second parent of the upstream variants, not the root of TransientError
-and PermanentError: those are also raised where no upstream answered (a busy SQLite file, a
-failed deployment, an env value refused), and retry and the breaker decide by them alone.
-`except UpstreamError` catches everything an adapter reports about an upstream; its `status`
-and `code` tell the answers apart, never the message text.
+and PermanentError: those are also raised for what is no upstream's answer (a busy SQLite
+file, a deployment that ran to an error, an env value refused), and retry and the breaker
+decide by them alone. `except UpstreamError` catches an upstream's answer or silence as the
+adapters (and PostgreSQL's refused login, as AuthError) report it, not the open breaker;
+`status` and `code` tell the answers apart, never the message text.
 
 Messages never carry secrets: adapters build them from status, code and a trimmed message.
 """
