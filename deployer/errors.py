@@ -5,13 +5,24 @@
     ├── InvalidStackName            a stack name breaks a rule (says which, and what would do)
     ├── IllegalTransition           a state change the transition table does not allow
     ├── StackBusy                   another deployment of the stack is active
-    ├── NotFound                    no such deployment or stack
+    ├── NotFound                    no such deployment or stack (in aistack's own records)
+    ├── UpstreamError               an upstream's answer, or its silence: .status and .code
     ├── TransientError              worth retrying: timeouts, resets, 5xx, 429, locked
-    │   └── UpstreamUnavailable     the circuit breaker is open: fail fast, no retry
+    │   ├── UpstreamUnavailable     the circuit breaker is open: fail fast, no retry
+    │   └── TransientUpstreamError  (+ UpstreamError) no answer, a cut-off answer, 5xx, 429
     └── PermanentError              retrying will not help: 4xx, validation, conflicts
-        ├── AuthError               the upstream refused our credentials
         ├── DeployFailed            Dokploy ran the deployment and it ended in error
-        └── AmbiguousResource       a name matches two resources: refused, never guessed
+        ├── AmbiguousResource       a name matches two resources: refused, never guessed
+        └── PermanentUpstreamError  (+ UpstreamError) a 4xx, an error code, a body not JSON
+            ├── AuthError           the upstream refused our credentials
+            └── Gone                the upstream says the resource does not exist
+
+UpstreamError is a second parent of the upstream variants, not the root of TransientError
+and PermanentError: those are also raised for what is no upstream's answer (a busy SQLite
+file, a deployment that ran to an error, an env value refused), and retry and the breaker
+decide by them alone. `except UpstreamError` catches an upstream's answer or silence as the
+adapters (and PostgreSQL's refused login, as AuthError) report it, not the open breaker;
+`status` and `code` tell the answers apart, never the message text.
 
 Messages never carry secrets: adapters build them from status, code and a trimmed message.
 """
@@ -43,6 +54,20 @@ class NotFound(AistackError):
     """The deployment or stack asked for does not exist."""
 
 
+class UpstreamError(AistackError):
+    """What an upstream (Dokploy, Hetzner DNS, the database) answered, or that it did not.
+
+    `status` is the HTTP status, None when there was no answer (or no HTTP); `code` is the
+    upstream's own error code (Dokploy's `NOT_FOUND`, `BAD_REQUEST`; Hetzner's `not_found`,
+    `uniqueness_error`, `rate_limit_exceeded`), None when it gave none.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
 class TransientError(AistackError):
     """A failure that may pass: retried with backoff.
 
@@ -58,12 +83,23 @@ class UpstreamUnavailable(TransientError):
     """The circuit breaker for an upstream is open: calls fail fast until it half-opens."""
 
 
+class TransientUpstreamError(UpstreamError, TransientError):
+    """An upstream failure that may pass: no answer, a cut-off answer, 5xx, 429, locked."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, code=code)
+        self.retry_after = retry_after
+
+
 class PermanentError(AistackError):
     """A failure that retrying will not fix."""
-
-
-class AuthError(PermanentError):
-    """The upstream refused the credentials."""
 
 
 class DeployFailed(PermanentError):
@@ -72,3 +108,17 @@ class DeployFailed(PermanentError):
 
 class AmbiguousResource(PermanentError):
     """A name lookup found more than one candidate (Dokploy names are not unique)."""
+
+
+class PermanentUpstreamError(UpstreamError, PermanentError):
+    """An upstream answer that retrying will not change: a 4xx, a failed action, a body that
+    is not the API's (an HTML page from a proxy)."""
+
+
+class AuthError(PermanentUpstreamError):
+    """The upstream refused the credentials."""
+
+
+class Gone(PermanentUpstreamError):
+    """The upstream says the resource does not exist (Dokploy NOT_FOUND, Hetzner not_found):
+    an undo takes it as already done, a read as nothing there."""

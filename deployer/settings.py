@@ -201,11 +201,19 @@ def load_settings(**overrides: Any) -> DeployerSettings:
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, PREFIX)) from None
     except SettingsError as exc:  # a complex value (dict, list) that is not valid JSON
-        field = re.search(r'field "(\w+)"', str(exc))
-        var = f"{PREFIX}{field.group(1).upper()}" if field else "a setting"
+        field = _field_named_in(exc)
+        var = f"{PREFIX}{field.upper()}" if field else "a setting"
         raise ConfigError(
             f'invalid configuration: {var} must be JSON, e.g. {{"KEY": "value"}} or [200, 401]'
         ) from None
+
+
+def _field_named_in(exc: SettingsError) -> str | None:
+    """The field a SettingsError is about, read from its text: pydantic-settings names it
+    only there (`error parsing value for field "stack_env" from source ...`); the error has
+    no field attribute, and its cause is the JSON decoder's error, which names no field."""
+    found = re.search(r'field "(\w+)"', str(exc))
+    return found.group(1) if found else None
 
 
 def describe_validation_error(exc: ValidationError, prefix: str) -> str:

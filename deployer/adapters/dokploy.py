@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import Field, SecretStr, TypeAdapter
 
-from deployer.adapters.dokploy_errors import NAME, NotFound, checked, log_tail
+from deployer.adapters.dokploy_errors import NAME, checked, log_tail
 from deployer.adapters.dotenv import to_dotenv
 from deployer.adapters.http import (
     QUICK_TIMEOUT,
@@ -22,7 +22,7 @@ from deployer.adapters.http import (
 )
 from deployer.adapters.resilience import QUICK, Upstream
 from deployer.core.models import ProjectView
-from deployer.errors import AmbiguousResource, PermanentError
+from deployer.errors import AmbiguousResource, Gone, PermanentError
 from deployer.ports import (
     AppRef,
     AppSettings,
@@ -299,7 +299,7 @@ class DokployPaas:
     async def _delete(self, procedure: str, body: dict[str, Any]) -> bool:
         try:
             await self._post(procedure, body)
-        except NotFound:
+        except Gone:
             return False  # already gone: an undo accepts "nothing to undo"
         return True
 

@@ -10,15 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from deployer.adapters.http import HttpReply, trimmed
-from deployer.errors import AuthError, PermanentError, TransientError
+from deployer.adapters.http import HttpReply, json_body, trimmed
+from deployer.errors import AuthError, Gone, PermanentUpstreamError, TransientUpstreamError
 
 NAME = "Dokploy"
-
-
-class NotFound(PermanentError):
-    """tRPC NOT_FOUND: a delete takes it as already done, a log read as no log."""
-
 
 # Dokploy answers an unknown, an expired and a rate-limited key alike (spec §1): name all three.
 _KEY_HINT = (
@@ -35,24 +30,30 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 def checked(procedure: str, reply: HttpReply) -> Any:
     """Translate Dokploy's answer (spec §2) into a value or an aistack error."""
+    where = f"{NAME} {procedure}"
     if reply.status < 400:
-        return reply.json()
+        return json_body(reply, where, "AISTACK_DOKPLOY_URL")
     body = reply.json()
     fields: dict[str, Any] = body if isinstance(body, dict) else {}
     code = str(fields.get("code") or "")
     message = str(fields.get("message") or "") if isinstance(body, dict) else reply.text
-    where = f"{NAME} {procedure}"
+    named = code or None
     if reply.status == 401:
-        raise AuthError(_unauthorized(where, code, message))
+        raise AuthError(_unauthorized(where, code, message), status=reply.status, code=named)
     if reply.status == 429 or reply.status >= 500:
         # A 500 message may echo SQL and its parameters: never pass it on.
-        raise TransientError(
-            f"{where}: {reply.status} {code or 'server error'}", retry_after=retry_after(reply)
+        raise TransientUpstreamError(
+            f"{where}: {reply.status} {code or 'server error'}",
+            status=reply.status,
+            code=named,
+            retry_after=retry_after(reply),
         )
     if reply.status == 404 and code == "NOT_FOUND":
-        raise NotFound(f"{where}: {_said(message)}")
+        raise Gone(f"{where}: {_said(message)}", status=reply.status, code=named)
     head = " ".join(filter(None, (str(reply.status), code)))
-    raise PermanentError(f"{where}: {head}: {_detail(fields, message)}".rstrip(": "))
+    raise PermanentUpstreamError(
+        f"{where}: {head}: {_detail(fields, message)}".rstrip(": "), status=reply.status, code=named
+    )
 
 
 def _unauthorized(where: str, code: str, message: str) -> str:

@@ -20,12 +20,19 @@ from deployer.adapters.http import (
     QUICK_TIMEOUT,
     HttpReply,
     UpstreamModel,
+    json_body,
     new_session,
     send,
     trimmed,
 )
 from deployer.adapters.resilience import QUICK, Sleep, Upstream
-from deployer.errors import AuthError, PermanentError, TransientError
+from deployer.errors import (
+    AuthError,
+    Gone,
+    PermanentUpstreamError,
+    TransientUpstreamError,
+    UpstreamError,
+)
 from deployer.ports import BeforeCreate, ZoneInfo
 
 NAME = "Hetzner DNS"
@@ -66,10 +73,6 @@ class _Action(UpstreamModel):
     id: int
     status: str
     error: dict[str, Any] | None = None
-
-
-class _NotFound(PermanentError):
-    pass
 
 
 class HetznerDns:
@@ -160,7 +163,7 @@ class HetznerDns:
         async def delete() -> bool:
             try:
                 reply = await self._request("DELETE", self._rrset_path(name))
-            except _NotFound:
+            except Gone:
                 return False  # already gone
             await self._wait_action(reply["action"])
             return True
@@ -184,7 +187,7 @@ class HetznerDns:
         params = {"status": "running", "per_page": "50"}
         try:
             listing = await self._request("GET", f"{self._zone_path()}/actions", params=params)
-        except PermanentError as exc:
+        except PermanentUpstreamError as exc:
             if not _endpoint_missing(exc):
                 raise
             # Not served (an older fake, a retired endpoint): adopt without waiting.
@@ -200,7 +203,7 @@ class HetznerDns:
             return _RRSet.model_validate(
                 (await self._request("GET", self._rrset_path(name)))["rrset"]
             )
-        except _NotFound:
+        except Gone:
             return None
 
     async def _create_rrset(self, name: str, ip: str, ttl: int) -> bool:
@@ -213,9 +216,9 @@ class HetznerDns:
         }
         try:
             reply = await self._request("POST", f"{self._zone_path()}/rrsets", body=body)
-        except PermanentError as exc:
-            if "uniqueness_error" in str(exc):
-                return False
+        except PermanentUpstreamError as exc:
+            if exc.code == "uniqueness_error":
+                return False  # someone else created it
             raise
         await self._wait_action(reply["action"])
         return True
@@ -228,9 +231,10 @@ class HetznerDns:
         action = await self._settle(raw)
         if action.status != "success":
             error = action.error or {}
-            raise PermanentError(
+            raise PermanentUpstreamError(
                 f"{NAME}: action {action.id} failed: "
-                f"{error.get('code', '?')}: {trimmed(str(error.get('message', '')))}"
+                f"{error.get('code', '?')}: {trimmed(str(error.get('message', '')))}",
+                code=str(error["code"]) if error.get("code") else None,
             )
 
     async def _settle(self, raw: dict[str, Any]) -> _Action:
@@ -239,7 +243,7 @@ class HetznerDns:
         delay, started = self._poll_initial, self._clock()
         while action.status == "running":
             if self._clock() - started > ACTION_DEADLINE:
-                raise TransientError(
+                raise TransientUpstreamError(
                     f"{NAME}: action {action.id} still running after {ACTION_DEADLINE:.0f} s"
                 )
             await self._sleep(delay)
@@ -278,26 +282,37 @@ class HetznerDns:
 
 def _checked(what: str, reply: HttpReply) -> Any:
     if reply.status < 400:
-        return reply.json()
-    body = reply.json()
-    error = body.get("error", {}) if isinstance(body, dict) else {}
-    code = str(error.get("code", "")) if isinstance(error, dict) else ""
-    message = trimmed(str(error.get("message", "") if isinstance(error, dict) else reply.text))
+        return json_body(reply, f"{NAME} {what}", "AISTACK_HETZNER_URL")
+    code, message = _error_of(reply)
     where = f"{NAME} {what}: {reply.status} {code}"
+    named = code or None
     if reply.status == 401:
         raise AuthError(
-            f"{where}: the token is invalid, revoked or read-only; check AISTACK_HETZNER_TOKEN"
+            f"{where}: the token is invalid, revoked or read-only; check AISTACK_HETZNER_TOKEN",
+            status=reply.status,
+            code=named,
         )
     if reply.status == 404 and code == "not_found":
-        raise _NotFound(f"{where}: {message}")
-    if code in RETRIED_CODES or reply.status in (429, 502, 503, 504) or reply.status >= 500:
-        raise TransientError(f"{where}: {message}", retry_after=_until_reset(reply))
-    raise PermanentError(f"{where}: {message}")
+        raise Gone(f"{where}: {message}", status=reply.status, code=named)
+    if code in RETRIED_CODES or reply.status == 429 or reply.status >= 500:
+        raise TransientUpstreamError(
+            f"{where}: {message}", status=reply.status, code=named, retry_after=_until_reset(reply)
+        )
+    raise PermanentUpstreamError(f"{where}: {message}", status=reply.status, code=named)
 
 
-def _endpoint_missing(exc: PermanentError) -> bool:
+def _error_of(reply: HttpReply) -> tuple[str, str]:
+    """The code and trimmed message of Hetzner's error body (§A.4); empty when it has none."""
+    body = reply.json()
+    error = body.get("error", {}) if isinstance(body, dict) else {}
+    if not isinstance(error, dict):
+        return "", trimmed(reply.text)
+    return str(error.get("code", "")), trimmed(str(error.get("message", "")))
+
+
+def _endpoint_missing(exc: UpstreamError) -> bool:
     """404 on a zone we just read, or 410 deprecated_api_endpoint: the path is not served."""
-    return isinstance(exc, _NotFound) or "deprecated_api_endpoint" in str(exc)
+    return isinstance(exc, Gone) or exc.code == "deprecated_api_endpoint"
 
 
 def _until_reset(reply: HttpReply) -> float | None:

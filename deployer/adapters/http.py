@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 import ssl
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from multidict import CIMultiDictProxy
 from pydantic import BaseModel, ConfigDict
 from yarl import URL
 
-from deployer.errors import TransientError
+from deployer.errors import PermanentUpstreamError, TransientUpstreamError
 
 MAX_ERROR_TEXT = 200
 # The per-request limit of a check a person waits for (with resilience.QUICK): a silent
@@ -82,18 +83,35 @@ async def send(
             return HttpReply(response.status, response.headers, text)
     except TimeoutError:
         within = f" within {limit:g} s" if limit else ""
-        raise TransientError(
+        raise TransientUpstreamError(
             f"{upstream}: no answer from {_address(url)}{within} ({method} {_path(url)}): timeout"
         ) from None
     except aiohttp.ClientConnectorError as exc:
-        raise TransientError(
+        raise TransientUpstreamError(
             f"{upstream}: connection failed to {_address(url)} ({method} {_path(url)}): "
             f"{_connect_cause(exc)}"
         ) from None
     except aiohttp.ClientError as exc:
-        raise TransientError(
+        raise TransientUpstreamError(
             f"{upstream}: connection failed to {_address(url)} ({method} {_path(url)}): "
-            f"{type(exc).__name__}"
+            f"{broken_off(exc)}"
+        ) from None
+
+
+def json_body(reply: HttpReply, where: str, url_setting: str) -> Any:
+    """The parsed body of a success; None when empty. A body that is not JSON (an HTML page
+    from a proxy or a login portal) means the URL leads somewhere else than the API: retrying
+    will not change that. Its text is not shown: it is not the upstream's word."""
+    if not reply.text.strip():
+        return None
+    try:
+        return json.loads(reply.text)
+    except ValueError:
+        kind = reply.headers.get("Content-Type", "no content type").partition(";")[0]
+        raise PermanentUpstreamError(
+            f"{where}: {reply.status} with a body that is not JSON ({kind}): a proxy or another "
+            f"site answered instead of the API; check {url_setting}",
+            status=reply.status,
         ) from None
 
 
@@ -101,6 +119,17 @@ def trimmed(text: str, limit: int = MAX_ERROR_TEXT) -> str:
     """Upstream error text, shortened: it may echo SQL and its parameters (Dokploy 500s)."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def broken_off(exc: aiohttp.ClientError) -> str:
+    """Why a request got no full answer once connected: the answer cut off (a truncated body),
+    the OS's word for its errno (Connection reset by peer), or else the kind of failure. Not
+    the error's own text: aiohttp puts the URL, query included, in some of them."""
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the answer was cut off"
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno)
+    return type(exc).__name__
 
 
 def _shorter(session: float | None, request: float | None) -> float | None:

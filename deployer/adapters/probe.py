@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from deployer.adapters.http import broken_off
 from deployer.ports import ProbeResult
 
 
@@ -88,7 +89,7 @@ class HttpProbe:
         except aiohttp.ClientConnectorError as exc:
             return ProbeResult(False, f"connection refused ({_reason(exc)})")
         except aiohttp.ClientError as exc:
-            return ProbeResult(False, f"no answer ({type(exc).__name__})")
+            return ProbeResult(False, f"no answer ({broken_off(exc)})")
         except TimeoutError:
             return ProbeResult(False, "no answer in time")
 

@@ -392,7 +392,9 @@ class SqliteStore(SqliteSlackState):
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    return any(word in str(exc) for word in ("locked", "busy"))
+    """SQLITE_BUSY or SQLITE_LOCKED, extended codes included (the low byte is the primary)."""
+    code = getattr(exc, "sqlite_errorcode", None)  # set by errors of the SQLite library
+    return code is not None and (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _deployment_params(deployment: Deployment) -> dict[str, Any]:

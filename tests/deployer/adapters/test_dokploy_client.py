@@ -1,7 +1,8 @@
 """DokployPaas over HTTP against the sandbox fake, faults included; sleep is injected.
 
-Recorded body shapes come from a canned server on 127.0.0.1; aioresponses only raises the
-connector errors no loopback server can cause (it cannot build replies under aiohttp 3.14).
+Recorded body shapes come from a canned server on 127.0.0.1; aioresponses here only raises
+the connector errors no loopback server can cause (test_error_translation.py pins the rest of
+the translation, with the reply class aioresponses needs under aiohttp 3.14).
 """
 
 from __future__ import annotations

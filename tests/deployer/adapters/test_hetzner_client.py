@@ -79,6 +79,20 @@ async def test_delete_treats_missing_as_already_gone(dns: HetznerDns, sandbox: S
     assert records(sandbox) == {}
 
 
+async def test_a_record_another_writer_created_first_is_adopted(
+    dns: HetznerDns, sandbox: Sandbox
+) -> None:
+    """Between our look and our create, someone else creates the RRSet: the create's 409
+    uniqueness_error sends us to read it again and set our value, not to fail."""
+
+    async def racer() -> None:
+        body = {"name": "alice.ai", "type": "A", "records": [{"value": "203.0.113.99"}]}
+        sandbox.dns.create_rrset(sandbox.dns.primary_zone(ZONE), body)
+
+    await dns.upsert_a_record("alice.ai", "203.0.113.10", 60, before_create=racer)
+    assert records(sandbox) == {"alice.ai": ["203.0.113.10"]}
+
+
 async def test_failed_action_is_an_error_naming_its_code(dns: HetznerDns, sandbox: Sandbox) -> None:
     sandbox.dns.fail_actions.add("alice.ai")
     with pytest.raises(PermanentError, match="action_failed"):
