@@ -11,9 +11,9 @@ SURFACE = {
     "Deployment", "Event", "PhaseDef", "PhaseRecord", "PreflightReport", "StackSpec",
     "StackStatus", "Takeover",
     # errors
-    "AistackError", "AuthError", "ConfigError", "DeployFailed", "IllegalTransition",
+    "AistackError", "AuthError", "ConfigError", "DeployFailed", "Gone", "IllegalTransition",
     "InvalidStackName", "NotFound", "PermanentError", "StackBusy", "TransientError",
-    "UpstreamUnavailable",
+    "UpstreamError", "UpstreamUnavailable",
     # ports a caller implements or passes in
     "Clock", "Notifier", "Store",
     # the facade, how to open it, and its worker
