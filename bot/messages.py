@@ -30,6 +30,7 @@ from bot.blocks import (
     section,
     truncate,
 )
+from deployer.core.events import EventKind
 from deployer.core.models import Deployment, Event, PhaseRecord, StackSpec, StackStatus
 from deployer.core.phases import DEPLOY_PHASES, TEARDOWN_PHASES, phases_for
 from deployer.core.states import TERMINAL, DeploymentState, Operation, PhaseState
@@ -37,6 +38,7 @@ from deployer.engine.records import Takeover
 from deployer.service import PreflightReport
 
 S = DeploymentState
+K = EventKind
 _TITLES = {p.name: p.title for p in (*DEPLOY_PHASES, *TEARDOWN_PHASES)}
 _ICONS = {"done": ":white_check_mark:", "failed": ":x:", "undone": ":leftwards_arrow_with_hook:"}
 
@@ -235,12 +237,12 @@ def thread_line(event: Event) -> str | None:
     took = duration(event.duration) if event.duration is not None else ""
     error = escape(str(event.data.get("error") or "unknown error"))
     lines = {
-        "phase.done": f":white_check_mark: {step}{title}{f' — {took}' if took else ''}",
-        "phase.failed": f":x: {step}{title} failed{f' after {took}' if took else ''}: {error}",
-        "undo.done": f":leftwards_arrow_with_hook: Undo {title}: "
+        K.PHASE_DONE: f":white_check_mark: {step}{title}{f' — {took}' if took else ''}",
+        K.PHASE_FAILED: f":x: {step}{title} failed{f' after {took}' if took else ''}: {error}",
+        K.UNDO_DONE: f":leftwards_arrow_with_hook: Undo {title}: "
         + escape(str(event.data.get("outcome") or "done")),
-        "undo.failed": f":warning: Undo {title} failed: {error}",
-        "deployment.not_started": f":warning: {escape(event.stack)} has not started: {error}",
+        K.UNDO_FAILED: f":warning: Undo {title} failed: {error}",
+        K.DEPLOYMENT_NOT_STARTED: f":warning: {escape(event.stack)} has not started: {error}",
     }
     line = lines.get(event.kind)
     return truncate(line, MAX_TEXT) if line else None
@@ -363,7 +365,7 @@ def _list_line(s: StackStatus) -> str:
 
 
 def history_message(name: str, events: list[Event]) -> Message:
-    lines = [_history_line(e) for e in events if not e.kind.endswith(".running")]
+    lines = [_history_line(e) for e in events if not e.kind.started]
     if not lines:
         empty = f"No history for {escape(name)} yet."
         return message(empty, [section(empty)])

@@ -4,6 +4,7 @@ This is the surface the bot and the CLI use; everything else is private to the p
 """
 
 from deployer.assemble import open_deployer
+from deployer.core.events import EventKind
 from deployer.core.models import Deployment, Event, PhaseRecord, StackSpec, StackStatus
 from deployer.core.names import validate_stack_name
 from deployer.core.states import ACTIVE, TERMINAL, DeploymentState, Operation, PhaseState
@@ -36,6 +37,7 @@ __all__ = [
     "Deployment",
     "DeploymentState",
     "Event",
+    "EventKind",
     "IllegalTransition",
     "InvalidStackName",
     "NotFound",

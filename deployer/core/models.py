@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployer.core.events import EventKind
 from deployer.core.states import DeploymentState, Operation, PhaseState
 
 
@@ -82,7 +83,7 @@ class Event(Frozen):
 
     deployment_id: str
     stack: str
-    kind: str
+    kind: EventKind  # stored as its string; read back as the member
     at: datetime = Field(default_factory=utcnow)
     actor: str = "aistack"
     phase: str | None = None

@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 
+from deployer.core.events import EventKind
 from deployer.core.models import Deployment, Event, PhaseRecord
 from deployer.core.states import DeploymentState
 from deployer.ports import Notifier, Store
@@ -38,7 +39,7 @@ class Journal:
             data["error"] = error
         if leftovers:
             data["leftovers"] = list(leftovers)
-        event = _event(dep, f"deployment.{target}", state=str(target), actor=actor, data=data)
+        event = _event(dep, EventKind.entering(target), state=str(target), actor=actor, data=data)
         moved = await self.store.transition(
             dep,
             target,
@@ -64,14 +65,14 @@ class Journal:
         return dep
 
     async def checkpoint(
-        self, dep: Deployment, record: PhaseRecord, kind: str, **fields: Any
+        self, dep: Deployment, record: PhaseRecord, kind: EventKind, **fields: Any
     ) -> None:
         """Save a phase checkpoint and its event in one write: a crash keeps both or neither."""
         event = _event(dep, kind, phase=record.name, **fields)
         await self.store.save_phase(record, event)
         await self._publish(event)
 
-    async def emit(self, dep: Deployment, kind: str, **fields: Any) -> None:
+    async def emit(self, dep: Deployment, kind: EventKind, **fields: Any) -> None:
         event = _event(dep, kind, **fields)
         await self.store.append_event(event)
         await self._publish(event)
@@ -81,15 +82,15 @@ class Journal:
         try:
             await self._notifier.notify(event)
         except Exception as exc:  # a notifier outage must not stop the deployment
-            log.warning("notifier failed", kind=event.kind, error=str(exc))
+            log.warning("notifier failed", kind=str(event.kind), error=str(exc))
 
 
-def event_of(dep: Deployment, kind: str, **fields: Any) -> Event:
+def event_of(dep: Deployment, kind: EventKind, **fields: Any) -> Event:
     """An event of `dep`, not yet stored (Journal.create stores it with the deployment)."""
     return _event(dep, kind, **fields)
 
 
-def _event(dep: Deployment, kind: str, **fields: Any) -> Event:
+def _event(dep: Deployment, kind: EventKind, **fields: Any) -> Event:
     return Event(deployment_id=dep.id, stack=dep.stack, kind=kind, **fields)
 
 
@@ -102,7 +103,7 @@ def _log(event: Event) -> None:
         fields["duration_s"] = round(event.duration, 3)
     if "error" in event.data:
         fields["error"] = event.data["error"]
-    if event.kind.endswith("failed"):
-        log.warning(event.kind, **fields)
+    if event.kind.failure:
+        log.warning(str(event.kind), **fields)
     else:
-        log.info(event.kind, **fields)
+        log.info(str(event.kind), **fields)

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from deployer.core.events import EventKind
 from deployer.core.models import Deployment, PhaseRecord, utcnow
 from deployer.core.phases import PhaseDef, Timeout, phases_for
 from deployer.core.states import DeploymentState, Operation, PhaseState
@@ -194,7 +195,7 @@ class Saga:
         where = {"index": index, "total": len(plan)}
         # Stored before any work: this record is the registration of the phase's undo.
         await self._journal.checkpoint(
-            dep, record, "phase.running", **where, data={"title": phase.title}
+            dep, record, EventKind.PHASE_RUNNING, **where, data={"title": phase.title}
         )
         holder = [record]
 
@@ -212,7 +213,9 @@ class Saga:
             failed = _finish(holder[0], PhaseState.FAILED, error=reason)
             # A cancelled phase did not fail: it was stopped (shutdown, or a sibling failed).
             kind = (
-                "phase.interrupted" if isinstance(exc, asyncio.CancelledError) else "phase.failed"
+                EventKind.PHASE_INTERRUPTED
+                if isinstance(exc, asyncio.CancelledError)
+                else EventKind.PHASE_FAILED
             )
             await asyncio.shield(
                 self._journal.checkpoint(
@@ -231,7 +234,7 @@ class Saga:
         await self._journal.checkpoint(
             dep,
             done,
-            "phase.done",
+            EventKind.PHASE_DONE,
             **where,
             duration=done.duration,
             data={"title": phase.title, **made},
@@ -267,7 +270,7 @@ class Saga:
                 "finished_at": None,
             }
         )
-        await self._journal.checkpoint(dep, undoing, "undo.running")
+        await self._journal.checkpoint(dep, undoing, EventKind.UNDO_RUNNING)
         limit = self._timeouts[phase.undo_timeout]
         try:
             async with asyncio.timeout(limit):
@@ -276,13 +279,17 @@ class Saga:
             reason = _reason(exc, limit)
             failed = _finish(undoing, PhaseState.UNDO_FAILED, error=reason)
             await self._journal.checkpoint(
-                dep, failed, "undo.failed", duration=failed.duration, data={"error": reason}
+                dep, failed, EventKind.UNDO_FAILED, duration=failed.duration, data={"error": reason}
             )
             return False
         state = PhaseState.UNDONE if outcome.changed else PhaseState.NOTHING_TO_UNDO
         undone = _finish(undoing, state)
         await self._journal.checkpoint(
-            dep, undone, "undo.done", duration=undone.duration, data={"outcome": outcome.outcome}
+            dep,
+            undone,
+            EventKind.UNDO_DONE,
+            duration=undone.duration,
+            data={"outcome": outcome.outcome},
         )
         return True
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 
+from deployer.core.events import EventKind
 from deployer.core.models import Deployment, utcnow
 from deployer.core.states import DeploymentState
 from deployer.engine.journal import Journal
@@ -149,7 +150,7 @@ class Worker:
             self._reported.add(dep.id)
             await self._journal.emit(
                 dep,
-                "deployment.not_started",
+                EventKind.DEPLOYMENT_NOT_STARTED,
                 state=str(dep.state),
                 data={
                     "error": f"queued since {dep.updated_at:%Y-%m-%d %H:%M} UTC and not started: "
@@ -187,7 +188,7 @@ class Worker:
         failures = sum(
             1
             for e in await self._store.events_for(dep.id)
-            if e.kind == "deployment.rollback_failed"
+            if e.kind == EventKind.DEPLOYMENT_ROLLBACK_FAILED
         )
         pause = min(
             self._s.retry_initial_seconds * 2 ** max(failures - 1, 0), self._s.retry_max_seconds
@@ -196,7 +197,7 @@ class Worker:
         await self._store.schedule_retry(dep.id, at)
         await self._journal.emit(
             dep,
-            "rollback.retry_scheduled",
+            EventKind.ROLLBACK_RETRY_SCHEDULED,
             state=str(dep.state),
             data={"at": at.isoformat(), "attempt": failures + 1},
         )

@@ -312,7 +312,7 @@ async def test_phase_of_unknown_deployment_is_not_found(store: Store) -> None:
 
 async def test_events_are_appended_in_order(store: Store) -> None:
     a, b = await store.create(make("alice")), await store.create(make("bob"))
-    kinds = ["requested", "approved", "phase", "succeeded"]
+    kinds = ["deployment.requested", "deployment.approved", "phase.done", "deployment.succeeded"]
     for n, kind in enumerate(kinds):
         await store.append_event(
             Event(
@@ -322,7 +322,7 @@ async def test_events_are_appended_in_order(store: Store) -> None:
                 at=T0,
                 index=n,
                 total=4,
-                phase="dns" if kind == "phase" else None,
+                phase="dns" if kind == "phase.done" else None,
                 duration=0.5,
                 data={"n": n},
             )
@@ -336,7 +336,7 @@ async def test_events_are_appended_in_order(store: Store) -> None:
     assert alice[2].model_copy(update={"seq": None}) == Event(
         deployment_id=a.id,
         stack="alice",
-        kind="phase",
+        kind="phase.done",
         at=T0,
         index=2,
         total=4,
@@ -602,10 +602,14 @@ async def _write(store: Store, dep: Deployment, kind: str) -> None:
     """The two writes a saga phase makes: a phase record and a state change, each audited."""
     if kind == "save_phase":
         record = PhaseRecord(deployment_id=dep.id, name="project", state=PhaseState.RUNNING)
-        await store.save_phase(record, Event(deployment_id=dep.id, stack=dep.stack, kind="p"))
+        await store.save_phase(
+            record, Event(deployment_id=dep.id, stack=dep.stack, kind="phase.running")
+        )
     else:
         await store.transition(
-            dep, S.RUNNING, event=Event(deployment_id=dep.id, stack=dep.stack, kind="t")
+            dep,
+            S.RUNNING,
+            event=Event(deployment_id=dep.id, stack=dep.stack, kind="deployment.running"),
         )
 
 
@@ -649,7 +653,9 @@ async def test_a_cancelled_write_is_all_or_nothing_and_the_store_goes_on(
             write.result()  # a write that ended on its own must have succeeded
         outcomes.append(await _written(store, dep, kind))
         after = PhaseRecord(deployment_id=dep.id, name="after")  # the next write works
-        await store.save_phase(after, Event(deployment_id=dep.id, stack=dep.stack, kind="a"))
+        await store.save_phase(
+            after, Event(deployment_id=dep.id, stack=dep.stack, kind="phase.running")
+        )
         assert [p.name for p in await store.phases(dep.id)][-1] == "after"
         if finished_first:
             break
@@ -723,7 +729,7 @@ async def test_the_thread_cursor_finds_replies_not_posted_and_only_goes_forward(
     store: Store,
 ) -> None:
     d = await store.create(make(channel="C1"))
-    for kind in ("requested", "approved"):
+    for kind in ("deployment.requested", "deployment.approved"):
         await store.append_event(Event(deployment_id=d.id, stack=d.stack, kind=kind, at=T0))
     first, last = [e.seq or 0 for e in await store.events_for(d.id)]
     assert await store.replies_posted(d.id) == 0
