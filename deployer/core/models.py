@@ -57,6 +57,9 @@ class Deployment(Frozen):
     updated_at: datetime = Field(default_factory=utcnow)
     error: str | None = None
     leftovers: tuple[str, ...] = ()
+    # Times it entered rollback_failed (a rollback or teardown that left things behind): the
+    # pause before its next automatic retry grows with it. The store counts it.
+    rollback_attempts: int = 0
 
 
 class PhaseRecord(Frozen):
