@@ -90,8 +90,9 @@ async def open_deployer(
             stack.push_async_callback(store.close)
         made = adapters(settings, clock)
         stack.push_async_callback(made.close)
-        journal = Journal(store, notifier)
+        journal = Journal(store, notifier, retry_initial=settings.rollback_retry_initial,
+                          retry_max=settings.rollback_retry_max)  # fmt: skip
         records = Records(store)
         steps = StackSteps(settings, made.paas, made.dns, made.probe, clock, records.live_ids)
-        saga = Saga(journal, steps, timeouts(settings), retry_pause=settings.rollback_retry_initial)
+        saga = Saga(journal, steps, timeouts(settings))
         yield Deployer(settings, journal, made.paas, made.dns, saga)

@@ -190,8 +190,6 @@ class Deployer:
             lease_seconds=s.lease_seconds,
             heartbeat_seconds=s.heartbeat_seconds,
             queue_limit_seconds=s.queue_limit,
-            retry_initial_seconds=s.rollback_retry_initial,
-            retry_max_seconds=s.rollback_retry_max,
         )
         return Worker(self.journal, self.run, limits, owner=owner, wake=self.work_queued)
 

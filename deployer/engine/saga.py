@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any, Protocol
 
 import structlog
@@ -81,14 +80,11 @@ class Saga:
         journal: Journal,
         steps: Steps,
         timeouts: Mapping[Timeout, float],
-        *,
-        retry_pause: float = 60.0,
     ) -> None:
         self._journal = journal
         self._store = journal.store
         self._steps = steps
         self._timeouts = timeouts
-        self._retry_pause = retry_pause
 
     async def run(self, deployment: Deployment) -> Deployment:
         """Drive a deployment from where it stands to a terminal state (or until cancelled)."""
@@ -104,9 +100,9 @@ class Saga:
     async def _start(self, dep: Deployment) -> Deployment:
         destroy = dep.operation is Operation.DESTROY
         if dep.state is S.QUEUED:
-            return await self._move(dep, S.DESTROYING if destroy else S.RUNNING)
+            return await self._journal.move(dep, S.DESTROYING if destroy else S.RUNNING)
         if dep.state is S.ROLLBACK_FAILED:  # retry rollback / retry teardown
-            return await self._move(dep, S.DESTROYING if destroy else S.ROLLING_BACK)
+            return await self._journal.move(dep, S.DESTROYING if destroy else S.ROLLING_BACK)
         return dep
 
     # -- forward ----------------------------------------------------------------------------
@@ -116,12 +112,12 @@ class Saga:
         except PhaseFailed as failed:
             if dep.operation is Operation.DESTROY:
                 leftovers = await self._teardown_leftovers(dep)
-                return await self._move(
+                return await self._journal.move(
                     dep, S.ROLLBACK_FAILED, error=str(failed), leftovers=leftovers
                 )
-            return await self._move(dep, S.ROLLING_BACK, error=str(failed))
+            return await self._journal.move(dep, S.ROLLING_BACK, error=str(failed))
         if dep.operation is Operation.DESTROY:
-            return await self._move(dep, S.DESTROYED, leftovers=[])
+            return await self._journal.move(dep, S.DESTROYED, leftovers=[])
         return await self._journal.move(dep, S.SUCCEEDED, data={"url": dep.spec.url})
 
     async def _run_phases(self, dep: Deployment) -> None:
@@ -256,8 +252,10 @@ class Saga:
             if not await self._undo(dep, record, plan[record.name], outputs):
                 leftovers.append(self._steps.leftover(record.name, self._ctx(dep, outputs)))
         if any(leftovers):
-            return await self._move(dep, S.ROLLBACK_FAILED, leftovers=[x for x in leftovers if x])
-        return await self._move(dep, S.ROLLED_BACK, leftovers=[])
+            return await self._journal.move(
+                dep, S.ROLLBACK_FAILED, leftovers=[x for x in leftovers if x]
+            )
+        return await self._journal.move(dep, S.ROLLED_BACK, leftovers=[])
 
     async def _undo(
         self, dep: Deployment, record: PhaseRecord, phase: PhaseDef, outputs: dict[str, str]
@@ -308,24 +306,6 @@ class Saga:
             return None
 
         return PhaseContext(dep, dict(outputs), no_save)
-
-    # -- state and events -------------------------------------------------------------------
-    async def _move(
-        self,
-        dep: Deployment,
-        target: DeploymentState,
-        *,
-        error: str | None = None,
-        leftovers: list[str] | None = None,
-    ) -> Deployment:
-        # A failed rollback is retried later; the first retry is set in the same write, so a
-        # crash right after cannot leave resources behind that nothing will try again.
-        retry_at = None
-        if target is S.ROLLBACK_FAILED:
-            retry_at = utcnow() + timedelta(seconds=self._retry_pause)
-        return await self._journal.move(
-            dep, target, error=error, leftovers=leftovers, retry_at=retry_at
-        )
 
 
 def _finish(record: PhaseRecord, state: PhaseState, **changes: Any) -> PhaseRecord:
