@@ -35,6 +35,7 @@ from deployer import (
     Deployment,
     DeploymentState,
     Event,
+    EventKind,
     Operation,
     PhaseRecord,
     PhaseState,
@@ -46,6 +47,7 @@ from deployer import (
 )
 
 S = DeploymentState
+K = EventKind
 _TITLES: dict[str, str] = {p.name: p.title for op in Operation for p in phases_for(op)}
 _ICONS = {"done": ":white_check_mark:", "failed": ":x:", "undone": ":leftwards_arrow_with_hook:"}
 
@@ -244,12 +246,12 @@ def thread_line(event: Event) -> str | None:
     took = duration(event.duration) if event.duration is not None else ""
     error = escape(str(event.data.get("error") or "unknown error"))
     lines = {
-        "phase.done": f":white_check_mark: {step}{title}{f' — {took}' if took else ''}",
-        "phase.failed": f":x: {step}{title} failed{f' after {took}' if took else ''}: {error}",
-        "undo.done": f":leftwards_arrow_with_hook: Undo {title}: "
+        K.PHASE_DONE: f":white_check_mark: {step}{title}{f' — {took}' if took else ''}",
+        K.PHASE_FAILED: f":x: {step}{title} failed{f' after {took}' if took else ''}: {error}",
+        K.UNDO_DONE: f":leftwards_arrow_with_hook: Undo {title}: "
         + escape(str(event.data.get("outcome") or "done")),
-        "undo.failed": f":warning: Undo {title} failed: {error}",
-        "deployment.not_started": f":warning: {escape(event.stack)} has not started: {error}",
+        K.UNDO_FAILED: f":warning: Undo {title} failed: {error}",
+        K.DEPLOYMENT_NOT_STARTED: f":warning: {escape(event.stack)} has not started: {error}",
     }
     line = lines.get(event.kind)
     return truncate(line, MAX_TEXT) if line else None
@@ -372,7 +374,7 @@ def _list_line(s: StackStatus) -> str:
 
 
 def history_message(name: str, events: list[Event]) -> Message:
-    lines = [_history_line(e) for e in events if not e.kind.endswith(".running")]
+    lines = [_history_line(e) for e in events if not e.kind.started]
     if not lines:
         empty = f"No history for {escape(name)} yet."
         return message(empty, [section(empty)])

@@ -6,7 +6,10 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from deployer import Event
+from deployer import Event, EventKind
+
+# The outcome label of a phase's duration, by the kind of event that ended the phase.
+_OUTCOMES = {EventKind.PHASE_DONE: "done", EventKind.PHASE_FAILED: "failed"}
 
 
 class Metrics:
@@ -38,7 +41,7 @@ class MetricsNotifier:
         self._m = metrics
 
     async def notify(self, event: Event) -> None:
-        self._m.events.labels(kind=event.kind).inc()
-        if event.kind in ("phase.done", "phase.failed") and event.duration is not None:
-            outcome = event.kind.removeprefix("phase.")
+        self._m.events.labels(kind=str(event.kind)).inc()
+        outcome = _OUTCOMES.get(event.kind)
+        if outcome is not None and event.duration is not None:
             self._m.phase_seconds.labels(phase=event.phase, outcome=outcome).observe(event.duration)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from bot.blocks import MAX_TEXT
-from deployer import TERMINAL, Deployment, Event
+from deployer import TERMINAL, Deployment, Event, EventKind
 
 
 @dataclass
@@ -52,7 +52,7 @@ class Line:
     @property
     def last_phase(self) -> bool:
         e = self.event
-        return e.kind == "phase.done" and e.index is not None and e.index == e.total
+        return e.kind == EventKind.PHASE_DONE and e.index is not None and e.index == e.total
 
 
 @dataclass
@@ -71,7 +71,7 @@ class ThreadWriter(Writer):
 
 def ends(event: Event) -> bool:
     """A transition into a terminal state: the card shows it at once, the thread may say it."""
-    return event.kind.startswith("deployment.") and event.state in TERMINAL
+    return event.kind.transition and event.state in TERMINAL
 
 
 def shown(drawn: Deployment | None, dep: Deployment) -> bool:

@@ -7,6 +7,7 @@ tests/deployer/test_public_api.py fails when a name is added or removed here alo
 
 from deployer.adapters.stores import open_store
 from deployer.assemble import open_deployer
+from deployer.core.events import EventKind
 from deployer.core.models import Deployment, Event, PhaseRecord, StackSpec, StackStatus
 from deployer.core.names import validate_stack_name
 from deployer.core.phases import PhaseDef, phases_for
@@ -47,6 +48,7 @@ __all__ = [
     "Deployment",
     "DeploymentState",
     "Event",
+    "EventKind",
     "Gone",
     "IllegalTransition",
     "InvalidStackName",

@@ -91,11 +91,12 @@ async def open_deployer(
             stack.push_async_callback(store.close)
         made = adapters(settings, clock)
         stack.push_async_callback(made.close)
-        journal = Journal(store, notifier)
+        journal = Journal(store, notifier, retry_initial=settings.rollback_retry_initial,
+                          retry_max=settings.rollback_retry_max)  # fmt: skip
         records = Records(store)
         steps = stack_steps(
             Deps(settings, made.paas, made.dns, made.probe, clock, records.live_ids)
         )
-        saga = Saga(journal, steps, timeouts(settings), retry_pause=settings.rollback_retry_initial)
+        saga = Saga(journal, steps, timeouts(settings))
         inventory = Inventory(settings, store, made.paas, made.dns)
         yield Deployer(settings, journal, inventory, saga)

@@ -8,14 +8,16 @@ from typing import IO
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from deployer.core.events import EventKind
 from deployer.core.models import Event, StackStatus
 from deployer.inventory import PreflightReport
 
+K = EventKind
 ENDINGS = {
-    "deployment.succeeded",
-    "deployment.rolled_back",
-    "deployment.rollback_failed",
-    "deployment.destroyed",
+    K.DEPLOYMENT_SUCCEEDED,
+    K.DEPLOYMENT_ROLLED_BACK,
+    K.DEPLOYMENT_ROLLBACK_FAILED,
+    K.DEPLOYMENT_DESTROYED,
 }
 
 
@@ -27,20 +29,20 @@ def describe(event: Event, total_seconds: float | None = None) -> str | None:
     total = f" (total {total_seconds:.1f} s)" if total_seconds is not None else ""
     error = event.data.get("error", "")
     lines = {
-        "phase.done": f"  ok   {step}{title}{took}",
-        "phase.failed": f"  FAIL {step}{title}{took}: {error}",
-        "phase.interrupted": f"  stop {step}{title}{took}: interrupted",
-        "undo.done": f"  undo {event.phase}: {event.data.get('outcome', '')}{took}",
-        "undo.failed": f"  UNDO FAILED {event.phase}: {error}",
-        "deployment.running": f"{event.stack}: deploying",
-        "deployment.destroying": f"{event.stack}: destroying",
-        "deployment.rolling_back": f"{event.stack}: failed ({error}); rolling back"
+        K.PHASE_DONE: f"  ok   {step}{title}{took}",
+        K.PHASE_FAILED: f"  FAIL {step}{title}{took}: {error}",
+        K.PHASE_INTERRUPTED: f"  stop {step}{title}{took}: interrupted",
+        K.UNDO_DONE: f"  undo {event.phase}: {event.data.get('outcome', '')}{took}",
+        K.UNDO_FAILED: f"  UNDO FAILED {event.phase}: {error}",
+        K.DEPLOYMENT_RUNNING: f"{event.stack}: deploying",
+        K.DEPLOYMENT_DESTROYING: f"{event.stack}: destroying",
+        K.DEPLOYMENT_ROLLING_BACK: f"{event.stack}: failed ({error}); rolling back"
         if error
         else f"{event.stack}: retrying the rollback",
-        "deployment.succeeded": f"{event.stack}: live at {event.data.get('url', '')}{total}",
-        "deployment.rolled_back": f"{event.stack}: rolled back, nothing left behind{total}",
-        "deployment.destroyed": f"{event.stack}: destroyed{total}",
-        "deployment.rollback_failed": f"{event.stack}: ROLLBACK FAILED{total}; left behind: "
+        K.DEPLOYMENT_SUCCEEDED: f"{event.stack}: live at {event.data.get('url', '')}{total}",
+        K.DEPLOYMENT_ROLLED_BACK: f"{event.stack}: rolled back, nothing left behind{total}",
+        K.DEPLOYMENT_DESTROYED: f"{event.stack}: destroyed{total}",
+        K.DEPLOYMENT_ROLLBACK_FAILED: f"{event.stack}: ROLLBACK FAILED{total}; left behind: "
         + "; ".join(event.data.get("leftovers", [])),
     }
     return lines.get(event.kind)
@@ -57,7 +59,7 @@ class TerminalNotifier:
         self._started: dict[str, float] = {}
 
     async def notify(self, event: Event) -> None:
-        if event.kind in ("deployment.running", "deployment.destroying"):
+        if event.kind in (K.DEPLOYMENT_RUNNING, K.DEPLOYMENT_DESTROYING):
             self._started[event.deployment_id] = time.monotonic()
         total = None
         if event.kind in ENDINGS and event.deployment_id in self._started:
@@ -71,7 +73,7 @@ class TerminalNotifier:
             self._stop()
 
     def _advance(self, event: Event) -> None:
-        if event.kind == "phase.running" and self._progress is None:
+        if event.kind == K.PHASE_RUNNING and self._progress is None:
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -84,9 +86,9 @@ class TerminalNotifier:
             self._task = self._progress.add_task(event.stack, total=event.total or 1)
         if self._progress is None or self._task is None:
             return
-        if event.kind == "phase.running":
+        if event.kind == K.PHASE_RUNNING:
             self._progress.update(self._task, description=f"{event.stack}: {event.data['title']}")
-        elif event.kind == "phase.done":
+        elif event.kind == K.PHASE_DONE:
             self._progress.advance(self._task)
 
     def _stop(self) -> None:
@@ -155,7 +157,7 @@ def render_history(events: list[Event]) -> list[str]:
     """The audit trail: who asked, who approved, each phase and undo with its duration."""
     lines = []
     for e in events:
-        if e.kind in ("phase.running", "undo.running"):
+        if e.kind in (K.PHASE_RUNNING, K.UNDO_RUNNING):
             continue  # the done or failed line that follows carries the duration
         took = f" {e.duration:.2f} s" if e.duration is not None else ""
         what = e.phase or ""

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import structlog
 
+from deployer.core.events import EventKind
 from deployer.core.models import Deployment, Event, StackSpec, StackStatus, utcnow
 from deployer.core.plan import Target, describe
 from deployer.core.states import TERMINAL, DeploymentState, Operation
@@ -66,12 +67,12 @@ class Deployer:
             spec = await self._spec_to_destroy(spec)
         draft = Deployment(stack=spec.name, operation=operation, requester=requester, spec=spec,
                            channel=channel)  # fmt: skip
-        events = [event_of(draft, "deployment.requested", state=str(S.REQUESTED),
+        events = [event_of(draft, EventKind.DEPLOYMENT_REQUESTED, state=str(S.REQUESTED),
                            actor=requester, data={"image": spec.image})]  # fmt: skip
         if approved:
             draft = draft.model_copy(update={"state": S.QUEUED, "version": 2,
                                              "approver": requester})  # fmt: skip
-            events += [event_of(draft, f"deployment.{s}", state=str(s), actor=requester)
+            events += [event_of(draft, EventKind.entering(s), state=str(s), actor=requester)
                        for s in (S.APPROVED, S.QUEUED)]  # fmt: skip
         dep = await self._journal.create(draft, events, dedup_key=dedup_key)
         if dep.state is S.QUEUED:
@@ -127,24 +128,27 @@ class Deployer:
         if live is None:
             raise NotFound(f"{stack} is not live: nobody owns it, so there is nothing to transfer")
         change = {"from": owner, "to": to, "outcome": f"owner {owner} -> {to}"}
-        event = Event(deployment_id=live.deployment_id, stack=stack, kind="stack.transferred",
-                      actor=by, data=change)  # fmt: skip
+        kind = EventKind.STACK_TRANSFERRED
+        event = Event(deployment_id=live.deployment_id, stack=stack, kind=kind, actor=by,
+                      data=change)  # fmt: skip
         moved = await self._store.transfer(stack, owner, to, event)
-        log.info("stack.transferred", stack_name=stack, actor=by, owner_was=owner, owner=to)
+        log.info(str(kind), stack_name=stack, actor=by, owner_was=owner, owner=to)
         return moved
 
     async def retry_rollback(self, dep: Deployment, who: str) -> None:
         """Ask the worker to try a failed rollback again now rather than at its next pause."""
         await self._store.schedule_retry(dep.id, utcnow())
         self.work_queued.set()
-        await self._journal.emit(dep, "rollback.retry_requested", state=str(dep.state), actor=who)
+        await self._journal.emit(
+            dep, EventKind.ROLLBACK_RETRY_REQUESTED, state=str(dep.state), actor=who
+        )
 
     async def give_up(self, name: str, who: str) -> Deployment:
         """Stop retrying a failed rollback automatically: an operator takes it from here.
         The stack stays held until a retry (after cleaning by hand) finds nothing left."""
         dep = await self._stuck(name)
         await self._store.give_up(dep.id)
-        await self._journal.emit(dep, "rollback.given_up", state=str(dep.state), actor=who,
+        await self._journal.emit(dep, EventKind.ROLLBACK_GIVEN_UP, state=str(dep.state), actor=who,
                                 data={"leftovers": list(dep.leftovers)})  # fmt: skip
         return dep
 
@@ -178,8 +182,6 @@ class Deployer:
             lease_seconds=s.lease_seconds,
             heartbeat_seconds=s.heartbeat_seconds,
             queue_limit_seconds=s.queue_limit,
-            retry_initial_seconds=s.rollback_retry_initial,
-            retry_max_seconds=s.rollback_retry_max,
         )
         return Worker(self._journal, self.run, limits, owner=owner, wake=self.work_queued)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployer.core.events import EventKind
 from deployer.core.states import DeploymentState, Operation, PhaseState
 
 
@@ -56,6 +57,9 @@ class Deployment(Frozen):
     updated_at: datetime = Field(default_factory=utcnow)
     error: str | None = None
     leftovers: tuple[str, ...] = ()
+    # Times it entered rollback_failed (a rollback or teardown that left things behind): the
+    # pause before its next automatic retry grows with it. The store counts it.
+    rollback_attempts: int = 0
 
 
 class PhaseRecord(Frozen):
@@ -82,7 +86,7 @@ class Event(Frozen):
 
     deployment_id: str
     stack: str
-    kind: str
+    kind: EventKind  # stored as its string; read back as the member
     at: datetime = Field(default_factory=utcnow)
     actor: str = "aistack"
     phase: str | None = None

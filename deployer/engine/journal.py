@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
-from deployer.core.models import Deployment, Event, PhaseRecord
+from deployer.core.events import EventKind
+from deployer.core.models import Deployment, Event, PhaseRecord, utcnow
+from deployer.core.retry import rollback_retry_pause
 from deployer.core.states import DeploymentState
 from deployer.ports import Notifier, Store
 
@@ -16,9 +18,20 @@ log = structlog.get_logger("aistack.journal")
 
 
 class Journal:
-    def __init__(self, store: Store, notifier: Notifier) -> None:
+    def __init__(
+        self,
+        store: Store,
+        notifier: Notifier,
+        *,
+        retry_initial: float = 60.0,
+        retry_max: float = 3600.0,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.store = store
         self._notifier = notifier
+        self._retry_initial = retry_initial  # the pauses between retries of a failed rollback
+        self._retry_max = retry_max
+        self._now = now
 
     async def move(
         self,
@@ -30,15 +43,18 @@ class Journal:
         actor: str = "aistack",
         approver: str | None = None,
         data: dict[str, Any] | None = None,
-        retry_at: datetime | None = None,
     ) -> Deployment:
-        """Apply a transition (the store checks it) and record its event in the same write."""
+        """Apply a transition (the store checks it) and record its event in the same write.
+
+        A failed rollback gets the time of its next try in that write too, so a crash right
+        after cannot leave resources behind that nothing will try to remove again."""
         data = dict(data or {})
         if error:
             data["error"] = error
         if leftovers:
             data["leftovers"] = list(leftovers)
-        event = _event(dep, f"deployment.{target}", state=str(target), actor=actor, data=data)
+        event = _event(dep, EventKind.entering(target), state=str(target), actor=actor, data=data)
+        retry_at = self._retry_at(dep) if target is DeploymentState.ROLLBACK_FAILED else None
         moved = await self.store.transition(
             dep,
             target,
@@ -49,7 +65,20 @@ class Journal:
             retry_at=retry_at,
         )
         await self._publish(event)
+        if retry_at is not None:
+            await self._retry_scheduled(moved, retry_at)
         return moved
+
+    def _retry_at(self, dep: Deployment) -> datetime:
+        # `dep` is the version the store's compare-and-set checks: its count is the stored one.
+        attempt = dep.rollback_attempts + 1
+        pause = rollback_retry_pause(attempt, self._retry_initial, self._retry_max)
+        return self._now() + timedelta(seconds=pause)
+
+    async def _retry_scheduled(self, dep: Deployment, at: datetime) -> None:
+        """Say when the next try is: the failure just counted was try n, that one is n + 1."""
+        data = {"at": at.isoformat(), "attempt": dep.rollback_attempts + 1}
+        await self.emit(dep, EventKind.ROLLBACK_RETRY_SCHEDULED, state=str(dep.state), data=data)
 
     async def create(
         self, draft: Deployment, events: Sequence[Event], *, dedup_key: str | None = None
@@ -64,14 +93,14 @@ class Journal:
         return dep
 
     async def checkpoint(
-        self, dep: Deployment, record: PhaseRecord, kind: str, **fields: Any
+        self, dep: Deployment, record: PhaseRecord, kind: EventKind, **fields: Any
     ) -> None:
         """Save a phase checkpoint and its event in one write: a crash keeps both or neither."""
         event = _event(dep, kind, phase=record.name, **fields)
         await self.store.save_phase(record, event)
         await self._publish(event)
 
-    async def emit(self, dep: Deployment, kind: str, **fields: Any) -> None:
+    async def emit(self, dep: Deployment, kind: EventKind, **fields: Any) -> None:
         event = _event(dep, kind, **fields)
         await self.store.append_event(event)
         await self._publish(event)
@@ -81,15 +110,15 @@ class Journal:
         try:
             await self._notifier.notify(event)
         except Exception as exc:  # a notifier outage must not stop the deployment
-            log.warning("notifier failed", kind=event.kind, error=str(exc))
+            log.warning("notifier failed", kind=str(event.kind), error=str(exc))
 
 
-def event_of(dep: Deployment, kind: str, **fields: Any) -> Event:
+def event_of(dep: Deployment, kind: EventKind, **fields: Any) -> Event:
     """An event of `dep`, not yet stored (Journal.create stores it with the deployment)."""
     return _event(dep, kind, **fields)
 
 
-def _event(dep: Deployment, kind: str, **fields: Any) -> Event:
+def _event(dep: Deployment, kind: EventKind, **fields: Any) -> Event:
     return Event(deployment_id=dep.id, stack=dep.stack, kind=kind, **fields)
 
 
@@ -102,7 +131,7 @@ def _log(event: Event) -> None:
         fields["duration_s"] = round(event.duration, 3)
     if "error" in event.data:
         fields["error"] = event.data["error"]
-    if event.kind.endswith("failed"):
-        log.warning(event.kind, **fields)
+    if event.kind.failure:
+        log.warning(str(event.kind), **fields)
     else:
-        log.info(event.kind, **fields)
+        log.info(str(event.kind), **fields)

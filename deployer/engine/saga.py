@@ -19,11 +19,11 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
+from deployer.core.events import EventKind
 from deployer.core.models import Deployment, PhaseRecord, utcnow
 from deployer.core.phases import (
     DEPLOY_PHASES,
@@ -112,15 +112,12 @@ class Saga:
         journal: Journal,
         steps: Mapping[PhaseName, PhaseStep],
         timeouts: Mapping[Timeout, float],
-        *,
-        retry_pause: float = 60.0,
     ) -> None:
         self._journal = journal
         self._store = journal.store
         self._steps = steps
         self._undos = undo_steps(steps)
         self._timeouts = timeouts
-        self._retry_pause = retry_pause
 
     async def run(self, deployment: Deployment) -> Deployment:
         """Drive a deployment from where it stands to a terminal state (or until cancelled)."""
@@ -136,9 +133,9 @@ class Saga:
     async def _start(self, dep: Deployment) -> Deployment:
         destroy = dep.operation is Operation.DESTROY
         if dep.state is S.QUEUED:
-            return await self._move(dep, S.DESTROYING if destroy else S.RUNNING)
+            return await self._journal.move(dep, S.DESTROYING if destroy else S.RUNNING)
         if dep.state is S.ROLLBACK_FAILED:  # retry rollback / retry teardown
-            return await self._move(dep, S.DESTROYING if destroy else S.ROLLING_BACK)
+            return await self._journal.move(dep, S.DESTROYING if destroy else S.ROLLING_BACK)
         return dep
 
     # -- forward ----------------------------------------------------------------------------
@@ -148,12 +145,12 @@ class Saga:
         except PhaseFailed as failed:
             if dep.operation is Operation.DESTROY:
                 leftovers = await self._teardown_leftovers(dep)
-                return await self._move(
+                return await self._journal.move(
                     dep, S.ROLLBACK_FAILED, error=str(failed), leftovers=leftovers
                 )
-            return await self._move(dep, S.ROLLING_BACK, error=str(failed))
+            return await self._journal.move(dep, S.ROLLING_BACK, error=str(failed))
         if dep.operation is Operation.DESTROY:
-            return await self._move(dep, S.DESTROYED, leftovers=[])
+            return await self._journal.move(dep, S.DESTROYED, leftovers=[])
         return await self._journal.move(dep, S.SUCCEEDED, data={"url": dep.spec.url})
 
     async def _run_phases(self, dep: Deployment) -> None:
@@ -227,7 +224,7 @@ class Saga:
         where = {"index": index, "total": len(plan)}
         # Stored before any work: this record is the registration of the phase's undo.
         await self._journal.checkpoint(
-            dep, record, "phase.running", **where, data={"title": phase.title}
+            dep, record, EventKind.PHASE_RUNNING, **where, data={"title": phase.title}
         )
         holder = [record]
 
@@ -245,7 +242,9 @@ class Saga:
             failed = _finish(holder[0], PhaseState.FAILED, error=reason)
             # A cancelled phase did not fail: it was stopped (shutdown, or a sibling failed).
             kind = (
-                "phase.interrupted" if isinstance(exc, asyncio.CancelledError) else "phase.failed"
+                EventKind.PHASE_INTERRUPTED
+                if isinstance(exc, asyncio.CancelledError)
+                else EventKind.PHASE_FAILED
             )
             await asyncio.shield(
                 self._journal.checkpoint(
@@ -264,7 +263,7 @@ class Saga:
         await self._journal.checkpoint(
             dep,
             done,
-            "phase.done",
+            EventKind.PHASE_DONE,
             **where,
             duration=done.duration,
             data={"title": phase.title, **made},
@@ -287,8 +286,10 @@ class Saga:
             if not await self._undo(dep, record, phase, outputs):
                 leftovers.append(self._steps[phase.name].leftover(self._ctx(dep, outputs)))
         if any(leftovers):
-            return await self._move(dep, S.ROLLBACK_FAILED, leftovers=[x for x in leftovers if x])
-        return await self._move(dep, S.ROLLED_BACK, leftovers=[])
+            return await self._journal.move(
+                dep, S.ROLLBACK_FAILED, leftovers=[x for x in leftovers if x]
+            )
+        return await self._journal.move(dep, S.ROLLED_BACK, leftovers=[])
 
     async def _undo(
         self, dep: Deployment, record: PhaseRecord, phase: PhaseDef, outputs: dict[str, str]
@@ -301,7 +302,7 @@ class Saga:
                 "finished_at": None,
             }
         )
-        await self._journal.checkpoint(dep, undoing, "undo.running")
+        await self._journal.checkpoint(dep, undoing, EventKind.UNDO_RUNNING)
         limit = self._timeouts[phase.undo_timeout]
         try:
             # an open circuit breaker left by the failure being undone must not refuse its undo
@@ -312,13 +313,17 @@ class Saga:
             reason = _reason(exc, limit)
             failed = _finish(undoing, PhaseState.UNDO_FAILED, error=reason)
             await self._journal.checkpoint(
-                dep, failed, "undo.failed", duration=failed.duration, data={"error": reason}
+                dep, failed, EventKind.UNDO_FAILED, duration=failed.duration, data={"error": reason}
             )
             return False
         state = PhaseState.UNDONE if outcome.changed else PhaseState.NOTHING_TO_UNDO
         undone = _finish(undoing, state)
         await self._journal.checkpoint(
-            dep, undone, "undo.done", duration=undone.duration, data={"outcome": outcome.outcome}
+            dep,
+            undone,
+            EventKind.UNDO_DONE,
+            duration=undone.duration,
+            data={"outcome": outcome.outcome},
         )
         return True
 
@@ -337,24 +342,6 @@ class Saga:
             return None
 
         return PhaseContext(dep, dict(outputs), no_save)
-
-    # -- state and events -------------------------------------------------------------------
-    async def _move(
-        self,
-        dep: Deployment,
-        target: DeploymentState,
-        *,
-        error: str | None = None,
-        leftovers: list[str] | None = None,
-    ) -> Deployment:
-        # A failed rollback is retried later; the first retry is set in the same write, so a
-        # crash right after cannot leave resources behind that nothing will try again.
-        retry_at = None
-        if target is S.ROLLBACK_FAILED:
-            retry_at = utcnow() + timedelta(seconds=self._retry_pause)
-        return await self._journal.move(
-            dep, target, error=error, leftovers=leftovers, retry_at=retry_at
-        )
 
 
 def _finish(record: PhaseRecord, state: PhaseState, **changes: Any) -> PhaseRecord:

@@ -3,8 +3,9 @@
 A lease says "this worker is running this deployment until <time>"; a heartbeat moves the
 time on while the saga runs. A worker that dies stops heartbeating, its lease expires and any
 other worker reclaims the deployment, which resumes from its checkpoints. A deployment that
-ends `rollback_failed` is tried again later with growing pauses, until nothing is left or an
-operator gives up on it. A deployment that waits in the queue too long is reported once.
+ends `rollback_failed` is claimed again when its retry is due (the journal sets the time, in
+the write that records the failure), until nothing is left or an operator gives up on it. A
+deployment that waits in the queue too long is reported once.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from typing import Any
 
 import structlog
 
+from deployer.core.events import EventKind
 from deployer.core.models import Deployment, utcnow
-from deployer.core.states import DeploymentState
 from deployer.engine.journal import Journal
 
-S = DeploymentState
 log = structlog.get_logger("aistack.worker")
 Run = Callable[[Deployment], Coroutine[Any, Any, Deployment]]
 
@@ -35,8 +35,6 @@ class WorkerSettings:
     heartbeat_seconds: float = 10.0
     idle_seconds: float = 1.0
     queue_limit_seconds: float = 600.0
-    retry_initial_seconds: float = 60.0
-    retry_max_seconds: float = 3600.0
 
 
 def default_owner() -> str:
@@ -120,8 +118,6 @@ class Worker:
         finally:
             self.running.pop(dep.id, None)
             await asyncio.shield(self._store.release(dep.id, self.owner))
-        if result is not None and result.state is S.ROLLBACK_FAILED:
-            await self._schedule_retry(result)
         return result
 
     async def _idle(
@@ -149,7 +145,7 @@ class Worker:
             self._reported.add(dep.id)
             await self._journal.emit(
                 dep,
-                "deployment.not_started",
+                EventKind.DEPLOYMENT_NOT_STARTED,
                 state=str(dep.state),
                 data={
                     "error": f"queued since {dep.updated_at:%Y-%m-%d %H:%M} UTC and not started: "
@@ -182,21 +178,3 @@ class Worker:
             if not kept:
                 saga.cancel()
                 return False
-
-    async def _schedule_retry(self, dep: Deployment) -> None:
-        failures = sum(
-            1
-            for e in await self._store.events_for(dep.id)
-            if e.kind == "deployment.rollback_failed"
-        )
-        pause = min(
-            self._s.retry_initial_seconds * 2 ** max(failures - 1, 0), self._s.retry_max_seconds
-        )
-        at = self._now() + timedelta(seconds=pause)
-        await self._store.schedule_retry(dep.id, at)
-        await self._journal.emit(
-            dep,
-            "rollback.retry_scheduled",
-            state=str(dep.state),
-            data={"at": at.isoformat(), "attempt": failures + 1},
-        )

@@ -137,7 +137,10 @@ async def _pad_history(database: Path, stack: str, size: int) -> None:
         assert dep is not None
         for _ in range(size // 8_000):
             note = Event(
-                deployment_id=dep.id, stack=stack, kind="note", data={"error": "x" * 8_000}
+                deployment_id=dep.id,
+                stack=stack,
+                kind="deployment.not_started",
+                data={"error": "x" * 8_000},
             )
             await store.append_event(note)
     finally:

@@ -8,7 +8,7 @@ SURFACE = {
     # states and their groups
     "ACTIVE", "TERMINAL", "DeploymentState", "Operation", "PhaseState",
     # values
-    "Deployment", "Event", "PhaseDef", "PhaseRecord", "PreflightReport", "StackSpec",
+    "Deployment", "Event", "EventKind", "PhaseDef", "PhaseRecord", "PreflightReport", "StackSpec",
     "StackStatus", "Takeover",
     # errors
     "AistackError", "AuthError", "ConfigError", "DeployFailed", "Gone", "IllegalTransition",

@@ -124,17 +124,17 @@ async def test_rollback_failed_is_retried_later_with_growing_pauses(
     backend: Backend, sandbox: Sandbox
 ) -> None:
     store = await backend.open()
-    journal = Journal(store, RecordingNotifier())
-    dep = await _queued(journal, sandbox)
     now = utcnow()
+    # the journal decides the retry time, in the write that enters rollback_failed
+    journal = Journal(store, RecordingNotifier(), retry_initial=60, retry_max=3600, now=lambda: now)
+    dep = await _queued(journal, sandbox)
 
     async def fail_rollback(d: Deployment) -> Deployment:
         d = await journal.move(d, S.RUNNING) if d.state is S.QUEUED else d
         d = await journal.move(d, S.ROLLING_BACK) if d.state is not S.ROLLING_BACK else d
         return await journal.move(d, S.ROLLBACK_FAILED, leftovers=["Dokploy project x"])
 
-    limits = WorkerSettings(retry_initial_seconds=60, retry_max_seconds=3600)
-    worker = Worker(journal, fail_rollback, limits, owner="w", now=lambda: now)
+    worker = Worker(journal, fail_rollback, owner="w", now=lambda: now)
     assert (await worker.run_once()).state is S.ROLLBACK_FAILED  # type: ignore[union-attr]
     assert await store.claim("w", 30, now + timedelta(seconds=59)) is None  # not yet due
     retried = await store.claim("w", 30, now + timedelta(seconds=61))
@@ -146,6 +146,31 @@ async def test_rollback_failed_is_retried_later_with_growing_pauses(
     assert await store.claim("w", 30, now + timedelta(seconds=121)) is not None
     scheduled = [e for e in await store.events_for(dep.id) if e.kind == "rollback.retry_scheduled"]
     assert [e.data["attempt"] for e in scheduled] == [2, 3]
+
+
+async def test_the_write_that_enters_rollback_failed_holds_its_retry_time(
+    backend: Backend, sandbox: Sandbox
+) -> None:
+    # No worker runs after the write (as after a crash right then): the retry is due anyway.
+    store = await backend.open()
+    now = utcnow()
+    journal = Journal(store, RecordingNotifier(), retry_initial=10, retry_max=15, now=lambda: now)
+    rolling = await journal.move(await _queued(journal, sandbox), S.RUNNING)
+    stuck = await journal.move(await journal.move(rolling, S.ROLLING_BACK), S.ROLLBACK_FAILED)
+    assert await store.claim("w", 30, now + timedelta(seconds=9)) is None
+    assert await store.claim("w", 30, now + timedelta(seconds=10)) == stuck
+    await store.release(stuck.id, "w")
+    again = await journal.move(await journal.move(stuck, S.ROLLING_BACK), S.ROLLBACK_FAILED)
+    assert again.rollback_attempts == 2
+    assert await store.claim("w", 30, now + timedelta(seconds=14)) is None  # 20 s, capped
+    assert await store.claim("w", 30, now + timedelta(seconds=15)) == again
+    scheduled = [
+        e for e in await store.events_for(stuck.id) if e.kind == "rollback.retry_scheduled"
+    ]
+    assert [(e.data["attempt"], e.data["at"]) for e in scheduled] == [
+        (2, (now + timedelta(seconds=10)).isoformat()),
+        (3, (now + timedelta(seconds=15)).isoformat()),
+    ]
 
 
 async def test_a_job_queued_too_long_is_reported_once(backend: Backend, sandbox: Sandbox) -> None:

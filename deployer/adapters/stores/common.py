@@ -91,6 +91,11 @@ def active_stack(stack: str, state: DeploymentState) -> str | None:
     return stack if state in HOLDING else None
 
 
+def failed_rollbacks(target: DeploymentState) -> int:
+    """What a transition adds to `rollback_attempts`: one when it enters rollback_failed."""
+    return 1 if target is S.ROLLBACK_FAILED else 0
+
+
 def makes_live(deployment: Deployment, target: DeploymentState) -> bool:
     """A deploy that succeeds makes (or keeps) its stack live."""
     return target is S.SUCCEEDED and deployment.operation is Operation.DEPLOY

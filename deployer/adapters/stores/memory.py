@@ -29,6 +29,7 @@ from .common import (
     active_stack,
     busy_message,
     ends_live,
+    failed_rollbacks,
     makes_live,
     next_post_slot,
     not_transferred,
@@ -124,7 +125,9 @@ class MemoryStore:
             if (current.version, current.state) != (deployment.version, deployment.state):
                 raise IllegalTransition(stale_message(deployment, target, current))
             self._hold(current.stack, target, current.id)
-            changes = {"state": target, "version": current.version + 1, "updated_at": utcnow()}
+            attempts = current.rollback_attempts + failed_rollbacks(target)
+            changes = {"state": target, "version": current.version + 1, "updated_at": utcnow(),
+                       "rollback_attempts": attempts}  # fmt: skip
             changes |= _given(error=error, leftovers=leftovers, approver=approver)
             moved = Deployment.model_validate(current.model_dump() | changes)
             self._deployments[moved.id] = moved

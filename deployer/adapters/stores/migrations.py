@@ -253,12 +253,25 @@ _POSTGRES_SLACK = (
     _SLACK_THREADS_FROM_HISTORY,
 )
 
+# How often each deployment has entered rollback_failed: the store counts it from now on (the
+# pause before the next retry grows with it); until now the worker counted the audit trail's
+# `deployment.rollback_failed` events, so existing rows start from that count. The kind is
+# spelled out: a migration is a record of the past and must not change with the code.
+_ROLLBACK_ATTEMPTS = (
+    "ALTER TABLE deployments ADD COLUMN rollback_attempts INTEGER NOT NULL DEFAULT 0",
+    """UPDATE deployments SET rollback_attempts = (
+        SELECT count(*) FROM events
+         WHERE events.deployment_id = deployments.id AND events.kind = 'deployment.rollback_failed'
+    ) WHERE id IN (SELECT deployment_id FROM events WHERE kind = 'deployment.rollback_failed')""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "deployments, phases, events, dedup keys, leases", _SQLITE_1, _POSTGRES_1),
     Migration(2, "card version", _CARD_VERSION, _CARD_VERSION),
     Migration(3, "requests hold nothing", _REQUESTS_HOLD_NOTHING, _REQUESTS_HOLD_NOTHING),
     Migration(4, "live stacks and their owners", _SQLITE_LIVE, _POSTGRES_LIVE),
     Migration(5, "slack leases, thread outbox, channel pace", _SQLITE_SLACK, _POSTGRES_SLACK),
+    Migration(6, "rollback attempts", _ROLLBACK_ATTEMPTS, _ROLLBACK_ATTEMPTS),
 )
 
 _SQLITE_LEDGER = """CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -34,6 +34,7 @@ from .common import (
     deployment_values,
     ends_live,
     event_from_row,
+    failed_rollbacks,
     live_from_row,
     makes_live,
     not_transferred,
@@ -51,6 +52,7 @@ RETURNING *"""
 
 _TRANSITION = """UPDATE deployments
    SET state = $4, version = version + 1, updated_at = $5, active_stack = $6, retry_at = $10,
+       rollback_attempts = rollback_attempts + $11,
        error = coalesce($7, error), leftovers = coalesce($8, leftovers),
        approver = coalesce($9, approver)
  WHERE id = $1 AND version = $2 AND state = $3
@@ -234,6 +236,7 @@ class PostgresStore(PostgresSlackState):
             None if leftovers is None else list(leftovers),
             approver,
             None if retry_at is None else utc(retry_at),
+            failed_rollbacks(target),
         )
         async with self._conn() as conn:
             try:

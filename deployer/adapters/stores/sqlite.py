@@ -35,6 +35,7 @@ from .common import (
     deployment_values,
     ends_live,
     event_from_row,
+    failed_rollbacks,
     finish,
     iso,
     live_from_row,
@@ -56,6 +57,7 @@ RETURNING *"""
 _TRANSITION = """UPDATE deployments
    SET state = :target, version = version + 1, updated_at = :now,
        active_stack = :active_stack, retry_at = :retry_at,
+       rollback_attempts = rollback_attempts + :failed,
        error = coalesce(:error, error), leftovers = coalesce(:leftovers, leftovers),
        approver = coalesce(:approver, approver)
  WHERE id = :id AND version = :version AND state = :state
@@ -216,6 +218,7 @@ class SqliteStore(SqliteSlackState):
         check_transition(deployment.state, target)
         params = {
             "retry_at": None if retry_at is None else iso(retry_at),
+            "failed": failed_rollbacks(target),
             "id": deployment.id,
             "version": deployment.version,
             "state": deployment.state,

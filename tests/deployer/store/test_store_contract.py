@@ -312,7 +312,7 @@ async def test_phase_of_unknown_deployment_is_not_found(store: Store) -> None:
 
 async def test_events_are_appended_in_order(store: Store) -> None:
     a, b = await store.create(make("alice")), await store.create(make("bob"))
-    kinds = ["requested", "approved", "phase", "succeeded"]
+    kinds = ["deployment.requested", "deployment.approved", "phase.done", "deployment.succeeded"]
     for n, kind in enumerate(kinds):
         await store.append_event(
             Event(
@@ -322,7 +322,7 @@ async def test_events_are_appended_in_order(store: Store) -> None:
                 at=T0,
                 index=n,
                 total=4,
-                phase="dns" if kind == "phase" else None,
+                phase="dns" if kind == "phase.done" else None,
                 duration=0.5,
                 data={"n": n},
             )
@@ -336,7 +336,7 @@ async def test_events_are_appended_in_order(store: Store) -> None:
     assert alice[2].model_copy(update={"seq": None}) == Event(
         deployment_id=a.id,
         stack="alice",
-        kind="phase",
+        kind="phase.done",
         at=T0,
         index=2,
         total=4,
@@ -437,6 +437,22 @@ async def test_a_failed_rollback_can_schedule_its_retry_in_the_same_write(store:
     assert await store.claim("w", LEASE, T0 + timedelta(minutes=1)) == stuck
 
 
+async def test_each_failed_rollback_or_teardown_is_counted_in_its_transition(
+    store: Store,
+) -> None:
+    job = await queued(store, "alice")
+    assert job.rollback_attempts == 0
+    stuck = await walk(store, job, S.RUNNING, S.ROLLING_BACK, S.ROLLBACK_FAILED)
+    assert stuck.rollback_attempts == 1
+    again = await walk(store, stuck, S.ROLLING_BACK, S.ROLLBACK_FAILED)
+    assert again.rollback_attempts == 2 and await store.get(again.id) == again
+    done = await walk(store, again, S.ROLLING_BACK, S.ROLLED_BACK)
+    assert done.rollback_attempts == 2  # what it took stays on the record
+    teardown = await store.create(make("bob", state=S.QUEUED, operation=Operation.DESTROY))
+    left = await walk(store, teardown, S.DESTROYING, S.ROLLBACK_FAILED)
+    assert left.rollback_attempts == 1
+
+
 async def test_queued_before_lists_jobs_waiting_too_long(store: Store) -> None:
     old = await queued(store, "old", T0)
     await queued(store, "fresh", T0 + timedelta(minutes=10))
@@ -478,7 +494,7 @@ async def test_migrations_run_twice_are_a_no_op(backend: Backend) -> None:
     d = await first.create(make())
     second = await backend.open()
 
-    assert applied(first) == [1, 2, 3, 4, 5]
+    assert applied(first) == [1, 2, 3, 4, 5, 6]
     assert applied(second) == []
     assert await second.get(d.id) == d
 
@@ -514,7 +530,7 @@ async def test_upgrading_frees_waiting_requests_and_finds_each_live_owner(
     monkeypatch.undo()  # this release opens the same database
 
     new = await backend.open()
-    assert applied(new) == [3, 4, 5]
+    assert applied(new) == [3, 4, 5, 6]
     assert await new.live("alice") == LiveStack("alice", "U1", T0, alice[1].id)
     assert await new.live("dave") == LiveStack("dave", "U3", later(2), dave[2].id)
     assert await new.live("bob") is None and await new.live("erin") is None
@@ -523,9 +539,31 @@ async def test_upgrading_frees_waiting_requests_and_finds_each_live_owner(
 
 
 @with_schema
+async def test_upgrading_counts_the_failed_rollbacks_the_audit_trail_holds(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:5])
+    old = await backend.open()
+    twice = await old.create(make("alice", state=S.ROLLBACK_FAILED))
+    never = await old.create(make("bob", state=S.ROLLED_BACK))
+    for dep, kinds in (
+        (twice, ["deployment.rollback_failed", "deployment.rolling_back"] * 2),
+        (never, ["deployment.rolling_back", "deployment.rolled_back"]),
+    ):
+        for kind in kinds:
+            await old.append_event(Event(deployment_id=dep.id, stack=dep.stack, kind=kind))
+    monkeypatch.undo()
+
+    new = await backend.open()
+    assert applied(new) == [6]
+    assert (await new.get(twice.id)).rollback_attempts == 2
+    assert (await new.get(never.id)).rollback_attempts == 0
+
+
+@with_schema
 async def test_two_stores_opening_the_same_database_at_once(backend: Backend) -> None:
     one, two = await asyncio.gather(backend.open(), backend.open())
-    assert sorted([applied(one), applied(two)]) == [[], [1, 2, 3, 4, 5]]
+    assert sorted([applied(one), applied(two)]) == [[], [1, 2, 3, 4, 5, 6]]
     d = await one.create(make(state=S.QUEUED))  # holds the stack (a request would not)
     with pytest.raises(StackBusy):
         await two.create(make())
@@ -602,10 +640,14 @@ async def _write(store: Store, dep: Deployment, kind: str) -> None:
     """The two writes a saga phase makes: a phase record and a state change, each audited."""
     if kind == "save_phase":
         record = PhaseRecord(deployment_id=dep.id, name="project", state=PhaseState.RUNNING)
-        await store.save_phase(record, Event(deployment_id=dep.id, stack=dep.stack, kind="p"))
+        await store.save_phase(
+            record, Event(deployment_id=dep.id, stack=dep.stack, kind="phase.running")
+        )
     else:
         await store.transition(
-            dep, S.RUNNING, event=Event(deployment_id=dep.id, stack=dep.stack, kind="t")
+            dep,
+            S.RUNNING,
+            event=Event(deployment_id=dep.id, stack=dep.stack, kind="deployment.running"),
         )
 
 
@@ -649,7 +691,9 @@ async def test_a_cancelled_write_is_all_or_nothing_and_the_store_goes_on(
             write.result()  # a write that ended on its own must have succeeded
         outcomes.append(await _written(store, dep, kind))
         after = PhaseRecord(deployment_id=dep.id, name="after")  # the next write works
-        await store.save_phase(after, Event(deployment_id=dep.id, stack=dep.stack, kind="a"))
+        await store.save_phase(
+            after, Event(deployment_id=dep.id, stack=dep.stack, kind="phase.running")
+        )
         assert [p.name for p in await store.phases(dep.id)][-1] == "after"
         if finished_first:
             break
@@ -723,7 +767,7 @@ async def test_the_thread_cursor_finds_replies_not_posted_and_only_goes_forward(
     store: Store,
 ) -> None:
     d = await store.create(make(channel="C1"))
-    for kind in ("requested", "approved"):
+    for kind in ("deployment.requested", "deployment.approved"):
         await store.append_event(Event(deployment_id=d.id, stack=d.stack, kind=kind, at=T0))
     first, last = [e.seq or 0 for e in await store.events_for(d.id)]
     assert await store.replies_posted(d.id) == 0
@@ -761,6 +805,6 @@ async def test_upgrading_counts_existing_threads_as_posted(
     monkeypatch.undo()
 
     new = await backend.open()
-    assert applied(new) == [5]
+    assert applied(new) == [5, 6]
     assert await new.unposted_replies() == []  # not posted again after the upgrade
     assert await new.replies_posted(d.id) == (await new.events_for(d.id))[-1].seq
