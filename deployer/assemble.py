@@ -68,7 +68,7 @@ def adapters(settings: DeployerSettings, clock: Clock) -> Adapters:
     dns = HetznerDns(
         settings.hetzner_url, settings.hetzner_token, settings.dns_zone,
         upstream("Hetzner DNS", settings, clock), settings.http_timeout,
-        sleep=clock.sleep, clock=clock.monotonic, poll_initial=settings.dns_poll_initial,
+        clock=clock, poll_initial=settings.dns_poll_initial,
     )  # fmt: skip
     probe = HttpProbe(path=settings.health_path, accepted=settings.health_statuses,
                       timeout=settings.http_timeout, resolve=settings.health_resolve,
@@ -91,7 +91,7 @@ async def open_deployer(
             stack.push_async_callback(store.close)
         made = adapters(settings, clock)
         stack.push_async_callback(made.close)
-        journal = Journal(store, notifier, retry_initial=settings.rollback_retry_initial,
+        journal = Journal(store, notifier, clock, retry_initial=settings.rollback_retry_initial,
                           retry_max=settings.rollback_retry_max)  # fmt: skip
         records = Records(store)
         steps = stack_steps(

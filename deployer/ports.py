@@ -160,6 +160,10 @@ class Prober(Protocol):
 
 
 class Clock(Protocol):
+    """Time, one way: what is stamped (`now`, UTC), what is measured (`monotonic`) and what
+    is waited (`sleep`). The composition root makes one and hands it to everything."""
+
+    def now(self) -> datetime: ...
     def monotonic(self) -> float: ...
     async def sleep(self, seconds: float) -> None: ...
 

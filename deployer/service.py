@@ -11,10 +11,10 @@ from datetime import timedelta
 import structlog
 
 from deployer.core.events import EventKind
-from deployer.core.models import Deployment, Event, StackSpec, StackStatus, utcnow
+from deployer.core.models import Deployment, Event, StackSpec, StackStatus
 from deployer.core.plan import Target, describe
 from deployer.core.states import TERMINAL, DeploymentState, Operation
-from deployer.engine.journal import Journal, event_of
+from deployer.engine.journal import Journal
 from deployer.engine.records import Records, Takeover
 from deployer.engine.saga import Saga
 from deployer.engine.worker import Worker, WorkerSettings
@@ -39,6 +39,7 @@ class Deployer:
         self._settings = settings
         self._journal = journal
         self._store = journal.store
+        self._clock = journal.clock
         self._inventory = inventory
         self._saga = saga
         self._records = Records(journal.store)
@@ -65,14 +66,16 @@ class Deployer:
         spec = self.spec(name, image)
         if operation is Operation.DESTROY:
             spec = await self._spec_to_destroy(spec)
+        now = self._clock.now()
         draft = Deployment(stack=spec.name, operation=operation, requester=requester, spec=spec,
-                           channel=channel)  # fmt: skip
-        events = [event_of(draft, EventKind.DEPLOYMENT_REQUESTED, state=str(S.REQUESTED),
+                           channel=channel, created_at=now, updated_at=now)  # fmt: skip
+        events = [self._journal.event(draft, EventKind.DEPLOYMENT_REQUESTED, state=str(S.REQUESTED),
                            actor=requester, data={"image": spec.image})]  # fmt: skip
         if approved:
             draft = draft.model_copy(update={"state": S.QUEUED, "version": 2,
                                              "approver": requester})  # fmt: skip
-            events += [event_of(draft, EventKind.entering(s), state=str(s), actor=requester)
+            events += [self._journal.event(draft, EventKind.entering(s), state=str(s),
+                                           actor=requester)
                        for s in (S.APPROVED, S.QUEUED)]  # fmt: skip
         dep = await self._journal.create(draft, events, dedup_key=dedup_key)
         if dep.state is S.QUEUED:
@@ -95,7 +98,7 @@ class Deployer:
     async def expire_requests(self, ttl_seconds: float) -> list[Deployment]:
         """Requests nobody decided on within the TTL become `expired` (every one of them:
         several may wait side by side for one stack)."""
-        cutoff = utcnow() - timedelta(seconds=ttl_seconds)
+        cutoff = self._clock.now() - timedelta(seconds=ttl_seconds)
         stale = [d for d in await self._store.awaiting_approval() if d.created_at < cutoff]
         return [await self._journal.move(d, S.EXPIRED) for d in stale]
 
@@ -130,14 +133,14 @@ class Deployer:
         change = {"from": owner, "to": to, "outcome": f"owner {owner} -> {to}"}
         kind = EventKind.STACK_TRANSFERRED
         event = Event(deployment_id=live.deployment_id, stack=stack, kind=kind, actor=by,
-                      data=change)  # fmt: skip
+                      data=change, at=self._clock.now())  # fmt: skip
         moved = await self._store.transfer(stack, owner, to, event)
         log.info(str(kind), stack_name=stack, actor=by, owner_was=owner, owner=to)
         return moved
 
     async def retry_rollback(self, dep: Deployment, who: str) -> None:
         """Ask the worker to try a failed rollback again now rather than at its next pause."""
-        await self._store.schedule_retry(dep.id, utcnow())
+        await self._store.schedule_retry(dep.id, self._clock.now())
         self.work_queued.set()
         await self._journal.emit(
             dep, EventKind.ROLLBACK_RETRY_REQUESTED, state=str(dep.state), actor=who

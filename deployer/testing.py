@@ -5,24 +5,64 @@ Never imported by production code (an import-linter contract holds that)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
 
 from deployer.core.models import Event
 
 
 class FakeClock:
-    """Time moves only when someone sleeps; sleeping yields to the loop but takes no time."""
+    """Waiting takes no time: a sleep moves the sleeping task's own timeline on and yields to
+    the loop (1 ms, so the sandbox's real-time work progresses). Each task keeps its own
+    timeline, started from its parent's: a heartbeat's waits do not age a poll loop's
+    deadline. It fakes waiting, not the calendar: `now()` is the real time (ManualClock is
+    the calendar a test moves by hand)."""
 
     def __init__(self) -> None:
-        self.now = 0.0
         self.sleeps: list[float] = []
+        self._elapsed: ContextVar[float] = ContextVar(f"fake_clock_{id(self)}", default=0.0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
 
     def monotonic(self) -> float:
-        return self.now
+        return self._elapsed.get()
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0.001)  # let the sandbox's own (real-time) work progress
+        self._elapsed.set(self._elapsed.get() + seconds)
+        await asyncio.sleep(0.001)
+
+
+class ManualClock:
+    """A calendar the test moves by hand (`at`, `advance`): what it stamps and compares stands
+    still however slowly the machine runs. Sleeps go to `on_sleep` (a test's hook) or just
+    yield (1 ms: a loop that sleeps does not spin); monotonic time is the calendar's."""
+
+    def __init__(
+        self,
+        at: datetime | None = None,
+        on_sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        self.at = at or datetime.now(UTC)
+        self._origin = self.at
+        self._on_sleep = on_sleep
+
+    def now(self) -> datetime:
+        return self.at
+
+    def monotonic(self) -> float:
+        return (self.at - self._origin).total_seconds()
+
+    def advance(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        if self._on_sleep is not None:
+            await self._on_sleep(seconds)
+        else:
+            await asyncio.sleep(0.001)
 
 
 class RecordedSleeps:

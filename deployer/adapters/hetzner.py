@@ -9,7 +9,6 @@ half-done write of a bot that was killed and restarted.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -25,7 +24,7 @@ from deployer.adapters.http import (
     send,
     trimmed,
 )
-from deployer.adapters.resilience import QUICK, Sleep, Upstream
+from deployer.adapters.resilience import QUICK, Upstream
 from deployer.errors import (
     AuthError,
     Gone,
@@ -33,7 +32,7 @@ from deployer.errors import (
     TransientUpstreamError,
     UpstreamError,
 )
-from deployer.ports import BeforeCreate, ZoneInfo
+from deployer.ports import BeforeCreate, Clock, ZoneInfo
 
 NAME = "Hetzner DNS"
 RETRIED_CODES = frozenset(
@@ -84,15 +83,13 @@ class HetznerDns:
         upstream: Upstream,
         timeout: float,
         *,
-        sleep: Sleep,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock,
         poll_initial: float = ACTION_POLL_FIRST,
     ):
         self._base = base_url
         self._zone = zone
         self._upstream = upstream
-        self._sleep = sleep
-        self._clock = clock
+        self._clock = clock  # waits for the zone's actions
         self._poll_initial = poll_initial
         self._session = new_session(
             timeout, {"Authorization": f"Bearer {token.get_secret_value()}"}
@@ -240,13 +237,13 @@ class HetznerDns:
     async def _settle(self, raw: dict[str, Any]) -> _Action:
         """Poll an action until it is no longer running (1 s, doubling up to 5 s, 120 s at most)."""
         action = _Action.model_validate(raw)
-        delay, started = self._poll_initial, self._clock()
+        delay, started = self._poll_initial, self._clock.monotonic()
         while action.status == "running":
-            if self._clock() - started > ACTION_DEADLINE:
+            if self._clock.monotonic() - started > ACTION_DEADLINE:
                 raise TransientUpstreamError(
                     f"{NAME}: action {action.id} still running after {ACTION_DEADLINE:.0f} s"
                 )
-            await self._sleep(delay)
+            await self._clock.sleep(delay)
             delay = min(delay * 2, ACTION_POLL_MAX)
             action = _Action.model_validate(
                 (await self._request("GET", f"/actions/{action.id}"))["action"]

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
 from deployer.core.events import EventKind
-from deployer.core.models import Deployment, Event, PhaseRecord, utcnow
+from deployer.core.models import Deployment, Event, PhaseRecord
 from deployer.core.retry import rollback_retry_pause
 from deployer.core.states import DeploymentState
-from deployer.ports import Notifier, Store
+from deployer.ports import Clock, Notifier, Store
 
 log = structlog.get_logger("aistack.journal")
 
@@ -22,16 +22,16 @@ class Journal:
         self,
         store: Store,
         notifier: Notifier,
+        clock: Clock,
         *,
         retry_initial: float = 60.0,
         retry_max: float = 3600.0,
-        now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
+        self.clock = clock  # the engine's one clock: the saga and the worker read it here
         self._notifier = notifier
         self._retry_initial = retry_initial  # the pauses between retries of a failed rollback
         self._retry_max = retry_max
-        self._now = now
 
     async def move(
         self,
@@ -53,7 +53,8 @@ class Journal:
             data["error"] = error
         if leftovers:
             data["leftovers"] = list(leftovers)
-        event = _event(dep, EventKind.entering(target), state=str(target), actor=actor, data=data)
+        kind = EventKind.entering(target)
+        event = self.event(dep, kind, state=str(target), actor=actor, data=data)
         retry_at = self._retry_at(dep) if target is DeploymentState.ROLLBACK_FAILED else None
         moved = await self.store.transition(
             dep,
@@ -73,7 +74,7 @@ class Journal:
         # `dep` is the version the store's compare-and-set checks: its count is the stored one.
         attempt = dep.rollback_attempts + 1
         pause = rollback_retry_pause(attempt, self._retry_initial, self._retry_max)
-        return self._now() + timedelta(seconds=pause)
+        return self.clock.now() + timedelta(seconds=pause)
 
     async def _retry_scheduled(self, dep: Deployment, at: datetime) -> None:
         """Say when the next try is: the failure just counted was try n, that one is n + 1."""
@@ -96,14 +97,19 @@ class Journal:
         self, dep: Deployment, record: PhaseRecord, kind: EventKind, **fields: Any
     ) -> None:
         """Save a phase checkpoint and its event in one write: a crash keeps both or neither."""
-        event = _event(dep, kind, phase=record.name, **fields)
+        event = self.event(dep, kind, phase=record.name, **fields)
         await self.store.save_phase(record, event)
         await self._publish(event)
 
     async def emit(self, dep: Deployment, kind: EventKind, **fields: Any) -> None:
-        event = _event(dep, kind, **fields)
+        event = self.event(dep, kind, **fields)
         await self.store.append_event(event)
         await self._publish(event)
+
+    def event(self, dep: Deployment, kind: EventKind, **fields: Any) -> Event:
+        """An event of `dep`, stamped now and not yet stored (`create` stores the ones a new
+        deployment starts with; the other methods store their own)."""
+        return _event(dep, kind, at=self.clock.now(), **fields)
 
     async def _publish(self, event: Event) -> None:
         _log(event)
@@ -111,11 +117,6 @@ class Journal:
             await self._notifier.notify(event)
         except Exception as exc:  # a notifier outage must not stop the deployment
             log.warning("notifier failed", kind=str(event.kind), error=str(exc))
-
-
-def event_of(dep: Deployment, kind: EventKind, **fields: Any) -> Event:
-    """An event of `dep`, not yet stored (Journal.create stores it with the deployment)."""
-    return _event(dep, kind, **fields)
 
 
 def _event(dep: Deployment, kind: EventKind, **fields: Any) -> Event:

@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 import structlog
 
 from deployer.core.events import EventKind
-from deployer.core.models import Deployment, PhaseRecord, utcnow
+from deployer.core.models import Deployment, PhaseRecord
 from deployer.core.phases import (
     DEPLOY_PHASES,
     TEARDOWN_PHASES,
@@ -115,6 +115,7 @@ class Saga:
     ) -> None:
         self._journal = journal
         self._store = journal.store
+        self._clock = journal.clock
         self._steps = steps
         self._undos = undo_steps(steps)
         self._timeouts = timeouts
@@ -218,7 +219,7 @@ class Saga:
             attempt=(previous.attempt if previous else 0) + 1,
             outputs=dict(previous.outputs) if previous else {},
             # resumed after a crash: the phase has been under way since its first start
-            started_at=previous.started_at if previous and previous.started_at else utcnow(),
+            started_at=(previous and previous.started_at) or self._clock.now(),
         )
         index = [p.name for p in plan].index(phase.name) + 1
         where = {"index": index, "total": len(plan)}
@@ -239,7 +240,7 @@ class Saga:
                 made = dict(await self._steps[phase.name].do(ctx))
         except BaseException as exc:
             reason = _reason(exc, limit)
-            failed = _finish(holder[0], PhaseState.FAILED, error=reason)
+            failed = self._finish(holder[0], PhaseState.FAILED, error=reason)
             # A cancelled phase did not fail: it was stopped (shutdown, or a sibling failed).
             kind = (
                 EventKind.PHASE_INTERRUPTED
@@ -259,7 +260,7 @@ class Saga:
             if isinstance(exc, Exception):
                 raise PhaseFailed(phase.name, reason) from exc
             raise
-        done = _finish(holder[0], PhaseState.DONE, outputs={**holder[0].outputs, **made})
+        done = self._finish(holder[0], PhaseState.DONE, outputs={**holder[0].outputs, **made})
         await self._journal.checkpoint(
             dep,
             done,
@@ -298,7 +299,7 @@ class Saga:
             update={
                 "state": PhaseState.UNDOING,
                 "error": None,
-                "started_at": utcnow(),
+                "started_at": self._clock.now(),
                 "finished_at": None,
             }
         )
@@ -311,13 +312,13 @@ class Saga:
                     outcome = await self._undos[phase.name].undo(self._ctx(dep, outputs))
         except Exception as exc:
             reason = _reason(exc, limit)
-            failed = _finish(undoing, PhaseState.UNDO_FAILED, error=reason)
+            failed = self._finish(undoing, PhaseState.UNDO_FAILED, error=reason)
             await self._journal.checkpoint(
                 dep, failed, EventKind.UNDO_FAILED, duration=failed.duration, data={"error": reason}
             )
             return False
         state = PhaseState.UNDONE if outcome.changed else PhaseState.NOTHING_TO_UNDO
-        undone = _finish(undoing, state)
+        undone = self._finish(undoing, state)
         await self._journal.checkpoint(
             dep,
             undone,
@@ -337,15 +338,16 @@ class Saga:
         )
         return [item for item in items if item]
 
+    def _finish(self, record: PhaseRecord, state: PhaseState, **changes: Any) -> PhaseRecord:
+        return record.model_copy(
+            update={"state": state, "finished_at": self._clock.now(), **changes}
+        )
+
     def _ctx(self, dep: Deployment, outputs: dict[str, str]) -> PhaseContext:
         async def no_save(_: Mapping[str, str]) -> None:
             return None
 
         return PhaseContext(dep, dict(outputs), no_save)
-
-
-def _finish(record: PhaseRecord, state: PhaseState, **changes: Any) -> PhaseRecord:
-    return record.model_copy(update={"state": state, "finished_at": utcnow(), **changes})
 
 
 def _reason(exc: BaseException, limit: float) -> str:

@@ -16,13 +16,13 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import structlog
 
 from deployer.core.events import EventKind
-from deployer.core.models import Deployment, utcnow
+from deployer.core.models import Deployment
 from deployer.engine.journal import Journal
 
 log = structlog.get_logger("aistack.worker")
@@ -49,8 +49,6 @@ class Worker:
         settings: WorkerSettings | None = None,
         *,
         owner: str | None = None,
-        now: Callable[[], datetime] = utcnow,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         wake: asyncio.Event | None = None,
     ) -> None:
         self._journal = journal
@@ -58,15 +56,14 @@ class Worker:
         self._run = run
         self._s = settings or WorkerSettings()
         self.owner = owner or default_owner()
-        self._now = now
-        self._sleep = sleep
+        self._clock = journal.clock
         self._wake = wake  # set when work is queued: no need to wait for the next poll
         self._reported: set[str] = set()
         self.running: dict[str, Deployment] = {}  # what this worker is running right now
 
     async def run_once(self) -> Deployment | None:
         """Claim one deployment that needs work and drive it; None when there is none."""
-        dep = await self._store.claim(self.owner, self._s.lease_seconds, self._now())
+        dep = await self._store.claim(self.owner, self._s.lease_seconds, self._clock.now())
         return None if dep is None else await self._drive(dep)
 
     async def run_until(self, done: Callable[[], Awaitable[bool]]) -> None:
@@ -74,7 +71,7 @@ class Worker:
         while not await done():
             if await self.run_once() is None:
                 await self.report_stale()
-                await self._sleep(self._s.idle_seconds)
+                await self._clock.sleep(self._s.idle_seconds)
 
     async def run_forever(self, stop: asyncio.Event, *, slots: int = 1) -> None:
         """Keep up to `slots` deployments running, claiming more as slots free up.
@@ -96,7 +93,7 @@ class Worker:
         claimed = 0
         while len(running) < slots:
             try:
-                dep = await self._store.claim(self.owner, self._s.lease_seconds, self._now())
+                dep = await self._store.claim(self.owner, self._s.lease_seconds, self._clock.now())
             except Exception as exc:  # the store is down: try again at the next poll
                 log.error("claim failed", owner=self.owner, error=repr(exc))
                 break
@@ -139,7 +136,7 @@ class Worker:
 
     async def report_stale(self) -> list[Deployment]:
         """Deployments queued for longer than the limit: reported once as not started."""
-        cutoff = self._now() - timedelta(seconds=self._s.queue_limit_seconds)
+        cutoff = self._clock.now() - timedelta(seconds=self._s.queue_limit_seconds)
         stale = [d for d in await self._store.queued_before(cutoff) if d.id not in self._reported]
         for dep in stale:
             self._reported.add(dep.id)
@@ -171,9 +168,9 @@ class Worker:
 
     async def _heartbeat(self, dep: Deployment, saga: asyncio.Task[Deployment]) -> bool:
         while True:
-            await self._sleep(self._s.heartbeat_seconds)
+            await self._clock.sleep(self._s.heartbeat_seconds)
             kept = await self._store.heartbeat(
-                dep.id, self.owner, self._s.lease_seconds, self._now()
+                dep.id, self.owner, self._s.lease_seconds, self._clock.now()
             )
             if not kept:
                 saga.cancel()

@@ -3,41 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
 
 import pytest
 
 from bot.sandbox.world import SandboxBot, sandbox_bot
 from deployer import DeploymentState
-from deployer.core.models import utcnow
 from deployer.sandbox.faults import FailRule
-from deployer.testing import FakeClock, RecordedSleeps
+from deployer.testing import FakeClock, ManualClock, RecordedSleeps
 from tests.conftest import TEST_SETTINGS
 
 S = DeploymentState
 
 
-class Calendar:
-    """The date the approval TTL is measured against: it stands still until the test moves it
-    on, so a request expires when the test says, however slowly the machine runs."""
-
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
-def calendar(monkeypatch: pytest.MonkeyPatch) -> Calendar:
-    """Where the TTL is checked (a click on the card, the bot's sweep) `utcnow` is read from
-    these modules; a request's `created_at` keeps the real time it was made."""
-    frozen = Calendar()
-    monkeypatch.setattr("bot.listeners.utcnow", frozen)
-    monkeypatch.setattr("deployer.service.utcnow", frozen)
+def calendar(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """The date the approval TTL is measured against: it stands still until the test moves it
+    on, so a request expires when the test says, however slowly the machine runs. The bot and
+    the deployer both read it (a request's `created_at` is stamped by it too)."""
+    frozen = ManualClock()
+    monkeypatch.setattr("bot.listeners.utcnow", frozen.now)
     return frozen
 
 
@@ -132,9 +116,11 @@ async def test_slack_429_storm_delays_but_loses_nothing(
     assert slack_waits.waits.count(7) == 4 and slack_waits.waits.count(5) == 3
 
 
-async def test_expired_request_cannot_be_approved_and_its_card_says_so(calendar: Calendar) -> None:
+async def test_expired_request_cannot_be_approved_and_its_card_says_so(
+    calendar: ManualClock,
+) -> None:
     # a 10-minute TTL: the bot sweeps every minute, so it is the click that finds it expired
-    async with sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS, approval_ttl=600) as world:
+    async with sandbox_bot(clock=calendar, engine=TEST_SETTINGS, approval_ttl=600) as world:
         dep = await requested(world, "U0ALICE", "deploy alice", "alice")
         calendar.advance(601)  # the TTL passes
         await world.click("U0BOB", "approve", dep)
@@ -146,9 +132,9 @@ async def test_expired_request_cannot_be_approved_and_its_card_says_so(calendar:
     assert world.slack.violations == []
 
 
-async def test_nobody_deciding_expires_the_request_on_its_own(calendar: Calendar) -> None:
+async def test_nobody_deciding_expires_the_request_on_its_own(calendar: ManualClock) -> None:
     # a 0.2 s TTL: the bot sweeps every 0.05 s (real time); the request is carded first
-    async with sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS, approval_ttl=0.2) as world:
+    async with sandbox_bot(clock=calendar, engine=TEST_SETTINGS, approval_ttl=0.2) as world:
         await requested(world, "U0ALICE", "deploy alice", "alice")
         calendar.advance(1)  # the TTL passes; the next sweep expires the request
         done = await world.settled("alice", within=5)

@@ -11,7 +11,7 @@ from deployer.core.phases import DEPLOY_PHASES, PhaseName
 from deployer.engine.journal import Journal
 from deployer.engine.saga import PhaseContext, PhaseStep, Saga, undo_steps
 from deployer.engine.steps import Deps, stack_steps
-from deployer.testing import RecordingNotifier
+from deployer.testing import FakeClock, RecordingNotifier
 
 UNUSED: Any = None  # building the registry calls no port
 
@@ -21,7 +21,7 @@ def registry() -> dict[PhaseName, PhaseStep]:
 
 
 def saga(steps: dict[PhaseName, PhaseStep]) -> Saga:
-    return Saga(Journal(MemoryStore(), RecordingNotifier()), steps, {})
+    return Saga(Journal(MemoryStore(), RecordingNotifier(), FakeClock()), steps, {})
 
 
 class NoUndo:

@@ -9,13 +9,13 @@ from datetime import timedelta
 import pytest
 
 from deployer.assemble import open_deployer
-from deployer.core.models import Deployment, utcnow
+from deployer.core.models import Deployment
 from deployer.core.states import TERMINAL, DeploymentState
 from deployer.engine.journal import Journal
 from deployer.engine.worker import Worker, WorkerSettings
 from deployer.errors import StackBusy
 from deployer.sandbox.server import Sandbox
-from deployer.testing import FakeClock, RecordingNotifier
+from deployer.testing import FakeClock, ManualClock, RecordingNotifier
 from tests.conftest import TEST_SETTINGS
 from tests.deployer.conftest import Backend
 
@@ -99,22 +99,22 @@ async def test_a_worker_that_loses_its_lease_stops_and_another_resumes(
     backend: Backend, sandbox: Sandbox
 ) -> None:
     store = await backend.open()
-    journal = Journal(store, RecordingNotifier())
-    dep = await _queued(journal, sandbox)
-    clock = {"now": utcnow()}
     beats = asyncio.Event()
 
     async def tick(_: float) -> None:
         beats.set()
         await asyncio.sleep(0.01)
 
+    clock = ManualClock(on_sleep=tick)
+    journal = Journal(store, RecordingNotifier(), clock)
+    dep = await _queued(journal, sandbox)
     limits = WorkerSettings(lease_seconds=5, heartbeat_seconds=1)
-    first = Worker(journal, Blocked(), limits, owner="a", now=lambda: clock["now"], sleep=tick)
+    first = Worker(journal, Blocked(), limits, owner="a")
     run = first._run  # the Blocked instance
     task = asyncio.create_task(first.run_once())
     await run.started.wait()  # type: ignore[attr-defined]
-    clock["now"] += timedelta(seconds=10)  # "a" stalls past its lease; "b" takes over
-    taken = await store.claim("b", 5, clock["now"])
+    clock.advance(10)  # "a" stalls past its lease; "b" takes over
+    taken = await store.claim("b", 5, clock.now())
     assert taken is not None and taken.id == dep.id
     assert await task is None  # "a" noticed at its next heartbeat and let go
     assert run.cancelled  # type: ignore[attr-defined]
@@ -124,9 +124,10 @@ async def test_rollback_failed_is_retried_later_with_growing_pauses(
     backend: Backend, sandbox: Sandbox
 ) -> None:
     store = await backend.open()
-    now = utcnow()
+    clock = ManualClock()
+    now = clock.now()
     # the journal decides the retry time, in the write that enters rollback_failed
-    journal = Journal(store, RecordingNotifier(), retry_initial=60, retry_max=3600, now=lambda: now)
+    journal = Journal(store, RecordingNotifier(), clock, retry_initial=60, retry_max=3600)
     dep = await _queued(journal, sandbox)
 
     async def fail_rollback(d: Deployment) -> Deployment:
@@ -134,13 +135,14 @@ async def test_rollback_failed_is_retried_later_with_growing_pauses(
         d = await journal.move(d, S.ROLLING_BACK) if d.state is not S.ROLLING_BACK else d
         return await journal.move(d, S.ROLLBACK_FAILED, leftovers=["Dokploy project x"])
 
-    worker = Worker(journal, fail_rollback, owner="w", now=lambda: now)
+    worker = Worker(journal, fail_rollback, owner="w")
     assert (await worker.run_once()).state is S.ROLLBACK_FAILED  # type: ignore[union-attr]
     assert await store.claim("w", 30, now + timedelta(seconds=59)) is None  # not yet due
     retried = await store.claim("w", 30, now + timedelta(seconds=61))
     assert retried is not None and retried.id == dep.id
     await store.release(dep.id, "w")
     now += timedelta(seconds=61)
+    clock.advance(61)
     await worker.run_once()  # the retry fails again: the pause doubles
     assert await store.claim("w", 30, now + timedelta(seconds=119)) is None
     assert await store.claim("w", 30, now + timedelta(seconds=121)) is not None
@@ -153,8 +155,9 @@ async def test_the_write_that_enters_rollback_failed_holds_its_retry_time(
 ) -> None:
     # No worker runs after the write (as after a crash right then): the retry is due anyway.
     store = await backend.open()
-    now = utcnow()
-    journal = Journal(store, RecordingNotifier(), retry_initial=10, retry_max=15, now=lambda: now)
+    clock = ManualClock()
+    now = clock.now()
+    journal = Journal(store, RecordingNotifier(), clock, retry_initial=10, retry_max=15)
     rolling = await journal.move(await _queued(journal, sandbox), S.RUNNING)
     stuck = await journal.move(await journal.move(rolling, S.ROLLING_BACK), S.ROLLBACK_FAILED)
     assert await store.claim("w", 30, now + timedelta(seconds=9)) is None
@@ -176,10 +179,11 @@ async def test_the_write_that_enters_rollback_failed_holds_its_retry_time(
 async def test_a_job_queued_too_long_is_reported_once(backend: Backend, sandbox: Sandbox) -> None:
     store = await backend.open()
     notifier = RecordingNotifier()
-    journal = Journal(store, notifier)
+    clock = ManualClock()
+    journal = Journal(store, notifier, clock)
     await _queued(journal, sandbox)
-    later = utcnow() + timedelta(minutes=11)
-    worker = Worker(journal, Blocked(), WorkerSettings(queue_limit_seconds=600), now=lambda: later)
+    clock.advance(11 * 60)
+    worker = Worker(journal, Blocked(), WorkerSettings(queue_limit_seconds=600))
     assert [d.stack for d in await worker.report_stale()] == ["alice"]
     assert await worker.report_stale() == []
     reports = [e for e in notifier.events if e.kind == "deployment.not_started"]

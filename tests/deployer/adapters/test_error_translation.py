@@ -39,7 +39,7 @@ from deployer.errors import (
     UpstreamError,
 )
 from deployer.ports import ProbeResult
-from deployer.testing import RecordedSleeps
+from deployer.testing import FakeClock, RecordedSleeps
 
 DOKPLOY = "http://127.0.0.1:3000"
 HETZNER = "http://127.0.0.1:8081/v1"
@@ -282,7 +282,7 @@ HETZNER_CASES = [
 @pytest.fixture
 async def dns(sleeps: RecordedSleeps) -> AsyncIterator[HetznerDns]:
     upstream = Upstream("Hetzner DNS", TWO_ATTEMPTS, sleep=sleeps)
-    dns = HetznerDns(HETZNER, SecretStr(TOKEN), ZONE, upstream, 0.5, sleep=sleeps)
+    dns = HetznerDns(HETZNER, SecretStr(TOKEN), ZONE, upstream, 0.5, clock=FakeClock())
     yield dns
     await dns.close()
 

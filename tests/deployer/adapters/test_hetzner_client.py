@@ -32,8 +32,7 @@ def make(sandbox: Sandbox, clock: FakeClock, token: str = TOKEN) -> HetznerDns:
         ZONE,
         upstream,
         0.5,
-        sleep=clock.sleep,
-        clock=clock.monotonic,
+        clock=clock,
     )
 
 
@@ -141,7 +140,7 @@ async def test_quick_zone_names_a_refused_address_and_gives_up_fast(clock: FakeC
         port = probe.getsockname()[1]
     upstream = Upstream("Hetzner DNS", RetryPolicy(), sleep=clock.sleep)
     dns = HetznerDns(
-        f"http://127.0.0.1:{port}/v1", SecretStr(TOKEN), ZONE, upstream, 0.5, sleep=clock.sleep
+        f"http://127.0.0.1:{port}/v1", SecretStr(TOKEN), ZONE, upstream, 0.5, clock=clock
     )
     try:
         with pytest.raises(TransientError) as caught:
