@@ -17,78 +17,33 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from bot.sandbox import checks
-from bot.sandbox.checks import ANY_METHOD, Param, json_array
+from bot.sandbox.checks import json_array
+from bot.sandbox.wire import (
+    APP_ID,
+    BOT_IDENTITY,
+    HOST,
+    SCOPES,
+    SOCKET_METHOD,
+    SOCKET_PARAMS,
+    TEAM_ID,
+    TS_BASE,
+    Call,
+    Ephemeral,
+    FakeSocket,
+    Json,
+    Message,
+    error_reply,
+    hello,
+    read_args,
+)
 
-HOST = "127.0.0.1"
-TEAM_ID = "T0SANDBOX"
-BOT_IDENTITY = {
-    "team": "Sandbox",
-    "user": "aistack",
-    "team_id": TEAM_ID,
-    "user_id": "U0AISTACK",
-    "bot_id": "B0AISTACK",
-}
-SCOPES = "commands,chat:write,chat:write.public,users:read,usergroups:read"
-TS_BASE = 1_700_000_000
-APP_ID = "A0AISTACK"
-# Not in the OpenAPI subset, nor in Slack's published v2 document: from the method's reference
-# page. One argument, the app-level token, and it must come in the Authorization header.
-SOCKET_METHOD = "apps.connections.open"
-SOCKET_PARAMS = {"token": Param("token", "string", True)} | ANY_METHOD
-
-Json = dict[str, Any]
-
-
-@dataclass
-class Call:
-    method: str
-    args: Json
-    at: float  # monotonic seconds when it arrived
-    status: int = 200
-    error: str | None = None  # None when answered ok
-
-
-@dataclass
-class Message:
-    channel: str
-    ts: str
-    text: str
-    blocks: list[Json]
-    thread_ts: str | None = None
-    # earlier versions as (text, blocks), oldest first
-    history: list[tuple[str, list[Json]]] = field(default_factory=list)
-
-    def to_slack(self) -> Json:
-        """The message as Slack shows it (API answers, interaction payloads)."""
-        out: Json = {"type": "message", "ts": self.ts, "text": self.text, "blocks": self.blocks}
-        out |= {"user": BOT_IDENTITY["user_id"], "bot_id": BOT_IDENTITY["bot_id"]}
-        return out | ({"thread_ts": self.thread_ts} if self.thread_ts else {})
-
-
-@dataclass
-class FakeSocket:
-    """One Socket Mode connection, as Slack's end of it sees it."""
-
-    ws: web.WebSocketResponse
-    ticket: str
-    received: list[Json] = field(default_factory=list)  # what the bot sent: acks, in order
-    closed: bool = False
-
-
-@dataclass
-class Ephemeral:
-    channel: str
-    user: str
-    text: str
-    blocks: list[Json]
-    message_ts: str
-    thread_ts: str | None = None
+# the records and constants the tests and the driver read here, where the fake lives
+__all__ = ["TEAM_ID", "TS_BASE", "Call", "Ephemeral", "FakeSlack", "Message"]
 
 
 class FakeSlack:
@@ -248,12 +203,12 @@ class FakeSlack:
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        args = await _read_args(request)
+        args = await read_args(request)
         call = Call(method, args or {}, self._clock())
         self.calls.append(call)
         if args is None:
             self._violate(method, ["body is not a JSON object"])
-            status, body, headers = 200, _error("invalid_json"), dict[str, str]()
+            status, body, headers = 200, error_reply("invalid_json"), dict[str, str]()
         else:
             status, body, headers = self._answer(method, args, request.headers.get("Authorization"))
         call.status, call.error = status, None if body["ok"] else body["error"]
@@ -265,25 +220,33 @@ class FakeSlack:
     ) -> tuple[int, Json, dict[str, str]]:
         handler = self._handlers.get(method)
         if handler is None or method not in self._methods:
-            return 200, _error("unknown_method"), {}
+            return 200, error_reply("unknown_method"), {}
         bearer = auth.removeprefix("Bearer ").strip() if auth else None
         token = bearer or args.get("token")
         if not token:
-            return 200, _error("not_authed"), {}
+            return 200, error_reply("not_authed"), {}
         if method == SOCKET_METHOD and not bearer:
             self._violate(method, ["the app-level token goes in the Authorization header"])
-            return 200, _error("not_authed"), {}
+            return 200, error_reply("not_authed"), {}
         if token != (self.app_token if method == SOCKET_METHOD else self.bot_token):
             wrong_kind = token in (self.bot_token, self.app_token)
-            return 200, _error("not_allowed_token_type" if wrong_kind else "invalid_auth"), {}
+            return 200, error_reply("not_allowed_token_type" if wrong_kind else "invalid_auth"), {}
         faults = self._faults.get(method)
         if faults:
             status, error, retry_after = faults.popleft()
-            return status, _error(error), {"Retry-After": str(retry_after)} if status == 429 else {}
+            return (
+                status,
+                error_reply(error),
+                {"Retry-After": str(retry_after)} if status == 429 else {},
+            )
         problems = checks.check_arguments(self._methods[method], args, token_in_header=bool(bearer))
         if problems:
             self._violate(method, problems)
-            return 200, _error("invalid_arguments", response_metadata={"messages": problems}), {}
+            return (
+                200,
+                error_reply("invalid_arguments", response_metadata={"messages": problems}),
+                {},
+            )
         headers = {"x-oauth-scopes": SCOPES} if method == "auth.test" else {}
         return 200, handler({k: v for k, v in args.items() if k != "token"}), headers
 
@@ -319,7 +282,7 @@ class FakeSlack:
         await ws.prepare(request)
         socket = FakeSocket(ws, ticket)
         self.sockets.append(socket)
-        await ws.send_json(_hello(len(self.open_sockets())))
+        await ws.send_json(hello(len(self.open_sockets())))
         self._notify()
         try:
             async for message in ws:
@@ -372,7 +335,7 @@ class FakeSlack:
     def _update(self, args: Json) -> Json:
         message = self.messages.get((args["channel"], args["ts"]))
         if message is None:
-            return _error("message_not_found")
+            return error_reply("message_not_found")
         failed = self._check_message("chat.update", args)
         if failed:
             return failed
@@ -401,7 +364,7 @@ class FakeSlack:
     def _usergroup_users(self, args: Json) -> Json:
         members = self.usergroups.get(args["usergroup"])
         if members is None:
-            return _error("no_such_subteam")
+            return error_reply("no_such_subteam")
         return {"ok": True, "users": list(members)}
 
     def _user_info(self, args: Json) -> Json:
@@ -409,7 +372,7 @@ class FakeSlack:
         is_bot = user_id == BOT_IDENTITY["user_id"]
         name = BOT_IDENTITY["user"] if is_bot else self.users.get(user_id)
         if name is None:
-            return _error("user_not_found")
+            return error_reply("user_not_found")
         profile: Json = dict.fromkeys(("avatar_hash", "title", "phone", "skype"), "")
         profile |= {"real_name": name, "real_name_normalized": name, "display_name": name}
         profile |= {"display_name_normalized": name, "status_text": "", "status_emoji": ""}
@@ -425,34 +388,9 @@ class FakeSlack:
         self._violate(method, problems)
         if error == "invalid_blocks":
             errors = [p for p in problems if "[json-pointer:" in p]
-            return _error(error, errors=errors, response_metadata={"messages": errors})
-        return None if error is None else _error(error)
+            return error_reply(error, errors=errors, response_metadata={"messages": errors})
+        return None if error is None else error_reply(error)
 
     def _next_ts(self) -> str:
         micros = next(self._ts) * 100
         return f"{TS_BASE + micros // 1_000_000}.{micros % 1_000_000:06d}"
-
-
-async def _read_args(request: web.Request) -> Json | None:
-    """Query parameters merged with a JSON or form body; None when a JSON body is not an object."""
-    args: Json = dict(request.query)
-    if request.method != "POST" or not request.can_read_body:
-        return args
-    if request.content_type == "application/json":
-        try:
-            body = await request.json()
-        except ValueError:
-            return None
-        return args | body if isinstance(body, dict) else None
-    form = await request.post()
-    return args | {k: v for k, v in form.items() if isinstance(v, str)}
-
-
-def _hello(connections: int) -> Json:
-    info = {"host": "sandbox", "build_number": 1, "approximate_connection_time": 18060}
-    return {"type": "hello", "num_connections": connections, "debug_info": info,
-            "connection_info": {"app_id": APP_ID}}  # fmt: skip
-
-
-def _error(error: str, **extra: Any) -> Json:
-    return {"ok": False, "error": error, **extra}
