@@ -67,7 +67,7 @@ async def straight_once(name: str) -> Run:
     async with _sandbox() as sandbox:
         s = _slow(sandbox)
         clock = SystemClock()
-        spec = s.spec_for(name)
+        spec = s.stack.spec_for(name)
         made = adapters(s, clock)
         paas, dns, probe = made.paas, made.dns, made.probe
         try:
@@ -77,7 +77,7 @@ async def straight_once(name: str) -> Run:
             project = await paas.ensure_project(
                 spec.project_name, f"aistack stack {spec.name}", absent=not survey.named
             )
-            await dns.upsert_a_record(s.record_name(spec.name), str(s.ingress_ip), s.dns_ttl)
+            await dns.upsert_a_record(s.dns.record_name(spec.name), str(s.ingress_ip), s.dns_ttl)
             app = await paas.ensure_application(project, spec.app_name, absent=True)
             await paas.configure_image(app.application_id, spec.image, spec.env or None)
             await paas.ensure_domain(

@@ -52,7 +52,7 @@ class Inventory:
         result = []
         for name in sorted(n for n in names if n and _is_stack_name(n)):
             dep = records.get(name)
-            spec = dep.spec if dep else self._settings.spec_for(name)
+            spec = dep.spec if dep else self._settings.stack.spec_for(name)
             values = None if dns is None else dns.get(name, [])
             result.append(await self._status(spec, dep, live.get(spec.project_name, []), values))
         return result
@@ -67,7 +67,7 @@ class Inventory:
         zone = await self._dns.zone(quick=True)
         s, wildcard = self._settings, None
         if s.dns_mode == "wildcard":
-            wildcard = await self._dns.a_record(s.wildcard_name) or []
+            wildcard = await self._dns.a_record(s.dns.wildcard_name) or []
         return PreflightReport(s.dokploy_url, projects, zone, str(s.ingress_ip), s.dns_mode,
                                wildcard)  # fmt: skip
 
@@ -79,7 +79,7 @@ class Inventory:
         """The stack's A record values (None in wildcard mode: we make no record)."""
         if self._settings.dns_mode != "record":
             return None
-        return await self._dns.a_record(self._settings.record_name(stack)) or []
+        return await self._dns.a_record(self._settings.dns.record_name(stack)) or []
 
     async def _dns_by_stack(self) -> dict[str, list[str]] | None:
         """The A records of stacks, by stack (None in wildcard mode: we make none)."""
@@ -87,7 +87,7 @@ class Inventory:
             return None
         found: dict[str, list[str]] = {}
         for record, values in (await self._dns.a_records()).items():
-            stack = self._settings.stack_of_record(record)
+            stack = self._settings.dns.stack_of_record(record)
             if stack is not None and _is_stack_name(stack):  # else someone else's record
                 found[stack] = values
         return found

@@ -45,7 +45,7 @@ class Deployer:
         self.work_queued = asyncio.Event()  # wakes this process's workers
 
     def spec(self, name: str, image: str | None = None) -> StackSpec:
-        return self._settings.spec_for(name, image)
+        return self._settings.stack.spec_for(name, image)
 
     async def request(
         self,
@@ -169,7 +169,7 @@ class Deployer:
 
     def plan(self, spec: StackSpec, operation: Operation = Operation.DEPLOY) -> list[str]:
         s = self._settings
-        target = Target(s.dokploy_url, s.dns_zone, s.dns_mode, s.record_name(spec.name),
+        target = Target(s.dokploy_url, s.dns_zone, s.dns_mode, s.dns.record_name(spec.name),
                         str(s.ingress_ip), s.https)  # fmt: skip
         return describe(spec, target, operation)
 
@@ -231,11 +231,11 @@ class Deployer:
 
     def image_refusal(self, image: str) -> str | None:
         """Why AISTACK_ALLOWED_IMAGES refuses `image` (None: it is allowed)."""
-        return self._settings.image_refusal(image)
+        return self._settings.stack.image_refusal(image)
 
     @property
     def allowed_images(self) -> tuple[str, ...]:
-        return self._settings.image_patterns
+        return self._settings.stack.image_patterns
 
     async def owner(self, stack: str) -> str | None:
         """Who owns the live stack: whoever first made it live (a redeploy by someone else

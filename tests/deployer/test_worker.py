@@ -89,7 +89,7 @@ class Blocked:
 
 
 async def _queued(journal: Journal, sandbox: Sandbox, name: str = "alice") -> Deployment:
-    dep = Deployment(stack=name, spec=sandbox.settings().spec_for(name))
+    dep = Deployment(stack=name, spec=sandbox.settings().stack.spec_for(name))
     dep = await journal.store.create(dep)
     dep = await journal.move(dep, S.APPROVED)
     return await journal.move(dep, S.QUEUED)

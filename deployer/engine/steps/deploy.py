@@ -34,7 +34,7 @@ class PreflightStep(Phase):
     async def do(self, ctx: PhaseContext) -> Outputs:
         # Checked again here, not only when asked: a job queued before the list changed, or
         # one that reached the store another way, must not run an image from anywhere.
-        refused = self._s.image_refusal(ctx.deployment.spec.image)
+        refused = self._s.stack.image_refusal(ctx.deployment.spec.image)
         if refused is not None:
             raise PermanentError(refused)
         survey = await self._paas.survey_projects(ctx.deployment.spec.project_name)
@@ -117,8 +117,8 @@ class DnsStep(Phase):
 
     def _name(self, stack: str) -> str:
         if self._s.dns_mode == "wildcard":
-            return self._s.wildcard_name
-        return self._s.record_name(stack)
+            return self._s.dns.wildcard_name
+        return self._s.dns.record_name(stack)
 
 
 class ApplicationStep(Phase):
