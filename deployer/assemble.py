@@ -91,8 +91,9 @@ async def open_deployer(
             stack.push_async_callback(store.close)
         made = adapters(settings, clock)
         stack.push_async_callback(made.close)
-        journal = Journal(store, notifier, retry_initial=settings.rollback_retry_initial,
-                          retry_max=settings.rollback_retry_max)  # fmt: skip
+        worker = settings.worker
+        journal = Journal(store, notifier, retry_initial=worker.rollback_retry_initial,
+                          retry_max=worker.rollback_retry_max)  # fmt: skip
         records = Records(store)
         steps = stack_steps(
             Deps(settings, made.paas, made.dns, made.probe, clock, records.live_ids)

@@ -17,7 +17,7 @@ from deployer.core.states import TERMINAL, DeploymentState, Operation
 from deployer.engine.journal import Journal, event_of
 from deployer.engine.records import Records, Takeover
 from deployer.engine.saga import Saga
-from deployer.engine.worker import Worker, WorkerSettings
+from deployer.engine.worker import Worker
 from deployer.errors import (
     AmbiguousResource,
     IllegalTransition,
@@ -177,12 +177,7 @@ class Deployer:
         return await self._saga.run(dep)
 
     def worker(self, *, owner: str | None = None) -> Worker:
-        s = self._settings
-        limits = WorkerSettings(
-            lease_seconds=s.lease_seconds,
-            heartbeat_seconds=s.heartbeat_seconds,
-            queue_limit_seconds=s.queue_limit,
-        )
+        limits = self._settings.worker
         return Worker(self._journal, self.run, limits, owner=owner, wake=self.work_queued)
 
     async def deploy(self, name: str, *, requester: str, image: str | None = None) -> Deployment:
