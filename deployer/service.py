@@ -169,8 +169,8 @@ class Deployer:
 
     def plan(self, spec: StackSpec, operation: Operation = Operation.DEPLOY) -> list[str]:
         s = self._settings
-        target = Target(s.dokploy_url, s.dns_zone, s.dns_mode, s.dns.record_name(spec.name),
-                        str(s.ingress_ip), s.https)  # fmt: skip
+        target = Target(s.dokploy.url, s.dns.zone, s.dns.mode, s.dns.record_name(spec.name),
+                        str(s.dns.ingress_ip), s.stack.https)  # fmt: skip
         return describe(spec, target, operation)
 
     async def run(self, dep: Deployment) -> Deployment:
