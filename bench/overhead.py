@@ -67,7 +67,7 @@ async def straight_once(name: str) -> Run:
     async with _sandbox() as sandbox:
         s = _slow(sandbox)
         clock = SystemClock()
-        spec = s.spec_for(name)
+        spec = s.stack.spec_for(name)
         made = adapters(s, clock)
         paas, dns, probe = made.paas, made.dns, made.probe
         try:
@@ -77,15 +77,16 @@ async def straight_once(name: str) -> Run:
             project = await paas.ensure_project(
                 spec.project_name, f"aistack stack {spec.name}", absent=not survey.named
             )
-            await dns.upsert_a_record(s.record_name(spec.name), str(s.ingress_ip), s.dns_ttl)
+            record = s.dns.record_name(spec.name)
+            await dns.upsert_a_record(record, str(s.dns.ingress_ip), s.dns.ttl)
             app = await paas.ensure_application(project, spec.app_name, absent=True)
             await paas.configure_image(app.application_id, spec.image, spec.env or None)
             await paas.ensure_domain(
-                app.application_id, spec.host, spec.container_port, s.https, absent=True
+                app.application_id, spec.host, spec.container_port, s.stack.https, absent=True
             )
             known: set[str] = set()  # a new application has no older deployment
             await paas.start_deploy(app.application_id, "aistack bench")
-            delay = s.poll_initial
+            delay = s.deadlines.poll_initial
             while True:
                 run = await paas.newest_deployment(app.application_id, known)
                 if run is not None and run.status == "done":
@@ -93,9 +94,9 @@ async def straight_once(name: str) -> Run:
                 if run is not None and run.status in ("error", "cancelled"):
                     raise RuntimeError(f"straight-line deploy of {name} ended {run.status}")
                 await clock.sleep(delay)
-                delay = min(delay * 1.25, s.poll_max)
+                delay = min(delay * 1.25, s.deadlines.poll_max)
             while not (await probe.check(spec.url)).ready:
-                await clock.sleep(s.health_interval)
+                await clock.sleep(s.health.interval)
             wall = time.perf_counter() - started
         finally:
             await made.close()

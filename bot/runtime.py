@@ -138,7 +138,7 @@ async def running_bot(
     slack_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> AsyncIterator[Bot]:
     own_store = store is None
-    store = store or await open_store(engine.database_url)
+    store = store or await open_store(engine.store.database_url)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.slack_timeout))
     # listener work, card writers, and the long-running loops: each stopped its own way
     tasks, cards_tasks, background = Tasks(), Tasks(), Tasks()

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from deployer.adapters.dokploy import DokployPaas
 from deployer.adapters.hetzner import HetznerDns
 from deployer.adapters.probe import HttpProbe
-from deployer.adapters.resilience import RetryPolicy, Upstream
+from deployer.adapters.resilience import Upstream
 from deployer.adapters.stores import open_store
 from deployer.clock import SystemClock
+from deployer.config import ResilienceConfig
 from deployer.core.phases import Timeout
 from deployer.engine.journal import Journal
 from deployer.engine.records import Records
@@ -23,29 +24,25 @@ from deployer.service import Deployer
 from deployer.settings import DeployerSettings
 
 
-def upstream(name: str, settings: DeployerSettings, clock: Clock) -> Upstream:
-    policy = RetryPolicy(
-        settings.retry_attempts, settings.retry_initial, settings.retry_max, settings.retry_deadline
-    )
+def upstream(name: str, resilience: ResilienceConfig, clock: Clock) -> Upstream:
     return Upstream(
         name,
-        policy,
+        resilience.retry,
         sleep=clock.sleep,
-        fail_max=settings.breaker_fail_max,
-        reset_seconds=settings.breaker_reset,
+        fail_max=resilience.breaker_fail_max,
+        reset_seconds=resilience.breaker_reset,
     )
 
 
 def timeouts(settings: DeployerSettings) -> dict[Timeout, float]:
+    limits, health = settings.deadlines, settings.health
+    http = settings.resilience.http_timeout
     return {
-        Timeout.PHASE: settings.phase_timeout,
-        Timeout.DEPLOY: settings.deploy_timeout,
-        # the probe loop gives up at health_timeout; the phase limit is only a backstop
-        Timeout.HEALTH: settings.health_timeout + settings.http_timeout + 5,
-        Timeout.RESTORE: settings.phase_timeout
-        + settings.deploy_timeout
-        + settings.health_timeout
-        + settings.http_timeout,
+        Timeout.PHASE: limits.phase_timeout,
+        Timeout.DEPLOY: limits.deploy_timeout,
+        # the probe loop gives up at health.timeout; the phase limit is only a backstop
+        Timeout.HEALTH: health.timeout + http + 5,
+        Timeout.RESTORE: limits.phase_timeout + limits.deploy_timeout + health.timeout + http,
     }
 
 
@@ -62,18 +59,19 @@ class Adapters:
 
 
 def adapters(settings: DeployerSettings, clock: Clock) -> Adapters:
-    """The real clients of Dokploy, Hetzner DNS and the stack's URL, built from settings."""
-    paas = DokployPaas(settings.dokploy_url, settings.dokploy_api_key,
-                       upstream("Dokploy", settings, clock), settings.http_timeout)  # fmt: skip
-    dns = HetznerDns(
-        settings.hetzner_url, settings.hetzner_token, settings.dns_zone,
-        upstream("Hetzner DNS", settings, clock), settings.http_timeout,
-        clock=clock, poll_initial=settings.dns_poll_initial,
+    """The real clients of Dokploy, Hetzner DNS and the stack's URL, each from its group."""
+    dokploy, dns, health = settings.dokploy, settings.dns, settings.health
+    resilience = settings.resilience
+    http = resilience.http_timeout
+    paas = DokployPaas(dokploy.url, dokploy.api_key, upstream("Dokploy", resilience, clock),
+                       http)  # fmt: skip
+    hetzner = HetznerDns(
+        dns.url, dns.token, dns.zone, upstream("Hetzner DNS", resilience, clock), http,
+        clock=clock, poll_initial=dns.poll_initial,
     )  # fmt: skip
-    probe = HttpProbe(path=settings.health_path, accepted=settings.health_statuses,
-                      timeout=settings.http_timeout, resolve=settings.health_resolve,
-                      scheme=settings.health_scheme)  # fmt: skip
-    return Adapters(paas, dns, probe)
+    probe = HttpProbe(path=health.path, accepted=health.statuses, timeout=http,
+                      resolve=health.resolve, scheme=health.scheme)  # fmt: skip
+    return Adapters(paas, hetzner, probe)
 
 
 @asynccontextmanager
@@ -87,12 +85,13 @@ async def open_deployer(
     clock = clock or SystemClock()
     async with AsyncExitStack() as stack:
         if store is None:
-            store = await open_store(settings.database_url)
+            store = await open_store(settings.store.database_url)
             stack.push_async_callback(store.close)
         made = adapters(settings, clock)
         stack.push_async_callback(made.close)
-        journal = Journal(store, notifier, clock, retry_initial=settings.rollback_retry_initial,
-                          retry_max=settings.rollback_retry_max)  # fmt: skip
+        worker = settings.worker
+        journal = Journal(store, notifier, clock, retry_initial=worker.rollback_retry_initial,
+                          retry_max=worker.rollback_retry_max)  # fmt: skip
         records = Records(store)
         steps = stack_steps(
             Deps(settings, made.paas, made.dns, made.probe, clock, records.live_ids)

@@ -42,7 +42,7 @@ class Inventory:
 
     async def list_stacks(self) -> list[StackStatus]:
         """Every stack our records, Dokploy or DNS know of: three reads, whatever the count."""
-        prefix, _, _ = self._settings.project_pattern.partition("{name}")
+        prefix, _, _ = self._settings.stack.project_pattern.partition("{name}")
         live: dict[str, list[ProjectView]] = {}
         for view in await self._paas.stacks(prefix):
             live.setdefault(view.project_name, []).append(view)
@@ -52,7 +52,7 @@ class Inventory:
         result = []
         for name in sorted(n for n in names if n and _is_stack_name(n)):
             dep = records.get(name)
-            spec = dep.spec if dep else self._settings.spec_for(name)
+            spec = dep.spec if dep else self._settings.stack.spec_for(name)
             values = None if dns is None else dns.get(name, [])
             result.append(await self._status(spec, dep, live.get(spec.project_name, []), values))
         return result
@@ -66,9 +66,9 @@ class Inventory:
         projects = await self._paas.count_projects(quick=True)  # say what is wrong, fast
         zone = await self._dns.zone(quick=True)
         s, wildcard = self._settings, None
-        if s.dns_mode == "wildcard":
-            wildcard = await self._dns.a_record(s.wildcard_name) or []
-        return PreflightReport(s.dokploy_url, projects, zone, str(s.ingress_ip), s.dns_mode,
+        if s.dns.mode == "wildcard":
+            wildcard = await self._dns.a_record(s.dns.wildcard_name) or []
+        return PreflightReport(s.dokploy.url, projects, zone, str(s.dns.ingress_ip), s.dns.mode,
                                wildcard)  # fmt: skip
 
     async def projects_named(self, project_name: str) -> list[ProjectView]:
@@ -77,17 +77,17 @@ class Inventory:
 
     async def dns_values(self, stack: str) -> list[str] | None:
         """The stack's A record values (None in wildcard mode: we make no record)."""
-        if self._settings.dns_mode != "record":
+        if self._settings.dns.mode != "record":
             return None
-        return await self._dns.a_record(self._settings.record_name(stack)) or []
+        return await self._dns.a_record(self._settings.dns.record_name(stack)) or []
 
     async def _dns_by_stack(self) -> dict[str, list[str]] | None:
         """The A records of stacks, by stack (None in wildcard mode: we make none)."""
-        if self._settings.dns_mode != "record":
+        if self._settings.dns.mode != "record":
             return None
         found: dict[str, list[str]] = {}
         for record, values in (await self._dns.a_records()).items():
-            stack = self._settings.stack_of_record(record)
+            stack = self._settings.dns.stack_of_record(record)
             if stack is not None and _is_stack_name(stack):  # else someone else's record
                 found[stack] = values
         return found
@@ -104,14 +104,14 @@ class Inventory:
         ours = (await self._records.live_ids(spec.name)).get("project_id")
         live, others = _ours(views, ours)
         found = drift(dep, live, values, owned=owner is not None, others=others,
-                      ingress_ip=str(self._settings.ingress_ip),
+                      ingress_ip=str(self._settings.dns.ingress_ip),
                       dns_checked=values is not None)  # fmt: skip
         return StackStatus(name=spec.name, url=spec.url, deployment=dep, owner=owner,
                            phases=phases, live=live, drift=found,
                            dns_values=tuple(values) if values else None)  # fmt: skip
 
     def _name_of(self, project_name: str) -> str:
-        prefix, _, suffix = self._settings.project_pattern.partition("{name}")
+        prefix, _, suffix = self._settings.stack.project_pattern.partition("{name}")
         core = project_name.removeprefix(prefix)
         return core.removesuffix(suffix) if suffix else core
 

@@ -17,7 +17,7 @@ from deployer.core.states import TERMINAL, DeploymentState, Operation
 from deployer.engine.journal import Journal
 from deployer.engine.records import Records, Takeover
 from deployer.engine.saga import Saga
-from deployer.engine.worker import Worker, WorkerSettings
+from deployer.engine.worker import Worker
 from deployer.errors import (
     AmbiguousResource,
     IllegalTransition,
@@ -46,7 +46,7 @@ class Deployer:
         self.work_queued = asyncio.Event()  # wakes this process's workers
 
     def spec(self, name: str, image: str | None = None) -> StackSpec:
-        return self._settings.spec_for(name, image)
+        return self._settings.stack.spec_for(name, image)
 
     async def request(
         self,
@@ -172,20 +172,15 @@ class Deployer:
 
     def plan(self, spec: StackSpec, operation: Operation = Operation.DEPLOY) -> list[str]:
         s = self._settings
-        target = Target(s.dokploy_url, s.dns_zone, s.dns_mode, s.record_name(spec.name),
-                        str(s.ingress_ip), s.https)  # fmt: skip
+        target = Target(s.dokploy.url, s.dns.zone, s.dns.mode, s.dns.record_name(spec.name),
+                        str(s.dns.ingress_ip), s.stack.https)  # fmt: skip
         return describe(spec, target, operation)
 
     async def run(self, dep: Deployment) -> Deployment:
         return await self._saga.run(dep)
 
     def worker(self, *, owner: str | None = None) -> Worker:
-        s = self._settings
-        limits = WorkerSettings(
-            lease_seconds=s.lease_seconds,
-            heartbeat_seconds=s.heartbeat_seconds,
-            queue_limit_seconds=s.queue_limit,
-        )
+        limits = self._settings.worker
         return Worker(self._journal, self.run, limits, owner=owner, wake=self.work_queued)
 
     async def deploy(self, name: str, *, requester: str, image: str | None = None) -> Deployment:
@@ -234,11 +229,11 @@ class Deployer:
 
     def image_refusal(self, image: str) -> str | None:
         """Why AISTACK_ALLOWED_IMAGES refuses `image` (None: it is allowed)."""
-        return self._settings.image_refusal(image)
+        return self._settings.stack.image_refusal(image)
 
     @property
     def allowed_images(self) -> tuple[str, ...]:
-        return self._settings.image_patterns
+        return self._settings.stack.image_patterns
 
     async def owner(self, stack: str) -> str | None:
         """Who owns the live stack: whoever first made it live (a redeploy by someone else

@@ -1,18 +1,30 @@
-"""DeployerSettings: one typed object, read from AISTACK_* variables (and .env) at start-up."""
+"""DeployerSettings: the environment contract, read from AISTACK_* variables (and .env) at
+start-up. One flat field per variable, checked here, each error naming its variable; the code
+reads the groups built from them (`settings.dns`, `settings.worker`: config.py says which)."""
 
 from __future__ import annotations
 
 import re
-from fnmatch import fnmatchcase
+from collections.abc import Mapping
+from functools import cached_property
 from ipaddress import IPv4Address
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from deployer.core.models import StackSpec
-from deployer.core.names import validate_stack_name
-from deployer.errors import ConfigError, InvalidStackName
+from deployer.adapters.resilience import RetryPolicy
+from deployer.config import (
+    DeadlinesConfig,
+    DnsConfig,
+    DokployConfig,
+    HealthConfig,
+    ResilienceConfig,
+    StackConfig,
+    StoreConfig,
+    WorkerConfig,
+)
+from deployer.errors import ConfigError
 
 PREFIX = "AISTACK_"
 
@@ -22,17 +34,17 @@ class DeployerSettings(BaseSettings):
         env_prefix=PREFIX, env_file=".env", extra="ignore", frozen=True
     )
 
-    # Dokploy
+    # Dokploy (settings.dokploy)
     dokploy_url: str
     dokploy_api_key: SecretStr
-    # Hetzner Cloud DNS
+    # Hetzner Cloud DNS (settings.dns)
     hetzner_url: str = "https://api.hetzner.cloud/v1"
     hetzner_token: SecretStr
     dns_zone: str
     dns_mode: Literal["record", "wildcard"] = "record"
     dns_ttl: int = Field(default=60, ge=60)
     ingress_ip: IPv4Address
-    # Stack defaults
+    # Stack defaults (settings.stack)
     domain_suffix: str
     stack_image: str = "ghcr.io/sst/opencode:latest"
     # Images a stack may run: comma-separated fnmatch patterns (`ghcr.io/sst/opencode:*`);
@@ -43,14 +55,14 @@ class DeployerSettings(BaseSettings):
     app_pattern: str = "opencode-{name}"
     stack_env: dict[str, str] = Field(default_factory=dict)
     https: bool = True
-    # Health check
+    # Health check (settings.health)
     health_path: str = "/"
     health_statuses: list[int] = Field(default_factory=lambda: [200, 301, 302, 401])
     health_interval: float = Field(default=2.0, gt=0)
     health_timeout: float = Field(default=300.0, gt=0)
     health_scheme: Literal["https", "http"] = "https"
     health_resolve: str | None = None
-    # Resilience
+    # Resilience (settings.resilience)
     http_timeout: float = Field(default=15.0, gt=0)
     retry_attempts: int = Field(default=5, ge=1)
     retry_initial: float = Field(default=1.0, ge=0)
@@ -58,14 +70,15 @@ class DeployerSettings(BaseSettings):
     retry_deadline: float = Field(default=120.0, gt=0)
     breaker_fail_max: int = Field(default=5, ge=1)
     breaker_reset: float = Field(default=30.0, gt=0)
+    # Deadlines and the polling of a deployment (settings.deadlines)
     poll_initial: float = Field(default=1.0, gt=0)
     poll_max: float = Field(default=5.0, gt=0)
     phase_timeout: float = Field(default=180.0, gt=0)
     deploy_timeout: float = Field(default=900.0, gt=0)
     # Dokploy keeps its deploy queue in memory: a job lost in a restart never shows up
     deploy_start_timeout: float = Field(default=60.0, gt=0)
-    dns_poll_initial: float = Field(default=1.0, gt=0)
-    # State and worker
+    dns_poll_initial: float = Field(default=1.0, gt=0)  # settings.dns.poll_initial
+    # State (settings.store) and worker (settings.worker)
     database_url: str = "sqlite:///./aistack.db"
     lease_seconds: float = Field(default=30.0, gt=0)
     heartbeat_seconds: float = Field(default=10.0, gt=0)
@@ -129,69 +142,72 @@ class DeployerSettings(BaseSettings):
             )
         return self
 
-    @property
-    def record_label_suffix(self) -> str:
-        """The suffix relative to the zone: `ai` for ai.example.com in example.com."""
-        return self.domain_suffix.removesuffix(self.dns_zone).rstrip(".")
+    # -- the groups the code reads (config.py): built once each, from the checked fields --
+    @cached_property
+    def dokploy(self) -> DokployConfig:
+        return DokployConfig(url=self.dokploy_url, api_key=self.dokploy_api_key)
 
-    @property
-    def wildcard_name(self) -> str:
-        """The wildcard RRSet that covers every stack (`*.ai`), relative to the zone."""
-        return ".".join(p for p in ("*", self.record_label_suffix) if p)
+    @cached_property
+    def dns(self) -> DnsConfig:
+        return DnsConfig(
+            url=self.hetzner_url, token=self.hetzner_token, zone=self.dns_zone,
+            mode=self.dns_mode, ttl=self.dns_ttl, ingress_ip=self.ingress_ip,
+            poll_initial=self.dns_poll_initial, domain_suffix=self.domain_suffix,
+        )  # fmt: skip
 
-    def record_name(self, stack: str) -> str:
-        """The RRSet name of a stack, relative to the zone (`alice.ai`)."""
-        return ".".join(p for p in (stack, self.record_label_suffix) if p) or "@"
+    @cached_property
+    def stack(self) -> StackConfig:
+        return StackConfig(
+            domain_suffix=self.domain_suffix, image=self.stack_image,
+            allowed_images=self.allowed_images, container_port=self.container_port,
+            project_pattern=self.project_pattern, app_pattern=self.app_pattern,
+            env=dict(self.stack_env), https=self.https,
+        )  # fmt: skip
 
-    def stack_of_record(self, record: str) -> str | None:
-        """The stack an A record is for (`alice.ai` -> `alice`); None for any other record."""
-        suffix = self.record_label_suffix
-        name = record.removesuffix(f".{suffix}") if suffix else record
-        if suffix and name == record:
-            return None
-        try:
-            return validate_stack_name(name, suffix=self.domain_suffix)
-        except InvalidStackName:  # www, @, *, a.b ...: not a stack of ours
-            return None
+    @cached_property
+    def health(self) -> HealthConfig:
+        return HealthConfig(
+            path=self.health_path, statuses=tuple(self.health_statuses),
+            interval=self.health_interval, timeout=self.health_timeout,
+            scheme=self.health_scheme, resolve=self.health_resolve,
+        )  # fmt: skip
 
-    @property
-    def image_patterns(self) -> tuple[str, ...]:
-        """The patterns an image must match; by default the default image's repository."""
-        given = tuple(p.strip() for p in self.allowed_images.split(",") if p.strip())
-        return given or (f"{repository(self.stack_image)}:*",)
+    @cached_property
+    def resilience(self) -> ResilienceConfig:
+        retry = RetryPolicy(attempts=self.retry_attempts, initial=self.retry_initial,
+                            maximum=self.retry_max, deadline=self.retry_deadline)  # fmt: skip
+        return ResilienceConfig(
+            http_timeout=self.http_timeout, retry=retry,
+            breaker_fail_max=self.breaker_fail_max, breaker_reset=self.breaker_reset,
+        )  # fmt: skip
 
-    def image_refusal(self, image: str) -> str | None:
-        """Why `image` may not run here, naming it and the patterns; None when it may. A
-        stack runs whatever it is told to: an image from anywhere is anyone's code."""
-        patterns = self.image_patterns
-        implied = image if _pinned(image) else f"{image}:latest"  # as Docker reads it
-        if any(fnmatchcase(ref, p) for ref in (image, implied) for p in patterns):
-            return None
-        allowed = ", ".join(patterns)
-        return f"the image {image} is not allowed here; AISTACK_ALLOWED_IMAGES allows {allowed}"
+    @cached_property
+    def deadlines(self) -> DeadlinesConfig:
+        return DeadlinesConfig(
+            phase_timeout=self.phase_timeout, deploy_timeout=self.deploy_timeout,
+            deploy_start_timeout=self.deploy_start_timeout,
+            poll_initial=self.poll_initial, poll_max=self.poll_max,
+        )  # fmt: skip
 
-    def spec_for(self, raw_name: str, image: str | None = None) -> StackSpec:
-        name = validate_stack_name(raw_name, suffix=self.domain_suffix)
-        return StackSpec(
-            name=name,
-            project_name=self.project_pattern.format(name=name),
-            app_name=self.app_pattern.format(name=name),
-            host=f"{name}.{self.domain_suffix}",
-            image=image or self.stack_image,
-            container_port=self.container_port,
-            env=dict(self.stack_env),
-        )
+    @cached_property
+    def worker(self) -> WorkerConfig:
+        return WorkerConfig(
+            lease_seconds=self.lease_seconds, heartbeat_seconds=self.heartbeat_seconds,
+            queue_limit_seconds=self.queue_limit,
+            rollback_retry_initial=self.rollback_retry_initial,
+            rollback_retry_max=self.rollback_retry_max,
+        )  # fmt: skip
 
+    @cached_property
+    def store(self) -> StoreConfig:
+        return StoreConfig(database_url=self.database_url)
 
-def repository(image: str) -> str:
-    """The image reference without its tag or digest (a registry port is not a tag)."""
-    name = image.partition("@")[0]
-    return name.rpartition(":")[0] if _pinned(name) else name
-
-
-def _pinned(image: str) -> bool:
-    """It names a tag or a digest (the last path part's colon; a registry's port is not)."""
-    return "@" in image or ":" in image.rpartition("/")[2]
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; with `update`, checked again like any settings. (Pydantic's own would
+        skip the validators and keep the groups built from the old values.)"""
+        if not update:
+            return super().model_copy(deep=deep)
+        return self.model_validate({**self.model_dump(), **update})
 
 
 def load_settings(**overrides: Any) -> DeployerSettings:

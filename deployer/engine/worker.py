@@ -15,26 +15,18 @@ import contextlib
 import os
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import structlog
 
+from deployer.config import WorkerConfig
 from deployer.core.events import EventKind
 from deployer.core.models import Deployment
 from deployer.engine.journal import Journal
 
 log = structlog.get_logger("aistack.worker")
 Run = Callable[[Deployment], Coroutine[Any, Any, Deployment]]
-
-
-@dataclass(frozen=True)
-class WorkerSettings:
-    lease_seconds: float = 30.0
-    heartbeat_seconds: float = 10.0
-    idle_seconds: float = 1.0
-    queue_limit_seconds: float = 600.0
 
 
 def default_owner() -> str:
@@ -46,7 +38,7 @@ class Worker:
         self,
         journal: Journal,
         run: Run,
-        settings: WorkerSettings | None = None,
+        settings: WorkerConfig,
         *,
         owner: str | None = None,
         wake: asyncio.Event | None = None,
@@ -54,7 +46,7 @@ class Worker:
         self._journal = journal
         self._store = journal.store
         self._run = run
-        self._s = settings or WorkerSettings()
+        self._s = settings
         self.owner = owner or default_owner()
         self._clock = journal.clock
         self._wake = wake  # set when work is queued: no need to wait for the next poll

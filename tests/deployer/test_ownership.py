@@ -101,16 +101,16 @@ async def test_an_image_from_elsewhere_fails_its_preflight_and_makes_nothing(
 
 async def test_allowed_images_default_to_the_default_images_repository(sandbox: Sandbox) -> None:
     settings = sandbox.settings()
-    assert settings.image_patterns == ("ghcr.io/sst/opencode:*",)
+    assert settings.stack.image_patterns == ("ghcr.io/sst/opencode:*",)
     for image in ("ghcr.io/sst/opencode:0.3", "ghcr.io/sst/opencode",  # a bare name is :latest
                   f"ghcr.io/sst/opencode:0.3@{DIGEST}"):  # fmt: skip
-        assert settings.image_refusal(image) is None, image
+        assert settings.stack.image_refusal(image) is None, image
     for image in (EVIL, "ghcr.io/sst/opencode-fork:1", "ghcr.io/sst/opencode.evil.io/x:1",
                   f"ghcr.io/sst/opencode@{DIGEST}"):  # fmt: skip
-        refused = settings.image_refusal(image)
+        refused = settings.stack.image_refusal(image)
         assert refused is not None and image in refused and "ghcr.io/sst/opencode:*" in refused
     ported = sandbox.settings(stack_image="localhost:5000/team/agent")  # a port is not a tag
-    assert ported.image_patterns == ("localhost:5000/team/agent:*",)
+    assert ported.stack.image_patterns == ("localhost:5000/team/agent:*",)
 
 
 async def test_allowed_images_come_from_the_environment(
@@ -118,10 +118,10 @@ async def test_allowed_images_come_from_the_environment(
 ) -> None:
     monkeypatch.setenv("AISTACK_ALLOWED_IMAGES", " ghcr.io/sst/*, nginx:1.* ,")
     settings = sandbox.settings()
-    assert settings.image_patterns == ("ghcr.io/sst/*", "nginx:1.*")
-    assert settings.image_refusal("nginx:1.27") is None
-    assert settings.image_refusal("nginx:latest") is not None
-    assert sandbox.settings(allowed_images="*").image_refusal(EVIL) is None
+    assert settings.stack.image_patterns == ("ghcr.io/sst/*", "nginx:1.*")
+    assert settings.stack.image_refusal("nginx:1.27") is None
+    assert settings.stack.image_refusal("nginx:latest") is not None
+    assert sandbox.settings(allowed_images="*").stack.image_refusal(EVIL) is None
 
 
 async def test_the_cli_refuses_an_image_from_elsewhere_with_exit_2(

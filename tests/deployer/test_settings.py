@@ -1,4 +1,5 @@
 import pytest
+from pydantic import ValidationError
 
 from deployer.errors import ConfigError
 from deployer.settings import load_settings
@@ -23,11 +24,11 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> pytest.MonkeyPatch
 
 def test_complete_environment_builds_stack_specs(env: pytest.MonkeyPatch) -> None:
     settings = load_settings()
-    spec = settings.spec_for("alice")
+    spec = settings.stack.spec_for("alice")
     assert spec.project_name == "ai-stack-alice"
     assert spec.app_name == "opencode-alice"
     assert spec.url == "https://alice.ai.example.com"
-    assert settings.record_name("alice") == "alice.ai"
+    assert settings.dns.record_name("alice") == "alice.ai"
 
 
 def test_missing_variable_is_named(env: pytest.MonkeyPatch) -> None:
@@ -73,9 +74,9 @@ def test_dot_env_file_is_read(env: pytest.MonkeyPatch, tmp_path: object) -> None
 
 def test_a_records_are_matched_to_stacks_and_nothing_else(env: pytest.MonkeyPatch) -> None:
     settings = load_settings()
-    assert settings.stack_of_record("alice.ai") == "alice"
+    assert settings.dns.stack_of_record("alice.ai") == "alice"
     for other in ("alice", "www.ai", "*.ai", "@", "a.b.ai", "Alice.ai", "mail"):
-        assert settings.stack_of_record(other) is None, other
+        assert settings.dns.stack_of_record(other) is None, other
 
 
 @pytest.mark.parametrize(
@@ -100,3 +101,35 @@ def test_stack_env_that_dokploy_would_change_is_refused(
 def test_stack_env_with_quotes_comments_and_newlines_is_accepted(env: pytest.MonkeyPatch) -> None:
     env.setenv("AISTACK_STACK_ENV", '{"A": "it\'s #1", "B": "say \\"hi\\"\\nbye"}')
     assert load_settings().stack_env == {"A": "it's #1", "B": 'say "hi"\nbye'}
+
+
+def test_the_groups_hold_the_checked_values_and_are_built_once(env: pytest.MonkeyPatch) -> None:
+    env.setenv("AISTACK_DOKPLOY_URL", "https://dokploy.example.com/")
+    env.setenv("AISTACK_RETRY_ATTEMPTS", "3")
+    env.setenv("AISTACK_DNS_POLL_INITIAL", "0.5")
+    env.setenv("AISTACK_QUEUE_LIMIT", "90")
+    settings = load_settings()
+    assert settings.dokploy.url == "https://dokploy.example.com"  # as checked: no slash
+    assert (settings.dns.zone, settings.dns.mode, settings.dns.poll_initial) == (
+        "example.com", "record", 0.5,
+    )  # fmt: skip
+    assert settings.resilience.retry.attempts == 3
+    assert settings.resilience.retry.maximum == settings.retry_max == 16.0
+    assert settings.health.statuses == (200, 301, 302, 401)
+    assert settings.deadlines.deploy_start_timeout == 60.0
+    assert (settings.worker.queue_limit_seconds, settings.worker.idle_seconds) == (90.0, 1.0)
+    assert settings.store.database_url == "sqlite:///./aistack.db"
+    assert settings.stack is settings.stack and settings.dns is settings.dns
+    shown = repr(settings.dokploy) + repr(settings.dns) + repr(settings.stack)
+    assert "secret-value" not in shown
+
+
+def test_a_copy_with_changes_is_checked_again_and_its_groups_follow(
+    env: pytest.MonkeyPatch,
+) -> None:
+    settings = load_settings()
+    assert settings.dns.ttl == 60
+    changed = settings.model_copy(update={"dns_ttl": 300})
+    assert (changed.dns.ttl, settings.dns.ttl) == (300, 60)
+    with pytest.raises(ValidationError, match="dns_ttl"):
+        settings.model_copy(update={"dns_ttl": 5})

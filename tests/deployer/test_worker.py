@@ -12,7 +12,7 @@ from deployer.assemble import open_deployer
 from deployer.core.models import Deployment
 from deployer.core.states import TERMINAL, DeploymentState
 from deployer.engine.journal import Journal
-from deployer.engine.worker import Worker, WorkerSettings
+from deployer.engine.worker import Worker
 from deployer.errors import StackBusy
 from deployer.sandbox.server import Sandbox
 from deployer.testing import FakeClock, ManualClock, RecordingNotifier
@@ -89,7 +89,7 @@ class Blocked:
 
 
 async def _queued(journal: Journal, sandbox: Sandbox, name: str = "alice") -> Deployment:
-    dep = Deployment(stack=name, spec=sandbox.settings().spec_for(name))
+    dep = Deployment(stack=name, spec=sandbox.settings().stack.spec_for(name))
     dep = await journal.store.create(dep)
     dep = await journal.move(dep, S.APPROVED)
     return await journal.move(dep, S.QUEUED)
@@ -108,7 +108,7 @@ async def test_a_worker_that_loses_its_lease_stops_and_another_resumes(
     clock = ManualClock(on_sleep=tick)
     journal = Journal(store, RecordingNotifier(), clock)
     dep = await _queued(journal, sandbox)
-    limits = WorkerSettings(lease_seconds=5, heartbeat_seconds=1)
+    limits = sandbox.settings(lease_seconds=5, heartbeat_seconds=1).worker
     first = Worker(journal, Blocked(), limits, owner="a")
     run = first._run  # the Blocked instance
     task = asyncio.create_task(first.run_once())
@@ -135,7 +135,7 @@ async def test_rollback_failed_is_retried_later_with_growing_pauses(
         d = await journal.move(d, S.ROLLING_BACK) if d.state is not S.ROLLING_BACK else d
         return await journal.move(d, S.ROLLBACK_FAILED, leftovers=["Dokploy project x"])
 
-    worker = Worker(journal, fail_rollback, owner="w")
+    worker = Worker(journal, fail_rollback, sandbox.settings().worker, owner="w")
     assert (await worker.run_once()).state is S.ROLLBACK_FAILED  # type: ignore[union-attr]
     assert await store.claim("w", 30, now + timedelta(seconds=59)) is None  # not yet due
     retried = await store.claim("w", 30, now + timedelta(seconds=61))
@@ -183,7 +183,8 @@ async def test_a_job_queued_too_long_is_reported_once(backend: Backend, sandbox:
     journal = Journal(store, notifier, clock)
     await _queued(journal, sandbox)
     clock.advance(11 * 60)
-    worker = Worker(journal, Blocked(), WorkerSettings(queue_limit_seconds=600))
+    limits = sandbox.settings(queue_limit=600).worker
+    worker = Worker(journal, Blocked(), limits)
     assert [d.stack for d in await worker.report_stale()] == ["alice"]
     assert await worker.report_stale() == []
     reports = [e for e in notifier.events if e.kind == "deployment.not_started"]

@@ -34,7 +34,7 @@ class PreflightStep(Phase):
     async def do(self, ctx: PhaseContext) -> Outputs:
         # Checked again here, not only when asked: a job queued before the list changed, or
         # one that reached the store another way, must not run an image from anywhere.
-        refused = self._s.image_refusal(ctx.deployment.spec.image)
+        refused = self._s.stack.image_refusal(ctx.deployment.spec.image)
         if refused is not None:
             raise PermanentError(refused)
         survey = await self._paas.survey_projects(ctx.deployment.spec.project_name)
@@ -87,21 +87,21 @@ class ProjectStep(Phase):
 
 class DnsStep(Phase):
     async def do(self, ctx: PhaseContext) -> Outputs:
-        name, ip = self._name(ctx.deployment.stack), str(self._s.ingress_ip)
-        if self._s.dns_mode == "wildcard":
+        name, ip = self._name(ctx.deployment.stack), str(self._s.dns.ingress_ip)
+        if self._s.dns.mode == "wildcard":
             values = await self._dns.a_record(name) or []
             if ip not in values:
                 raise PermanentError(
-                    f"wildcard {name}.{self._s.dns_zone} does not point at the ingress {ip} "
+                    f"wildcard {name}.{self._s.dns.zone} does not point at the ingress {ip} "
                     f"(it holds {', '.join(values) or 'no record'}); fix the zone or use "
                     "AISTACK_DNS_MODE=record"
                 )
             return {"dns_name": name}
-        await made(ctx, "dns", partial(self._dns.upsert_a_record, name, ip, self._s.dns_ttl))
+        await made(ctx, "dns", partial(self._dns.upsert_a_record, name, ip, self._s.dns.ttl))
         return {"dns_name": name, "dns_ip": ip}
 
     async def undo(self, ctx: PhaseContext) -> Undone:
-        if self._s.dns_mode == "wildcard":
+        if self._s.dns.mode == "wildcard":
             return Undone("nothing to undo: wildcard mode creates no record", changed=False)
         name = self._name(ctx.deployment.stack)
         if kept(ctx, "dns"):
@@ -111,14 +111,14 @@ class DnsStep(Phase):
         return removed(await self._dns.delete_a_record(name), f"DNS record {name}")
 
     def leftover(self, ctx: PhaseContext) -> str:
-        if self._s.dns_mode == "wildcard":
+        if self._s.dns.mode == "wildcard":
             return ""  # the wildcard is not ours
-        return f"DNS A record {self._name(ctx.deployment.spec.name)}.{self._s.dns_zone}"
+        return f"DNS A record {self._name(ctx.deployment.spec.name)}.{self._s.dns.zone}"
 
     def _name(self, stack: str) -> str:
-        if self._s.dns_mode == "wildcard":
-            return self._s.wildcard_name
-        return self._s.record_name(stack)
+        if self._s.dns.mode == "wildcard":
+            return self._s.dns.wildcard_name
+        return self._s.dns.record_name(stack)
 
 
 class ApplicationStep(Phase):
@@ -197,7 +197,7 @@ class DomainStep(Phase):
     async def do(self, ctx: PhaseContext) -> Outputs:
         spec, app = ctx.deployment.spec, ctx.outputs["application_id"]
         ensure = partial(
-            self._paas.ensure_domain, app, spec.host, spec.container_port, self._s.https,
+            self._paas.ensure_domain, app, spec.host, spec.container_port, self._s.stack.https,
             absent=fresh(PhaseOutputs(ctx), "application", "domain"),
         )  # fmt: skip
         domain_id = await made(ctx, "domain", ensure)
@@ -271,15 +271,16 @@ class Rollout:
             result = await self._prober.check(url)
             if result.ready:
                 return
-            if self._clock.monotonic() - started >= self._s.health_timeout:
+            if self._clock.monotonic() - started >= self._s.health.timeout:
                 raise DeployFailed(
-                    f"{url} did not answer within {self._s.health_timeout:.0f} s "
+                    f"{url} did not answer within {self._s.health.timeout:.0f} s "
                     f"(last: {result.detail})"
                 )
-            await self._clock.sleep(self._s.health_interval)
+            await self._clock.sleep(self._s.health.interval)
 
     async def _watch(self, app: str, known: set[str]) -> str:
-        delay, asked = self._s.poll_initial, self._clock.monotonic()
+        limits = self._s.deadlines
+        delay, asked = limits.poll_initial, self._clock.monotonic()
         while True:
             run = await self._paas.newest_deployment(app, known)
             if run is not None and run.status == "done":
@@ -287,14 +288,14 @@ class Rollout:
             if run is not None and run.status in ("error", "cancelled"):
                 raise DeployFailed(await self._failure(run.deployment_id, run.status))
             waited = self._clock.monotonic() - asked
-            if run is None and waited >= self._s.deploy_start_timeout:
+            if run is None and waited >= limits.deploy_start_timeout:
                 raise DeployFailed(
                     f"Dokploy did not start the deployment within "
-                    f"{self._s.deploy_start_timeout:.0f} s of "
+                    f"{limits.deploy_start_timeout:.0f} s of "
                     "application.deploy (a Dokploy restart loses its queue); deploy again"
                 )
             await self._clock.sleep(delay)
-            delay = min(delay * 1.25, self._s.poll_max)
+            delay = min(delay * 1.25, limits.poll_max)
 
     async def _failure(self, deployment_id: str, status: str) -> str:
         # The row's errorMessage stays empty; the build log's tail names the failed step.
