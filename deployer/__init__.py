@@ -20,7 +20,7 @@ from deployer.errors import (
     TransientError,
     UpstreamUnavailable,
 )
-from deployer.ports import Notifier, Store
+from deployer.ports import DeploymentReads, Notifier, Store
 from deployer.service import Deployer, PreflightReport
 from deployer.settings import DeployerSettings, load_settings
 
@@ -34,6 +34,7 @@ __all__ = [
     "Deployer",
     "DeployerSettings",
     "Deployment",
+    "DeploymentReads",
     "DeploymentState",
     "Event",
     "IllegalTransition",

@@ -220,6 +220,10 @@ class MemoryStore:
         async with self._lock:
             return [_copy(e) for e in self._events if e.deployment_id == deployment_id]
 
+    async def events_after(self, seq: int, limit: int = 500) -> list[Event]:
+        async with self._lock:
+            return [_copy(e) for e in self._events if (e.seq or 0) > seq][:limit]
+
     # -- Slack cards ----------------------------------------------------------------------
 
     async def mark_card(self, deployment_id: str, version: int) -> None:

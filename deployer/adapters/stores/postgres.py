@@ -122,17 +122,17 @@ class PostgresStore(PostgresSlackState):
         server_settings: Mapping[str, str] | None = None,
         connect_timeout: float = 10.0,
     ) -> PostgresStore:
-        with _translated(describe_dsn(dsn)):
+        with translated(describe_dsn(dsn)):
             pool = await asyncpg.create_pool(
                 dsn,
                 min_size=min_size,
                 max_size=max_size,
-                init=_init_connection,
+                init=init_connection,
                 timeout=connect_timeout,
                 server_settings=dict(server_settings or {}),
             )
         try:
-            with _translated(describe_dsn(dsn)):
+            with translated(describe_dsn(dsn)):
                 async with pool.acquire() as conn:
                     return cls(pool, await migrate_postgres(conn))
         except BaseException:
@@ -144,19 +144,19 @@ class PostgresStore(PostgresSlackState):
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[Any]:
-        with _translated("PostgreSQL"):
+        with translated("PostgreSQL"):
             async with self._pool.acquire() as conn, conn.transaction():
                 yield conn
 
     @asynccontextmanager
     async def _conn(self) -> AsyncIterator[Any]:
         """A connection in autocommit mode: each statement is its own transaction."""
-        with _translated("PostgreSQL"):
+        with translated("PostgreSQL"):
             async with self._pool.acquire() as conn:
                 yield conn
 
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
-        with _translated("PostgreSQL"):
+        with translated("PostgreSQL"):
             return list(await self._pool.fetch(sql, *args))
 
     # -- deployments ---------------------------------------------------------------------
@@ -328,6 +328,10 @@ class PostgresStore(PostgresSlackState):
         sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE deployment_id = $1 ORDER BY id"
         return [event_from_row(row) for row in await self._fetch(sql, deployment_id)]
 
+    async def events_after(self, seq: int, limit: int = 500) -> list[Event]:
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"
+        return [event_from_row(row) for row in await self._fetch(sql, seq, limit)]
+
     # -- Slack cards ----------------------------------------------------------------------
 
     @runs_to_end
@@ -415,12 +419,12 @@ def describe_dsn(dsn: str) -> str:
     return f"PostgreSQL at {parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
 
 
-async def _init_connection(conn: Any) -> None:
+async def init_connection(conn: Any) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 @contextmanager
-def _translated(what: str) -> Iterator[None]:
+def translated(what: str) -> Iterator[None]:
     """Driver and network failures, in the aistack error tree."""
     try:
         yield

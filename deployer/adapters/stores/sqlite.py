@@ -124,7 +124,7 @@ class SqliteStore(SqliteSlackState):
         try:
             conn.row_factory = aiosqlite.Row
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            await _enable_wal(conn)
+            await enable_wal(conn)
             await conn.execute("PRAGMA foreign_keys = ON")
             return cls(conn, await migrate_sqlite(conn))
         except BaseException:
@@ -146,7 +146,7 @@ class SqliteStore(SqliteSlackState):
             except BaseException as exc:
                 if self._conn.in_transaction:
                     await self._conn.rollback()
-                if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
                     raise TransientError(f"SQLite database is busy: {exc}") from exc
                 raise
 
@@ -310,6 +310,10 @@ class SqliteStore(SqliteSlackState):
         sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE deployment_id = ? ORDER BY id"
         return [event_from_row(row) for row in await self._fetch(sql, (deployment_id,))]
 
+    async def events_after(self, seq: int, limit: int = 500) -> list[Event]:
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?"
+        return [event_from_row(row) for row in await self._fetch(sql, (seq, limit))]
+
     # -- Slack cards ----------------------------------------------------------------------
 
     @runs_to_end
@@ -391,7 +395,7 @@ class SqliteStore(SqliteSlackState):
 # -- helpers (each runs inside the caller's transaction) -------------------------------------
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
+def is_busy(exc: sqlite3.OperationalError) -> bool:
     return any(word in str(exc) for word in ("locked", "busy"))
 
 
@@ -469,7 +473,7 @@ async def _after_conflict(
     raise StackBusy(await _busy_text(conn, deployment.stack))
 
 
-async def _enable_wal(conn: aiosqlite.Connection, attempts: int = 50) -> None:
+async def enable_wal(conn: aiosqlite.Connection, attempts: int = 50) -> None:
     """Switch to WAL. The switch needs a moment alone with the file and SQLite does not
     always wait for it (busy_timeout is skipped), so two processes opening a new database at
     once would see "database is locked": try again briefly instead."""
@@ -478,7 +482,7 @@ async def _enable_wal(conn: aiosqlite.Connection, attempts: int = 50) -> None:
             await conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or attempt == attempts - 1:
+            if not is_busy(exc) or attempt == attempts - 1:
                 raise
             await asyncio.sleep(0.02)
 

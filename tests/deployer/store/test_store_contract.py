@@ -348,6 +348,19 @@ async def test_events_are_appended_in_order(store: Store) -> None:
     assert await store.events("carol") == []
 
 
+async def test_events_after_is_a_cursor_on_the_whole_log(store: Store) -> None:
+    a, b = await store.create(make("alice")), await store.create(make("bob"))
+    for n in range(3):
+        for d in (a, b):
+            await store.append_event(Event(deployment_id=d.id, stack=d.stack, kind=f"k{n}"))
+    log = await store.events_after(0)
+    assert [(e.stack, e.kind) for e in log] == [(s, f"k{n}") for n in range(3)
+                                                for s in ("alice", "bob")]  # fmt: skip
+    assert [e.seq for e in log] == sorted({e.seq for e in log})
+    assert await store.events_after(log[1].seq or 0, limit=2) == log[2:4]
+    assert await store.events_after(log[-1].seq or 0) == []
+
+
 # -- the work queue --------------------------------------------------------------------------
 
 
