@@ -127,12 +127,6 @@ def busy_message(holder: Deployment) -> str:
     )
 
 
-def next_post_slot(reserved: datetime | None, interval: float, now: datetime) -> datetime:
-    """The slot a new message may take: now, or the one after the last reserved, whichever
-    is later. The caller stores slot + interval as the channel's next."""
-    return now if reserved is None else max(utc(reserved), utc(now))
-
-
 def busy_unknown(stack: str) -> str:
     return f"{stack} is busy: another deployment holds it; try again in a moment"
 
@@ -154,7 +148,6 @@ DEPLOYMENT_COLUMNS: tuple[str, ...] = (
     "requester",
     "approver",
     "channel",
-    "message_ts",
     "spec",
     "created_at",
     "updated_at",
@@ -176,9 +169,16 @@ def _decoded(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+# Columns of `deployments` nothing reads or writes any more: the card's ts and the version it
+# showed moved to the bot's card ledger (bot/ledger/migrations.py copied them once). They stay
+# in released migrations 1 and 2; a later migration may drop them.
+UNUSED_COLUMNS = ("message_ts", "card_version")
+
+
 def deployment_from_row(row: Mapping[str, Any]) -> Deployment:
     data = dict(row)
-    data.pop("card_version", None)
+    for column in UNUSED_COLUMNS:
+        data.pop(column, None)
     data["spec"], data["leftovers"] = _decoded(data["spec"]), _decoded(data["leftovers"])
     return Deployment.model_validate(data)
 

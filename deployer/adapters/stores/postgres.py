@@ -43,7 +43,6 @@ from .common import (
     utc,
 )
 from .migrations import migrate_postgres
-from .slack_postgres import PostgresSlackState
 
 _INSERT = f"""INSERT INTO deployments ({", ".join(DEPLOYMENT_COLUMNS)})
 VALUES ({", ".join(f"${n}" for n in range(1, len(DEPLOYMENT_COLUMNS) + 1))})
@@ -107,7 +106,7 @@ RETURNING deployment_id"""
 _CLAIM_ATTEMPTS = 10
 
 
-class PostgresStore(PostgresSlackState):
+class PostgresStore:
     def __init__(self, pool: Any, applied_migrations: list[int]) -> None:
         self._pool = pool
         self.applied_migrations = applied_migrations  # what this open applied (tests, logs)
@@ -273,18 +272,6 @@ class PostgresStore(PostgresSlackState):
             await _append(conn, event)
         return live_from_row(row)
 
-    @runs_to_end
-    async def set_message(self, deployment_id: str, channel: str, ts: str) -> Deployment:
-        rows = await self._fetch(
-            "UPDATE deployments SET channel = $2, message_ts = $3 WHERE id = $1 RETURNING *",
-            deployment_id,
-            channel,
-            ts,
-        )
-        if not rows:
-            raise NotFound(f"no deployment {deployment_id}")
-        return deployment_from_row(rows[0])
-
     # -- phases and events ---------------------------------------------------------------
 
     @runs_to_end
@@ -331,24 +318,6 @@ class PostgresStore(PostgresSlackState):
     async def events_after(self, seq: int, limit: int = 500) -> list[Event]:
         sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"
         return [event_from_row(row) for row in await self._fetch(sql, seq, limit)]
-
-    # -- Slack cards ----------------------------------------------------------------------
-
-    @runs_to_end
-    async def mark_card(self, deployment_id: str, version: int) -> None:
-        await self._fetch(
-            "UPDATE deployments SET card_version = greatest(card_version, $2) WHERE id = $1",
-            deployment_id,
-            version,
-        )
-
-    async def stale_cards(self, limit: int = 50) -> list[Deployment]:
-        rows = await self._fetch(
-            """SELECT * FROM deployments WHERE message_ts IS NOT NULL AND card_version < version
-                ORDER BY updated_at LIMIT $1""",
-            limit,
-        )
-        return [deployment_from_row(row) for row in rows]
 
     # -- the work queue ------------------------------------------------------------------
 

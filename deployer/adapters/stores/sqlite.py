@@ -45,12 +45,11 @@ from .common import (
     stale_message,
 )
 from .migrations import migrate_sqlite
-from .slack_sqlite import SqliteSlackState
 
 _INSERT = """INSERT INTO deployments (id, stack, operation, state, version, requester, approver,
-    channel, message_ts, spec, created_at, updated_at, error, leftovers, active_stack)
+    channel, spec, created_at, updated_at, error, leftovers, active_stack)
 VALUES (:id, :stack, :operation, :state, :version, :requester, :approver,
-    :channel, :message_ts, :spec, :created_at, :updated_at, :error, :leftovers, :active_stack)
+    :channel, :spec, :created_at, :updated_at, :error, :leftovers, :active_stack)
 RETURNING *"""
 
 _TRANSITION = """UPDATE deployments
@@ -112,7 +111,7 @@ Params = dict[str, Any] | tuple[Any, ...]
 Row = dict[str, Any]
 
 
-class SqliteStore(SqliteSlackState):
+class SqliteStore:
     def __init__(self, conn: aiosqlite.Connection, applied_migrations: list[int]) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
@@ -261,18 +260,6 @@ class SqliteStore(SqliteSlackState):
             await _append(conn, event)
         return live_from_row(row)
 
-    @runs_to_end
-    async def set_message(self, deployment_id: str, channel: str, ts: str) -> Deployment:
-        async with self._tx() as conn:
-            row = await _one(
-                conn,
-                "UPDATE deployments SET channel = ?, message_ts = ? WHERE id = ? RETURNING *",
-                (channel, ts, deployment_id),
-            )
-        if row is None:
-            raise NotFound(f"no deployment {deployment_id}")
-        return deployment_from_row(row)
-
     # -- phases and events ---------------------------------------------------------------
 
     @runs_to_end
@@ -313,24 +300,6 @@ class SqliteStore(SqliteSlackState):
     async def events_after(self, seq: int, limit: int = 500) -> list[Event]:
         sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?"
         return [event_from_row(row) for row in await self._fetch(sql, (seq, limit))]
-
-    # -- Slack cards ----------------------------------------------------------------------
-
-    @runs_to_end
-    async def mark_card(self, deployment_id: str, version: int) -> None:
-        async with self._tx() as conn:
-            await conn.execute(
-                "UPDATE deployments SET card_version = max(card_version, ?) WHERE id = ?",
-                (version, deployment_id),
-            )
-
-    async def stale_cards(self, limit: int = 50) -> list[Deployment]:
-        rows = await self._fetch(
-            """SELECT * FROM deployments WHERE message_ts IS NOT NULL AND card_version < version
-                ORDER BY updated_at LIMIT ?""",
-            (limit,),
-        )
-        return [deployment_from_row(row) for row in rows]
 
     # -- the work queue ------------------------------------------------------------------
 
