@@ -49,7 +49,7 @@ class Deployment(Frozen):
     version: int = 0
     requester: str = ""
     approver: str | None = None
-    # Where the request came from: its card goes there (the bot keeps the card: bot/ledger)
+    # Where the request came from, stored with it: its answer goes there
     channel: str | None = None
     spec: StackSpec
     created_at: datetime = Field(default_factory=utcnow)

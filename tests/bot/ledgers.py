@@ -6,6 +6,7 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import aiosqlite
 import asyncpg
@@ -43,13 +44,18 @@ class Database:
         self.opened.push_async_callback(store.close)
         return store
 
-    async def ledger(self, store: Store) -> CardLedger:
+    async def ledger(self, store: Store, **follow: Any) -> CardLedger:
+        """A ledger on `store` (memory: the shared one; `follow`, its clock or grace, makes
+        it anew)."""
         if self.kind == "memory":
+            if follow:
+                self._memory = (store, MemoryLedger(store, **follow))
             return (await self.replica())[1]
         if self.kind == "sqlite":
-            ledger: CardLedger = await SqliteLedger.open(self.where, store)
+            ledger: CardLedger = await SqliteLedger.open(self.where, store, **follow)
         else:
-            ledger = await PostgresLedger.open(PG_URL, store, server_settings=self.search_path)
+            ledger = await PostgresLedger.open(PG_URL, store, server_settings=self.search_path,
+                                               **follow)  # fmt: skip
         self.opened.push_async_callback(ledger.close)
         return ledger
 

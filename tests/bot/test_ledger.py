@@ -169,6 +169,27 @@ async def test_an_event_committed_late_is_still_read_within_the_grace() -> None:
     assert log.asked[-2:] == [0, (await store.events_for(early.id))[-1].seq]
 
 
+async def test_the_cursor_moves_past_what_it_read_once_the_grace_is_over(db: Database) -> None:
+    clock = [T0]
+    store = await db.store()
+    log = LateLog(store)  # nothing hidden: it records where each read starts
+    ledger = await db.ledger(log, now=lambda: clock[0], grace=60)
+    ann = await request(store, "ann", channel="C1")
+    assert ids(await ledger.unposted_cards()) == [ann.id]
+    await ledger.set_card(ann.id, "C1", "1.1", ann.version)
+    for _ in range(2):  # a read sets the mark; once the grace is over, the next moves to it
+        clock[0] += timedelta(seconds=61)
+        assert await ledger.unposted_cards() == []
+    assert await ledger.unposted_replies() == [ann.id]  # its first reply is still due
+    assert log.asked[-1] == (await store.events_for(ann.id))[-1].seq  # past ann's events
+    bob = await request(store, "bob", channel="C1")  # read from the cursor on
+    ann = await moved(store, ann, S.REJECTED)
+    assert ids(await ledger.unposted_cards()) == [bob.id]
+    assert ids(await ledger.stale_cards()) == [ann.id]
+    again = await db.ledger(store)  # another replica, or a restart: the same cursor and cards
+    assert ids(await again.unposted_cards()) == [bob.id]
+
+
 # SQLite commits its writes one at a time, in the order of their ids: PostgreSQL alone may not
 @pytest.mark.parametrize("db", ["postgres"], indirect=True)
 async def test_a_request_committed_after_a_later_one_gets_its_card(db: Database) -> None:
