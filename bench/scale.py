@@ -93,7 +93,7 @@ async def run_batch(
         while True:
             latest = {d.stack: d for d in await store.list_latest() if d.stack in waiting}
             for dep in latest.values():
-                if dep.state is S.REQUESTED and dep.message_ts is not None:
+                if dep.state is S.REQUESTED and await world.card_ts(dep) is not None:
                     await world.click(APPROVER, "approve", dep)
             done = [d for d in latest.values() if d.state in TERMINAL]
             if len(done) == len(waiting):
@@ -108,7 +108,7 @@ async def run_batch(
         batch.cpu_s = cpu_seconds() - cpu0
         batch.claims, batch.empty_claims = store.claims - claims, store.empty_claims - empty
         if late is not None:
-            late_dep = await world.until(late, lambda d: d.message_ts is not None, within)
+            late_dep = await world.carded(late, within=within)
     calls = fake.calls[marks[0] :]
     if late is not None:
         late_calls = [c for c in calls if f"*{late}*" in str(c.args.get("text", ""))]
@@ -187,7 +187,7 @@ async def _warm_up(world: SandboxBot) -> None:
     reply = await world.driver.command(REQUESTER, "deploy warm-up", "C0WARM")
     if reply.status != 200:
         raise RuntimeError(f"warm-up: {reply.status} {reply.body}")
-    await world.until("warm-up", lambda d: d.message_ts is not None)
+    await world.carded("warm-up")
 
 
 def _raw(b: Batch) -> dict[str, Any]:

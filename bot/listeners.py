@@ -153,7 +153,7 @@ class Listeners:
         needed = self._s.approval_required or owner not in (None, user)
         dep = await self._d.request(name, requester=user, image=image, dedup_key=trigger,
                                     channel=channel, approved=not needed)  # fmt: skip
-        if dep.message_ts is None:  # not a replay of a request we already carded
+        if await self._cards.card(dep.id) is None:  # not a replay of a request already carded
             await self._post_card(dep, respond, approval_required=needed)
 
     async def _request_destroy(
@@ -165,7 +165,7 @@ class Listeners:
             name, requester=user, operation=Operation.DESTROY, dedup_key=trigger,
             channel=channel, approved=direct,
         )  # fmt: skip
-        if dep.message_ts is None:
+        if await self._cards.card(dep.id) is None:
             await self._post_card(dep, respond, approval_required=not direct)
 
     async def _image_refused(self, image: str, respond: Respond) -> bool:
@@ -229,12 +229,12 @@ class Listeners:
 
     async def _say_superseded(self, closed: Deployment, by: Deployment) -> None:
         """Under the closed card: why, and to whom (a mention notifies them; an edit not)."""
-        if not (closed.channel and closed.message_ts):
+        if (card := await self._cards.card(closed.id)) is None:
             return
         line = (f":no_entry_sign: {mention(closed.requester)}: this request is closed, "
                 f"superseded by {mention(by.requester)}'s own {by.operation}.")  # fmt: skip
         try:
-            await self._slack.post(closed.channel, line, thread_ts=closed.message_ts)
+            await self._slack.post(card.channel, line, thread_ts=card.ts)
         except SlackApiError as exc:  # the request is closed either way; the card says so
             log.warning("superseded note not posted", deployment_id=closed.id, error=str(exc))
 

@@ -5,24 +5,25 @@ Each deployment with a card gets two writers that never wait on each other:
   once per `interval` (events that arrive meanwhile are coalesced, never dropped; a terminal
   state is drawn at once). chat.update is not paced with new messages, so the card shows each
   state within `interval` of it, however many replies wait for their turn in the channel;
-- the thread writer posts the phase lines, in order. Lines that fall due within the channel's
-  post interval share one reply, and the last phase waits a moment for the outcome, which
-  mentions the requester: few posts, and the person hears how it ended.
+- the thread writer (bot/threads.py) posts the phase lines, in order. Lines that fall due
+  within the channel's post interval share one reply, and the last phase waits a moment for
+  the outcome, which mentions the requester: few posts, and the person hears how it ended.
 Slack errors are retried, 429s wait for Retry-After. Because the card's channel and ts live in
-the store, whichever replica runs the job edits the same card.
+the card ledger (bot/ledger), whichever replica runs the job edits the same card.
 
 Both survive a SIGKILL and a second replica (bot/outbox.py leases). The thread's outbox is the
-store's event log: the writer reads the events after the deployment's cursor ("replies posted
-through event N"), posts them, then moves the cursor; an event here is only a wake-up. Each
-card edit is drawn from a read made under the deployment's draw lease, so whichever replica
-draws it, a card never goes back to an older state. The periodic sweep posts cards that were
-never posted, redraws cards left behind, and resumes threads nobody is posting.
+deployer's event log: the writer reads the events after the deployment's cursor ("replies
+posted through event N", in the ledger), posts them, then moves the cursor; an event here is
+only a wake-up. Each card edit is drawn from a read made under the deployment's draw lease, so
+whichever replica draws it, a card never goes back to an older state. The periodic sweep posts
+cards that were never posted, redraws cards left behind, and resumes threads nobody is
+posting: the ledger finds them (bot/ledger/follow.py). Deployments are only read, through the
+deployer's DeploymentReads.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -30,32 +31,32 @@ from typing import TypeVar
 import structlog
 from slack_sdk.errors import SlackApiError
 
+from bot import messages
 from bot.blocks import Message
-from bot.messages import card, outcome_line, thread_line
-from bot.outbox import DRAW, LEASE_SECONDS, POST, THREAD, SlackLeases, stop
+from bot.ledger import Card, CardLedger
+from bot.messages import thread_line
+from bot.outbox import DRAW, LEASE_SECONDS, POST, SlackLeases, stop
 from bot.slack_api import SlackWriter
 from bot.tasks import Tasks
+from bot.threads import ThreadReplies
 from bot.writers import (
     CardWriter,
-    Line,
     ThreadWriter,
     Writer,
     batch,
-    chunks,
     ends,
-    posted_through,
     shown,
     waiting,
 )
 from deployer import (
     TERMINAL,
     Deployment,
+    DeploymentReads,
     DeploymentState,
     Event,
     Notifier,
     Operation,
     StackSpec,
-    Store,
     Takeover,
     phases_for,
 )
@@ -65,10 +66,6 @@ log = structlog.get_logger("aistack.bot.notifier")
 PlanOf = Callable[[StackSpec, Operation], list[str]]
 TakeoverOf = Callable[[Deployment], Awaitable[Takeover | None]]
 Sleep = Callable[[float], Awaitable[None]]
-# The outcome follows the last phase by one store write: the phase's line waits for it, so
-# both go in one reply. Bounded: if the outcome is late (a store outage, a shutdown), the
-# phase goes alone.
-OUTCOME_GRACE = 1.0
 # Another replica is drawing the card: its edit takes a moment; wait for it that long at most.
 DRAW_RETRY = 0.05
 DRAW_ATTEMPTS = int(LEASE_SECONDS / DRAW_RETRY) + 1
@@ -79,11 +76,12 @@ RenderCard = Callable[[Deployment], Awaitable[Message]]
 W = TypeVar("W", bound=Writer)
 
 
-class SlackNotifier:
+class SlackNotifier(ThreadReplies):
     def __init__(
         self,
         slack: SlackWriter,
-        store: Store,
+        reads: DeploymentReads,
+        ledger: CardLedger,
         tasks: Tasks,
         *,
         plan_of: PlanOf,
@@ -96,7 +94,8 @@ class SlackNotifier:
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self._slack = slack
-        self._store = store
+        self._reads = reads
+        self._ledger = ledger
         self._tasks = tasks
         self._plan_of = plan_of
         self._takeover_of = takeover_of  # whose live stack a waiting request would replace
@@ -129,12 +128,17 @@ class SlackNotifier:
             thread.arrived.set()
             self._owe(1)
 
+    async def card(self, deployment_id: str) -> Card | None:
+        """The deployment's card, once it is posted (None before, or if it never is)."""
+        card = await self._ledger.card(deployment_id)
+        return card if card is not None and card.ts is not None else None
+
     async def refresh(self, dep: Deployment, *, paused: bool = False) -> None:
         """Redraw a card now (after a click, or to say the bot is pausing)."""
-        if dep.channel and dep.message_ts:
-            await self._draw(dep.id, paused=paused)
+        if (card := await self.card(dep.id)) is not None:
+            await self._draw(card, paused=paused)
 
-    async def post_card(self, deployment_id: str, render: RenderCard) -> Deployment | None:
+    async def post_card(self, deployment_id: str, render: RenderCard) -> Card | None:
         """Post a request's first card, once whatever the replicas and restarts (the POST
         lease, then a look that it is still unposted); None when it was posted already or
         another replica is posting it. Then catch it up: a redraw if the request moved on
@@ -144,38 +148,39 @@ class SlackNotifier:
         self._posting.add(deployment_id)
         try:
             async with self._leases.held(deployment_id, POST) as mine:
-                dep = await self._store.get(deployment_id)
-                if not mine or dep.message_ts or not dep.channel:
+                dep = await self._reads.get(deployment_id)
+                if not mine or not dep.channel or await self.card(dep.id) is not None:
                     return None
                 message = await render(dep)
                 ts = await self._slack.post(dep.channel, message.text, message.blocks)
-                posted = await self._store.set_message(dep.id, dep.channel, ts)
-                await self._store.mark_card(dep.id, dep.version)  # what the new card shows
+                # with the version the new card shows
+                posted = await self._ledger.set_card(dep.id, dep.channel, ts, dep.version)
         finally:
             self._posting.discard(deployment_id)
-        if posted.version > dep.version:
-            self._tasks.spawn(self.refresh(posted), name=f"card:{dep.id[:8]}")
+        current = await self._reads.get(dep.id)
+        if current.version > dep.version:
+            self._tasks.spawn(self.refresh(current), name=f"card:{dep.id[:8]}")
         self._writer(self._threads, ThreadWriter, dep.id, self._follow_thread)
         return posted
 
     async def post_unposted(self) -> int:
         """Post the cards of requests acknowledged but never carded (the bot died first)."""
         posted = 0
-        for dep in await self._store.unposted_cards():
-            if dep.channel in self._unpostable:
+        for card in await self._ledger.unposted_cards():
+            if card.channel in self._unpostable:
                 continue
             try:
-                posted += await self.post_card(dep.id, self._render) is not None
+                posted += await self.post_card(card.deployment_id, self._render) is not None
             except SlackApiError as exc:
                 if exc.response.get("error") in NO_CARD:  # not retried by this process
-                    self._unpostable.add(dep.channel or "")
-                log.warning("card not posted", deployment_id=dep.id, error=str(exc))
+                    self._unpostable.add(card.channel)
+                log.warning("card not posted", deployment_id=card.deployment_id, error=str(exc))
         return posted
 
     async def resume_threads(self) -> int:
         """Post the replies due under cards that no writer here is on (this process restarted,
         or the replica that was posting them died); a replica posting them keeps its lease."""
-        ids = [i for i in await self._store.unposted_replies() if i not in self._threads]
+        ids = [i for i in await self._ledger.unposted_replies() if i not in self._threads]
         for deployment_id in ids:
             self._writer(self._threads, ThreadWriter, deployment_id, self._follow_thread)
         return len(ids)
@@ -187,9 +192,9 @@ class SlackNotifier:
 
     async def redraw_stale(self) -> int:
         """Redraw cards left behind their deployment (the bot died before drawing them)."""
-        stale = [d for d in await self._store.stale_cards() if not self.writing(d.id)]
-        for dep in stale:
-            await self.refresh(dep)
+        stale = [c for c in await self._ledger.stale_cards() if not self.writing(c.deployment_id)]
+        for card in stale:
+            await self._draw(card)
         return len(stale)
 
     async def wait_idle(self) -> None:
@@ -202,7 +207,7 @@ class SlackNotifier:
         running: dict[str, W],
         kind: Callable[[str], W],
         deployment_id: str,
-        follow: Callable[[W, str, str], Awaitable[None]],
+        follow: Callable[[W, Card], Awaitable[None]],
     ) -> W:
         """The deployment's writer of this kind, started if it has none (or it has ended)."""
         current = running.get(deployment_id)
@@ -213,12 +218,11 @@ class SlackNotifier:
         return current
 
     async def _write(
-        self, running: dict[str, W], target: W, follow: Callable[[W, str, str], Awaitable[None]]
+        self, running: dict[str, W], target: W, follow: Callable[[W, Card], Awaitable[None]]
     ) -> None:
         try:
-            dep = await self._store.get(target.deployment_id)
-            if dep.channel and dep.message_ts:
-                await follow(target, dep.channel, dep.message_ts)
+            if (card := await self.card(target.deployment_id)) is not None:
+                await follow(target, card)
         except (SlackApiError, TimeoutError) as exc:  # a card we cannot write: say so, go on
             log.error(f"{target.kind} not updated", deployment_id=target.deployment_id,
                       error=str(exc))  # fmt: skip
@@ -246,35 +250,36 @@ class SlackNotifier:
         target.unsettled = 0
 
     # -- the card -------------------------------------------------------------------------
-    async def _follow_card(self, target: CardWriter, channel: str, ts: str) -> None:
+    async def _follow_card(self, target: CardWriter, card: Card) -> None:
         drawn: Deployment | None = None
         drawn_at = float("-inf")
         while True:
             target.unsettled += len(await batch(target.queue))
             target.ending.clear()
-            dep = await self._store.get(target.deployment_id)
+            dep = await self._reads.get(target.deployment_id)
             wait = drawn_at + self._interval - self._monotonic()
             if wait > 0 and dep.state not in TERMINAL:
                 await self._pause(wait, target.ending)  # coalesce; an ending cuts it short
                 target.unsettled += len(waiting(target.queue))
-                dep = await self._store.get(target.deployment_id)
+                dep = await self._reads.get(target.deployment_id)
             if not shown(drawn, dep):
-                drawn = await self._draw(dep.id) or drawn  # None: another replica drew it
+                drawn = await self._draw(card) or drawn  # None: another replica drew it
                 drawn_at = self._monotonic()
             self._settle_taken(target)
             if target.queue.empty() and dep.state in TERMINAL:
                 return
 
-    async def _draw(self, deployment_id: str, *, paused: bool = False) -> Deployment | None:
+    async def _draw(self, card: Card, *, paused: bool = False) -> Deployment | None:
         """Draw the card from the deployment as it is now, read under its DRAW lease: each
         edit shows a state no older than the one before, whichever replica made it. None
         when the lease stayed taken (the replica holding it draws the news, or the sweep)."""
+        deployment_id = card.deployment_id
         async with self._drawing.setdefault(deployment_id, asyncio.Lock()):
             if not await self._draw_lease(deployment_id):
                 return None
             try:
-                dep = await self._store.get(deployment_id)
-                await self._update(dep, paused=paused)
+                dep = await self._reads.get(deployment_id)
+                await self._update(dep, card, paused=paused)
                 return dep
             finally:
                 await self._leases.release(deployment_id, DRAW)
@@ -286,19 +291,19 @@ class SlackNotifier:
             await self._sleep(DRAW_RETRY)
         return False
 
-    async def _update(self, dep: Deployment, *, paused: bool) -> None:
-        assert dep.channel and dep.message_ts
+    async def _update(self, dep: Deployment, card: Card, *, paused: bool) -> None:
+        assert card.ts is not None
         message = await self._render(dep, paused=paused)
-        await self._slack.update(dep.channel, dep.message_ts, message.text, message.blocks)
+        await self._slack.update(card.channel, card.ts, message.text, message.blocks)
         if not paused:  # a paused card still has its resumed state to show
-            await self._store.mark_card(dep.id, dep.version)
+            await self._ledger.mark_card(dep.id, dep.version)
 
     async def _render(self, dep: Deployment, *, paused: bool = False) -> Message:
-        phases = await self._store.phases(dep.id)
+        phases = await self._reads.phases(dep.id)
         total = len(phases_for(dep.operation))
         plan, expires_at = self._request(dep)
         replaces = await self._takeover_of(dep) if self._waiting(dep) else None
-        return card(dep, phases, total=total, now=self._now(), paused=paused,
+        return messages.card(dep, phases, total=total, now=self._now(), paused=paused,
                     plan=plan, expires_at=expires_at, replaces=replaces)  # fmt: skip
 
     @staticmethod
@@ -311,117 +316,6 @@ class SlackNotifier:
         if not self._waiting(dep):
             return [], None
         return self._plan_of(dep.spec, dep.operation), dep.created_at + self._ttl
-
-    # -- the thread -----------------------------------------------------------------------
-    async def _follow_thread(self, target: ThreadWriter, channel: str, ts: str) -> None:
-        """Drain the deployment's outbox in order under its THREAD lease; the cursor moves
-        after each reply, so a restart or another replica goes on where this one stopped."""
-        if not await self._leases.take(target.deployment_id, THREAD):
-            return  # another replica is posting them
-        target.keeper = self._leases.keep(target.deployment_id, THREAD)
-        target.through = await self._store.replies_posted(target.deployment_id)
-        target.since = self._monotonic()
-        while await self._refill(target):
-            target.replying = True
-            reply = await self._reply(target)
-            for text in chunks(await self._texts(reply)):
-                await self._slack.post(channel, text, thread_ts=ts)
-            await self._store.mark_replies_posted(target.deployment_id, posted_through(target))
-            target.replying = False
-            self._settle_taken(target)
-
-    async def _refill(self, target: ThreadWriter) -> bool:
-        """Read back the events after the last one read; True when lines are waiting. Events
-        that say nothing in the thread move the cursor at once."""
-        while not target.lines:
-            target.arrived.clear()
-            events = await self._store.events_for(target.deployment_id)
-            fresh = [e for e in events if (e.seq or 0) > target.through]
-            for event in fresh:
-                text = thread_line(event)
-                if text is not None or ends(event):
-                    counted = target.heard > 0
-                    target.heard -= counted
-                    due = self._due(event, None if counted else target.since)
-                    target.lines.append(Line(event, text, due, counted))
-            if fresh:
-                target.through = fresh[-1].seq or target.through
-                if not (target.lines or target.replying):
-                    await self._store.mark_replies_posted(target.deployment_id, target.through)
-            if not target.arrived.is_set():  # no await between this look and the writer's end
-                break
-        return bool(target.lines)
-
-    def _due(self, event: Event, backlog_since: float | None) -> float:
-        """When the event happened, on the monotonic clock. A backlog (events this process was
-        not told of: it restarted, or another replica ran them) is due when the writer
-        started, so it goes in as few replies as the text limit allows."""
-        ago = max(0.0, (self._now() - event.at).total_seconds())
-        due = self._monotonic() - ago
-        return due if backlog_since is None else max(due, backlog_since)
-
-    async def _reply(self, target: ThreadWriter) -> list[Line]:
-        """The lines of the next reply: the first one, and every one due within the post
-        interval after it. The last phase waits (briefly) for the outcome; an outcome ends it."""
-        first = await self._take(target, math.inf)
-        assert first is not None  # nothing limits the wait for a first line
-        reply, closes = [first], first.due + self._slack.post_interval
-        while not reply[-1].outcome:
-            last = reply[-1]
-            outcome_by = last.due + OUTCOME_GRACE if last.last_phase else closes
-            line = await self._take(target, closes, outcome_by=outcome_by)
-            if line is None:
-                break
-            reply.append(line)
-        return reply
-
-    async def _take(
-        self, target: ThreadWriter, until: float, *, outcome_by: float = -math.inf
-    ) -> Line | None:
-        """The next line if it is due by `until` (monotonic), or an outcome due by
-        `outcome_by`; it waits for one until then."""
-        while True:
-            if target.lines or await self._refill(target):
-                head = target.lines[0]
-                if head.due > (max(until, outcome_by) if head.outcome else until):
-                    return None  # it opens the next reply
-                target.unsettled += head.counted
-                return target.lines.popleft()
-            left = max(until, outcome_by) - self._monotonic()
-            if left <= 0:
-                return None
-            await self._pause(left, target.arrived)
-
-    async def _texts(self, reply: list[Line]) -> list[str]:
-        texts = [line.text or await self._outcome(line.event) for line in reply]
-        return [text for text in texts if text]
-
-    async def _outcome(self, event: Event) -> str | None:
-        """The outcome as of the event (the deployment may have moved on since: a retry)."""
-        if await self._said_before(event):
-            return None
-        dep = await self._store.get(event.deployment_id)
-        ended = dep.model_copy(update={"state": DeploymentState(event.state or dep.state)})
-        return outcome_line(ended, await self._store.phases(dep.id))
-
-    async def _said_before(self, event: Event) -> bool:
-        """A rollback retried until it works fails again and again: the requester is told
-        the first time (and when it works), not on every retry."""
-        events = await self._store.events_for(event.deployment_id)
-        return any(e.kind == event.kind and e.at < event.at for e in events)
-
-    async def _pause(self, seconds: float, wake: asyncio.Event) -> None:
-        """Wait `seconds` (math.inf: for ever), or less if `wake` is set meanwhile."""
-        if wake.is_set():
-            return
-        waits: list[asyncio.Future[object]] = [asyncio.ensure_future(wake.wait())]
-        if seconds != math.inf:
-            waits.append(asyncio.ensure_future(self._sleep(seconds)))
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiting in waits:
-                waiting.cancel()
 
 
 class Notifiers:

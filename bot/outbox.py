@@ -5,6 +5,7 @@ one request), DRAW (one chat.update at a time, each drawn from a fresh read: a c
 shows an older state than one it showed) and THREAD (one replica drains a deployment's
 thread outbox, in order). A lease lives `LEASE_SECONDS` unless renewed: a killed replica's
 work is taken over that long after it died, by whichever replica's sweep comes next.
+The leases live in the card ledger (bot/ledger), shared by the replicas.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from datetime import datetime
 
 import structlog
 
-from deployer import Store
+from bot.ledger import CardLedger
 from deployer.core.models import utcnow
 
 log = structlog.get_logger("aistack.bot.outbox")
@@ -36,26 +37,26 @@ def owner_id() -> str:
 class SlackLeases:
     def __init__(
         self,
-        store: Store,
+        ledger: CardLedger,
         owner: str,
         *,
         seconds: float = LEASE_SECONDS,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._store = store
+        self._ledger = ledger
         self.owner = owner
         self._seconds = seconds
         self._now = now
 
     async def take(self, deployment_id: str, kind: str) -> bool:
         """Take the lease, or renew it if this process holds it already."""
-        return await self._store.take_slack_lease(
+        return await self._ledger.take_lease(
             deployment_id, kind, self.owner, self._seconds, self._now()
         )
 
     async def release(self, deployment_id: str, kind: str) -> None:
         try:
-            await self._store.release_slack_lease(deployment_id, kind, self.owner)
+            await self._ledger.release_lease(deployment_id, kind, self.owner)
         except Exception as exc:  # it expires on its own
             log.warning("slack lease not released", deployment_id=deployment_id, error=repr(exc))
 
@@ -82,7 +83,7 @@ class SlackLeases:
             try:
                 if not await self.take(deployment_id, kind):
                     log.warning("slack lease lost", deployment_id=deployment_id, kind=kind)
-            except Exception as exc:  # the store is down: try again at the next beat
+            except Exception as exc:  # the database is down: try again at the next beat
                 log.warning("slack lease not renewed", deployment_id=deployment_id,
                             error=repr(exc))  # fmt: skip
 

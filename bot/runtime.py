@@ -1,9 +1,10 @@
 """Assembles a running bot and shuts it down cleanly.
 
-Start: the store, one Slack client (auth.test first: a bad token or an unreachable Slack fails
-here, in one line, not on the first click; in Socket Mode apps.connections.open next, for the
-app token), the deployer, the Bolt app, the web app, the workers, the expiry sweep and the
-card sweep (cards and thread replies a dead process owed: bot/notifier.py).
+Start: the store and the card ledger, one Slack client (auth.test first: a bad token or an
+unreachable Slack fails here, in one line, not on the first click; in Socket Mode
+apps.connections.open next, for the app token), the deployer, the Bolt app, the web app, the
+workers, the expiry sweep and the card sweep (cards and thread replies a dead process owed:
+bot/notifier.py).
 Stop: take no more work, interrupt running sagas (their phases checkpoint), mark their cards
 "paused", let the cards finish writing, close everything. The next start, or another
 replica, resumes those deployments on the same cards.
@@ -18,7 +19,7 @@ import os
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -33,12 +34,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import Readiness, build_bolt, build_web
 from bot.directory import Directory
+from bot.ledger import CardLedger, open_ledger
 from bot.listeners import Listeners
 from bot.metrics import Metrics, MetricsNotifier
 from bot.notifier import Notifiers, SlackNotifier
 from bot.outbox import SlackLeases, owner_id
 from bot.settings import BotSettings
-from bot.slack_api import SlackWriter, StoreSlots
+from bot.slack_api import LedgerSlots, SlackWriter
 from bot.tasks import Tasks
 from deployer import (
     Clock,
@@ -132,13 +134,14 @@ async def running_bot(
     engine: DeployerSettings,
     *,
     store: Store | None = None,
+    ledger: CardLedger | None = None,
     clock: Clock | None = None,
     workers: int = 8,
     post_interval: float = 1.0,
     slack_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> AsyncIterator[Bot]:
-    own_store = store is None
-    store = store or await open_store(engine.store.database_url)
+    owned = AsyncExitStack()
+    store, ledger = await _databases(engine, store, ledger, owned)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.slack_timeout))
     # listener work, card writers, and the long-running loops: each stopped its own way
     tasks, cards_tasks, background = Tasks(), Tasks(), Tasks()
@@ -148,14 +151,14 @@ async def running_bot(
         metrics = Metrics()
         metrics.track_tasks(lambda: len(tasks) + len(cards_tasks) + len(background))
         slack = SlackWriter(client, post_interval=post_interval, calls=metrics.slack_calls,
-                            sleep=slack_sleep, slots=StoreSlots(store))  # fmt: skip
+                            sleep=slack_sleep, slots=LedgerSlots(ledger))  # fmt: skip
         # `deployer` is opened below, with this notifier: cards ask it for plans (and whose
         # stack a request would take over) only later
-        cards = SlackNotifier(slack, store, cards_tasks, interval=settings.card_interval,
+        cards = SlackNotifier(slack, store, ledger, cards_tasks, interval=settings.card_interval,
                               monotonic=time.monotonic, approval_ttl=settings.approval_ttl,
                               plan_of=lambda spec, op: deployer.plan(spec, op),
                               takeover_of=lambda dep: deployer.takeover(dep),
-                              leases=SlackLeases(store, owner_id()))  # fmt: skip
+                              leases=SlackLeases(ledger, owner_id()))  # fmt: skip
         notifier = Notifiers(MetricsNotifier(metrics), cards)
         async with open_deployer(engine, notifier, store=store, clock=clock) as deployer:
             bot = _assemble(settings, deployer, client, slack, cards, metrics, tasks, store,
@@ -174,8 +177,29 @@ async def running_bot(
         await tasks.cancel_all()
         await cards_tasks.cancel_all()
         await session.close()
-        if own_store:
-            await store.close()
+        await owned.aclose()
+
+
+async def _databases(
+    engine: DeployerSettings, store: Store | None, ledger: CardLedger | None,
+    owned: AsyncExitStack,
+) -> tuple[Store, CardLedger]:  # fmt: skip
+    """The deployer's store and the bot's card ledger on AISTACK_DATABASE_URL (closed with
+    `owned`: the ledger first), or the two given (tests, the sandbox: a ledger reads the
+    store it is given with, on the same database)."""
+    if store is not None and ledger is not None:
+        return store, ledger
+    if store is not None or ledger is not None:
+        raise TypeError("running_bot takes a store and its card ledger together, or neither")
+    try:
+        opened = await open_store(engine.store.database_url)
+        owned.push_async_callback(opened.close)
+        cards = await open_ledger(engine.store.database_url, opened)
+        owned.push_async_callback(cards.close)
+    except BaseException:
+        await owned.aclose()
+        raise
+    return opened, cards
 
 
 def _assemble(

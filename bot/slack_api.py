@@ -2,10 +2,10 @@
 
 A 429 waits for Retry-After; transient failures back off; each channel gets at most one new
 message per `post_interval` (Slack allows about one per second per channel), across every
-replica and restart when `slots` reserves each post's slot in the shared store. Edits are not
-paced with them: chat.update is its own rate tier (Tier 3), so a card edit never queues behind
-thread replies. Permanent errors (channel_not_found, message_not_found, ...) raise at once:
-retrying will not help.
+replica and restart when `slots` reserves each post's slot in the card ledger they share.
+Edits are not paced with them: chat.update is its own rate tier (Tier 3), so a card edit never
+queues behind thread replies. Permanent errors (channel_not_found, message_not_found, ...)
+raise at once: retrying will not help.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from prometheus_client import Counter
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from deployer import Store
+from bot.ledger import CardLedger
 from deployer.core.models import utcnow
 
 log = structlog.get_logger("aistack.bot.slack")
@@ -37,25 +37,25 @@ Sleep = Callable[[float], Awaitable[None]]
 Slots = Callable[[str, float], Awaitable[float]]
 
 
-class StoreSlots:
-    """Each channel's post slots reserved in the store, so the pace holds for all replicas
+class LedgerSlots:
+    """Each channel's post slots reserved in the card ledger, so the pace holds for all replicas
     together and across restarts, not per process. Slots are `margin` more than the interval
     apart: a post reaches Slack a little after its slot (a timer fires a little early, one
     request travels faster than the one before), and Slack counts arrivals."""
 
     def __init__(
-        self, store: Store, *, margin: float = 0.05, now: Callable[[], datetime] = utcnow
+        self, ledger: CardLedger, *, margin: float = 0.05, now: Callable[[], datetime] = utcnow
     ) -> None:
-        self._store = store
+        self._ledger = ledger
         self._margin = margin
         self._now = now
 
     async def __call__(self, channel: str, interval: float) -> float:
         try:
-            slot = await self._store.reserve_post_slot(
+            slot = await self._ledger.reserve_post_slot(
                 channel, interval + self._margin, self._now()
             )
-        except Exception as exc:  # the store is down: this process's own pace still holds
+        except Exception as exc:  # the database is down: this process's own pace still holds
             log.warning("post slot not reserved", error=repr(exc))
             return 0.0
         return (slot - self._now()).total_seconds()

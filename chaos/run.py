@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.ledger import SqliteLedger
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack import FakeSlack
 from bot.sandbox.world import APPROVERS, GROUPS, PEOPLE, SECRET, TOKEN
@@ -76,9 +77,9 @@ def chaos_env(sandbox: Sandbox, api_url: str, database: Path) -> dict[str, str]:
 
 class Chaos:
     def __init__(self, sandbox: Sandbox, slack: FakeSlack, api_url: str, store: SqliteStore,
-                 bot: BotProcess, rng: random.Random) -> None:  # fmt: skip
+                 ledger: SqliteLedger, bot: BotProcess, rng: random.Random) -> None:  # fmt: skip
         self.sandbox, self.slack, self.api_url = sandbox, slack, api_url
-        self.store, self.bot, self.rng = store, bot, rng
+        self.store, self.ledger, self.bot, self.rng = store, ledger, bot, rng
         self.report = Report()
         self.driver: SlackDriver | None = None
         self._names = 0
@@ -113,23 +114,29 @@ class Chaos:
             self.sandbox.dokploy.fail_deploys.add(f"opencode-{name}")
         self.report.deploys += 1
         await self.driver.command("U0ALICE", f"deploy {name}")
-        dep = await self._carded(name)
-        if dep is not None and dep.message_ts:
+        carded = await self._carded(name)
+        if carded is not None:
+            dep, ts = carded
             await self.driver.click("U0BOB", "aistack_approve", dep.id, channel=dep.channel or "",
-                                    message_ts=dep.message_ts)  # fmt: skip
+                                    message_ts=ts)  # fmt: skip
 
     async def _teardown(self, live: Deployment) -> None:
-        assert self.driver is not None and live.message_ts
+        ts = await self._card_ts(live)
+        assert self.driver is not None and ts
         self.report.teardowns += 1
         await self.driver.click(live.requester, "aistack_rollback", live.id,
-                                channel=live.channel or "", message_ts=live.message_ts)  # fmt: skip
+                                channel=live.channel or "", message_ts=ts)  # fmt: skip
 
-    async def _carded(self, name: str) -> Deployment | None:
-        """The request once its card is posted (None if the bot died before that)."""
+    async def _card_ts(self, dep: Deployment) -> str | None:
+        card = await self.ledger.card(dep.id)
+        return None if card is None else card.ts
+
+    async def _carded(self, name: str) -> tuple[Deployment, str] | None:
+        """The request and its card once posted (None if the bot died before that)."""
         for _ in range(300):
             dep = await self.store.latest(name)
-            if dep is not None and dep.message_ts:
-                return dep
+            if dep is not None and (ts := await self._card_ts(dep)):
+                return dep, ts
             await asyncio.sleep(0.01)
         return None
 
@@ -171,12 +178,13 @@ class Chaos:
                  or d.state is S.ROLLBACK_FAILED}  # fmt: skip
         raise AssertionError(f"not settled after {within:.0f} s: {stuck}")
 
-    async def _posted(self, dep: Deployment) -> Deployment:
-        """The deployment once its card is posted: every acknowledged request gets one, even
-        when the bot died before posting it (the restarted bot's sweep posts it)."""
+    async def _posted(self, dep: Deployment) -> tuple[Deployment, str]:
+        """The deployment once its card is posted, and the card: every acknowledged request
+        gets one, even when the bot died before posting it (the restarted bot's sweep posts
+        it)."""
         for _ in range(300):
-            if dep.message_ts:
-                return dep
+            if ts := await self._card_ts(dep):
+                return await self.store.get(dep.id), ts
             await asyncio.sleep(0.05)
             dep = await self.store.get(dep.id)
         raise AssertionError(f"{dep.stack}'s {dep.operation} ({dep.state}) never got its card")
@@ -213,15 +221,14 @@ class Chaos:
         assert not self.slack.violations, self.slack.violations
 
     async def _check_card(self, dep: Deployment) -> None:
-        dep = await self._posted(dep)
+        dep, ts = await self._posted(dep)
         if dep.state not in CARD_SAYS:
             return
-        assert dep.message_ts
         for _ in range(300):  # the bot may still be drawing it (stale cards: every 5 s)
-            if CARD_SAYS[dep.state] in self.slack.card(dep.channel or "", dep.message_ts).text:
+            if CARD_SAYS[dep.state] in self.slack.card(dep.channel or "", ts).text:
                 return
             await asyncio.sleep(0.05)
-        card = self.slack.card(dep.channel or "", dep.message_ts)
+        card = self.slack.card(dep.channel or "", ts)
         edits = [text for text, _ in card.history[-3:]]
         events = [e.kind for e in await self.store.events_for(dep.id)][-6:]
         raise AssertionError(
@@ -238,7 +245,8 @@ async def run_chaos(*, rounds: int, kill_every: int, seed: int, workdir: Path) -
         bot = BotProcess(chaos_env(sandbox, api_url, database), workdir / "bot.log")
         url = await bot.start()
         store = await SqliteStore.open(database)
-        chaos = Chaos(sandbox, slack, api_url, store, bot, random.Random(seed))
+        ledger = await SqliteLedger.open(database, store)
+        chaos = Chaos(sandbox, slack, api_url, store, ledger, bot, random.Random(seed))
         try:
             await chaos.connect(url)
             for index in range(rounds):
@@ -250,6 +258,7 @@ async def run_chaos(*, rounds: int, kill_every: int, seed: int, workdir: Path) -
             bot.kill()
             if chaos.driver is not None:
                 await chaos.driver.close()
+            await ledger.close()
             await store.close()
     chaos.report.seconds = time.monotonic() - started
     return chaos.report

@@ -31,7 +31,7 @@ from deployer.errors import (
 )
 from deployer.inventory import PreflightReport
 from deployer.logs import configure_logging
-from deployer.ports import Clock, Notifier, Store
+from deployer.ports import Clock, DeploymentReads, Notifier, Store
 from deployer.service import Deployer
 from deployer.settings import DeployerSettings, describe_validation_error, load_settings
 
@@ -46,6 +46,7 @@ __all__ = [
     "Deployer",
     "DeployerSettings",
     "Deployment",
+    "DeploymentReads",
     "DeploymentState",
     "Event",
     "EventKind",

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
+from bot.ledger import CardLedger, open_ledger
 from bot.sandbox.world import PEOPLE, SandboxBot, sandbox_bot
 from deployer import TERMINAL, DeploymentState, Operation, Store, configure_logging, open_store
 
@@ -95,16 +96,21 @@ def plain(text: str) -> str:
 
 async def run() -> None:
     with tempfile.TemporaryDirectory(prefix="aistack-demo-") as folder:
-        store = await open_store(f"sqlite:///{folder}/aistack.db")  # the default store kind
+        url = f"sqlite:///{folder}/aistack.db"  # the default store kind
+        store = await open_store(url)
         try:
-            await _run(store)
+            ledger = await open_ledger(url, store)
+            try:
+                await _run(store, ledger)
+            finally:
+                await ledger.close()
         finally:
             await store.close()
 
 
-async def _run(store: Store) -> None:
+async def _run(store: Store, ledger: CardLedger) -> None:
     async with sandbox_bot(
-        store=store, deploy_delay=1.5, card_interval=1.0, post_interval=0.2,
+        store=store, ledger=ledger, deploy_delay=1.5, card_interval=1.0, post_interval=0.2,
         engine={"health_interval": 0.3, "poll_initial": 0.3, "poll_max": 0.6,
                 "dns_poll_initial": 0.2},
     ) as world:  # fmt: skip
@@ -123,7 +129,7 @@ async def _tour(world: SandboxBot, say: Transcript) -> None:
     await world.told("U0ALICE", "Dry run")
     step(say, "alice asks for her stack", "alice> /aistack deploy alice")
     await world.driver.command("U0ALICE", "deploy alice")
-    dep = await world.until("alice", lambda d: d.message_ts is not None)
+    dep = await world.carded("alice")
     step(say, "alice clicks Approve on her own request: refused, she is not an approver "
          "(she may still withdraw it with Reject)", "alice clicks [Approve]")  # fmt: skip
     await world.click("U0ALICE", "approve", dep)
@@ -138,7 +144,7 @@ async def _tour(world: SandboxBot, say: Transcript) -> None:
     await world.slack.wait_for(lambda: len(world.slack.responses) >= 3)
     await _takeover(world, say)
     await _failing(world, say)
-    card = world.card(live)
+    card = await world.card(live)
     label = next(
         b["text"]["text"] for b in _buttons(card.blocks) if b["action_id"] == "aistack_rollback"
     )
@@ -162,10 +168,8 @@ async def _takeover(world: SandboxBot, say: Transcript) -> None:
     step(say, "mallory asks to redeploy alice's stack with another tag; the card says whose "
          "stack it replaces", f"mallory> /aistack deploy alice --image {DEV}")  # fmt: skip
     await world.driver.command("U0MALLORY", f"deploy alice --image {DEV}")
-    takeover = await world.until(
-        "alice", lambda d: d.requester == "U0MALLORY" and bool(d.message_ts)
-    )
-    first = world.card(takeover).text.splitlines()[0]
+    takeover = await world.carded("alice", lambda d: d.requester == "U0MALLORY")
+    first = (await world.card(takeover)).text.splitlines()[0]
     expect(
         "replaces <@U0ALICE>'s live stack" in first, f"the card reads like a new deploy: {first}"
     )
@@ -180,7 +184,7 @@ async def _failing(world: SandboxBot, say: Transcript) -> None:
     step(say, "carol's deploy fails in the middle (the image will not start)",
          "carol> /aistack deploy carol", "bob clicks [Approve]")  # fmt: skip
     await world.driver.command("U0CAROL", "deploy carol")
-    dep = await world.until("carol", lambda d: d.message_ts is not None)
+    dep = await world.carded("carol")
     await world.click("U0BOB", "approve", dep)
     expect((await world.settled("carol", within=60)).state is S.ROLLED_BACK, "no rollback")
 

@@ -3,6 +3,8 @@
 The demo, the tests and the benchmark all drive this: people type commands and click
 buttons through `SlackDriver` (signed, as Slack sends them); the bot answers through the
 real AsyncWebClient into `FakeSlack`; deployments run against the Dokploy/DNS/ingress fakes.
+The bot keeps its cards in a card ledger (a MemoryLedger on the MemoryStore unless given):
+where a deployment's card is, is asked of it (`card_ts`, `carded`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import SecretStr
 
+from bot.ledger import CardLedger, MemoryLedger
 from bot.runtime import Bot, running_bot
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack import FakeSlack, Message
@@ -34,6 +37,10 @@ GROUPS = {APPROVERS: ["U0BOB", "U0CAROL"]}
 Upstreams = tuple[Sandbox, FakeSlack, str]
 
 
+def anything(dep: Deployment) -> bool:
+    return True
+
+
 @dataclass
 class SandboxBot:
     engine: Sandbox
@@ -41,6 +48,7 @@ class SandboxBot:
     bot: Bot
     driver: SlackDriver
     store: Store  # the bot's store: tests read and arrange state through it
+    ledger: CardLedger
 
     async def settled(self, name: str, within: float = 30.0) -> Deployment:
         """The stack's latest deployment once it is terminal and its card is drawn."""
@@ -49,21 +57,39 @@ class SandboxBot:
     async def until(
         self, name: str, check: Callable[[Deployment], bool], within: float = 30.0
     ) -> Deployment:
+        return await self._until(name, check, within, carded=False)
+
+    async def carded(
+        self, name: str, check: Callable[[Deployment], bool] = anything, within: float = 30.0
+    ) -> Deployment:
+        """The stack's latest deployment once `check` holds and its card is posted."""
+        return await self._until(name, check, within, carded=True)
+
+    async def _until(
+        self, name: str, check: Callable[[Deployment], bool], within: float, *, carded: bool
+    ) -> Deployment:
         async with asyncio.timeout(within):
             while True:
                 dep = await self.bot.deployer.latest(name)
-                if dep is not None and check(dep):
+                if dep is not None and check(dep) and (not carded or await self.card_ts(dep)):
                     await self.bot.notifier.wait_idle()
                     return dep
                 await asyncio.sleep(0.01)
 
-    def card(self, dep: Deployment) -> Message:
-        assert dep.channel and dep.message_ts, "this deployment has no card"
-        return self.slack.card(dep.channel, dep.message_ts)
+    async def card_ts(self, dep: Deployment) -> str | None:
+        """The ts of the deployment's card (None: not posted)."""
+        card = await self.ledger.card(dep.id)
+        return None if card is None else card.ts
 
-    def thread(self, dep: Deployment) -> list[Message]:
-        assert dep.channel and dep.message_ts
-        return self.slack.thread(dep.channel, dep.message_ts)
+    async def card(self, dep: Deployment) -> Message:
+        ts = await self.card_ts(dep)
+        assert dep.channel and ts, "this deployment has no card"
+        return self.slack.card(dep.channel, ts)
+
+    async def thread(self, dep: Deployment) -> list[Message]:
+        ts = await self.card_ts(dep)
+        assert dep.channel and ts, "this deployment has no card"
+        return self.slack.thread(dep.channel, ts)
 
     async def told(self, user: str, words: str, within: float = 10.0) -> str:
         """Wait until `user` has been told something containing `words`; return it."""
@@ -77,9 +103,10 @@ class SandboxBot:
 
     async def click(self, user: str, action: str, dep: Deployment) -> None:
         """`user` clicks a button on the deployment's card."""
-        assert dep.channel and dep.message_ts, "this deployment has no card"
+        ts = await self.card_ts(dep)
+        assert dep.channel and ts, "this deployment has no card"
         reply = await self.driver.click(
-            user, f"aistack_{action}", dep.id, channel=dep.channel, message_ts=dep.message_ts
+            user, f"aistack_{action}", dep.id, channel=dep.channel, message_ts=ts
         )
         assert reply.status == 200, reply.body
 
@@ -95,7 +122,8 @@ async def sandbox_bot(
     *, upstreams: Upstreams | None = None, deploy_delay: float = 0.01, **options: Any
 ) -> AsyncIterator[SandboxBot]:
     """A bot on fresh fakes, or on `upstreams` (sandbox, fake Slack, its URL) already
-    running: a second bot on the same store and fakes is a restart, or another replica.
+    running: a second bot on the same store, ledger and fakes is a restart, or another
+    replica.
     `options` are those of `running_bot` and `engine` (deployer settings), and the rest
     are BotSettings."""
     if upstreams is not None:
@@ -116,6 +144,7 @@ async def _bot(
     upstreams: Upstreams,
     *,
     store: Store | None = None,
+    ledger: CardLedger | None = None,
     clock: Clock | None = None,
     workers: int = 4,
     post_interval: float = 0.0,
@@ -133,8 +162,9 @@ async def _bot(
     }
     settings = BotSettings(_env_file=None, **(defaults | bot_settings))
     store = store or MemoryStore()
+    ledger = ledger or MemoryLedger(store)
     async with running_bot(
-        settings, sandbox.settings(**(engine or {})), store=store, clock=clock,
+        settings, sandbox.settings(**(engine or {})), store=store, ledger=ledger, clock=clock,
         workers=workers, post_interval=post_interval, slack_sleep=slack_sleep,
     ) as bot:  # fmt: skip
         runner = web.AppRunner(bot.web, access_log=None)
@@ -143,6 +173,6 @@ async def _bot(
         url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
         try:
             async with SlackDriver(url, SECRET, response_base=api_url, names=PEOPLE) as driver:
-                yield SandboxBot(sandbox, fake, bot, driver, store)
+                yield SandboxBot(sandbox, fake, bot, driver, store, ledger)
         finally:
             await runner.cleanup()

@@ -50,8 +50,8 @@ class Deployment(Frozen):
     version: int = 0
     requester: str = ""
     approver: str | None = None
+    # Where the request came from, stored with it: its answer goes there
     channel: str | None = None
-    message_ts: str | None = None
     spec: StackSpec
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from deployer.core.models import Deployment
 from deployer.core.states import PhaseState
-from deployer.ports import Store
+from deployer.ports import DeploymentReads
 
 IDS = ("project_id", "environment_id", "application_id", "app_name", "domain_id")
 
@@ -28,7 +28,7 @@ class Takeover:
 
 
 class Records:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: DeploymentReads) -> None:
         self._store = store
 
     async def live_deployment(self, stack: str) -> Deployment | None:

@@ -1,7 +1,8 @@
 """Real `python -m bot` processes against the sandboxes, for tests that SIGKILL them.
 
-People act through signed requests (SlackDriver); the test reads the store the bots share
-and the Slack fake's calls and messages. Waits poll with a bounded loop, never a fixed sleep.
+People act through signed requests (SlackDriver); the test reads the database the bots share
+(the deployer's store, the bot's card ledger) and the Slack fake's calls and messages. Waits
+poll with a bounded loop, never a fixed sleep.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from bot import messages as m
+from bot.ledger import CardLedger, open_ledger
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.slack import Call, FakeSlack, Message
-from bot.sandbox.world import GROUPS, PEOPLE, SECRET, TOKEN
+from bot.sandbox.world import GROUPS, PEOPLE, SECRET, TOKEN, anything
 from chaos.process import BotProcess
 from chaos.run import chaos_env
 from deployer import Deployment
@@ -35,6 +37,7 @@ class Bots:
     slack: FakeSlack
     api_url: str
     store: Store
+    ledger: CardLedger
     env: dict[str, str]
     logs: Path
     running: list[BotProcess] = field(default_factory=list)
@@ -68,6 +71,21 @@ class Bots:
 
         return await self.until(f"{name} as wanted", found)
 
+    async def carded(self, name: str, check: Callable[[Deployment], bool] = anything) -> Deployment:
+        """The stack's latest deployment once `check` holds and its card is posted."""
+
+        async def found() -> Deployment | None:
+            dep = await self.store.latest(name)
+            if dep is None or not check(dep) or await self.card_ts(dep) is None:
+                return None
+            return dep
+
+        return await self.until(f"{name} as wanted, with its card", found)
+
+    async def card_ts(self, dep: Deployment) -> str | None:
+        card = await self.ledger.card(dep.id)
+        return None if card is None else card.ts
+
     async def failed_post(self, after: int) -> Call:
         """The next chat.postMessage Slack refused, among the calls after index `after`."""
 
@@ -78,9 +96,10 @@ class Bots:
 
         return await self.until("a refused chat.postMessage", found, within=20)
 
-    def thread(self, dep: Deployment) -> list[Message]:
-        assert dep.channel and dep.message_ts
-        return self.slack.thread(dep.channel, dep.message_ts)
+    async def thread(self, dep: Deployment) -> list[Message]:
+        ts = await self.card_ts(dep)
+        assert dep.channel and ts
+        return self.slack.thread(dep.channel, ts)
 
     def cards(self) -> list[Message]:
         return [m for m in self.slack.messages.values() if m.thread_ts is None]
@@ -98,7 +117,8 @@ async def bots(
         settings = {f"AISTACK_{k}": v for k, v in env.items()}
         world_env = base | {"AISTACK_DATABASE_URL": database_url} | settings
         store = await open_store(database_url)
-        world = Bots(sandbox, slack, api_url, store, world_env, workdir)
+        ledger = await open_ledger(database_url, store)
+        world = Bots(sandbox, slack, api_url, store, ledger, world_env, workdir)
         try:
             yield world
         finally:
@@ -106,6 +126,7 @@ async def bots(
                 bot.kill()
             for driver in world.drivers:
                 await driver.close()
+            await ledger.close()
             await store.close()
 
 

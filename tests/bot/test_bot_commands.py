@@ -97,7 +97,7 @@ async def test_an_image_from_elsewhere_is_refused_to_the_asker_with_no_card(
 
 async def test_status_list_and_history_answer_in_the_channel(world: SandboxBot) -> None:
     await world.driver.command("U0ALICE", "deploy alice")
-    dep = await world.until("alice", lambda d: d.message_ts is not None)
+    dep = await world.carded("alice")
     await world.click("U0BOB", "approve", dep)
     await world.settled("alice")
     status = await answer(world, "U0ALICE", "status alice")
@@ -143,5 +143,5 @@ async def test_without_approval_a_request_runs_at_once() -> None:
         await world.driver.command("U0ALICE", "deploy alice")
         done = await world.settled("alice")
         assert done.state is S.SUCCEEDED
-        assert "aistack_approve" not in str(world.card(done).history)
+        assert "aistack_approve" not in str((await world.card(done)).history)
     assert world.slack.violations == []

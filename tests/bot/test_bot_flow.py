@@ -28,22 +28,22 @@ def calendar(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
 async def requested(world: SandboxBot, user: str, text: str, name: str):  # type: ignore[no-untyped-def]
     reply = await world.driver.command(user, text)
     assert reply.status == 200, reply.body
-    return await world.until(name, lambda d: d.message_ts is not None)
+    return await world.carded(name)
 
 
 async def test_request_approve_deploy_streams_into_the_thread(world: SandboxBot) -> None:
     dep = await requested(world, "U0ALICE", "deploy alice", "alice")
     assert dep.state is S.REQUESTED
-    card = world.card(dep)
+    card = await world.card(dep)
     assert "aistack_approve" in str(card.blocks) and "ai-stack-alice" in str(card.blocks)
     await world.click("U0BOB", "approve", dep)
     done = await world.settled("alice")
     assert done.state is S.SUCCEEDED and done.approver == "U0BOB"
-    final = world.card(done)
+    final = await world.card(done)
     assert "https://alice.ai.example.test" in final.text and "total" in final.text
     assert "aistack_rollback" in str(final.blocks)
     assert len(final.history) >= 2  # the same card, edited in place
-    replies = [m.text for m in world.thread(done)]
+    replies = [m.text for m in await world.thread(done)]
     assert len(replies) == 8 and all(":white_check_mark:" in r for r in replies)
 
 
@@ -53,9 +53,9 @@ async def test_failed_deploy_rolls_back_and_offers_retry(world: SandboxBot) -> N
     await world.click("U0CAROL", "approve", dep)
     done = await world.settled("bob")
     assert done.state is S.ROLLED_BACK
-    card = world.card(done)
+    card = await world.card(done)
     assert "Rolled back" in card.text and "aistack_retry" in str(card.blocks)
-    thread = "\n".join(m.text for m in world.thread(done))
+    thread = "\n".join(m.text for m in await world.thread(done))
     assert ":x:" in thread and "Undo" in thread
     assert not any("bob" in r for items in world.engine.resources().values() for r in items)
 
@@ -80,8 +80,8 @@ async def test_reject_ends_the_request_and_deploys_nothing(world: SandboxBot) ->
     await world.click("U0CAROL", "reject", dep)
     done = await world.settled("alice")
     assert done.state is S.REJECTED
-    assert "Rejected" in world.card(done).text and "aistack_approve" not in str(
-        world.card(done).blocks
+    assert "Rejected" in (await world.card(done)).text and "aistack_approve" not in str(
+        (await world.card(done)).blocks
     )
     assert not any(world.engine.resources().values())
 
@@ -111,8 +111,8 @@ async def test_slack_429_storm_delays_but_loses_nothing(
     await world.click("U0BOB", "approve", dep)
     done = await world.settled("alice")
     assert done.state is S.SUCCEEDED
-    assert "live at" in world.card(done).text  # the final state arrived
-    assert len(world.thread(done)) == 8  # and every phase reply
+    assert "live at" in (await world.card(done)).text  # the final state arrived
+    assert len(await world.thread(done)) == 8  # and every phase reply
     assert slack_waits.waits.count(7) == 4 and slack_waits.waits.count(5) == 3
 
 
@@ -127,8 +127,8 @@ async def test_expired_request_cannot_be_approved_and_its_card_says_so(
         assert "expired" in await world.told("U0BOB", "expired")
         done = await world.settled("alice")
         assert done.state is S.EXPIRED
-        assert "Expired" in world.card(done).text
-        assert "aistack_approve" not in str(world.card(done).blocks)
+        assert "Expired" in (await world.card(done)).text
+        assert "aistack_approve" not in str((await world.card(done)).blocks)
     assert world.slack.violations == []
 
 
@@ -138,7 +138,7 @@ async def test_nobody_deciding_expires_the_request_on_its_own(calendar: ManualCl
         await requested(world, "U0ALICE", "deploy alice", "alice")
         calendar.advance(1)  # the TTL passes; the next sweep expires the request
         done = await world.settled("alice", within=5)
-        assert done.state is S.EXPIRED and "Expired" in world.card(done).text
+        assert done.state is S.EXPIRED and "Expired" in (await world.card(done)).text
 
 
 async def test_second_deploy_of_a_busy_stack_is_told_who_holds_it(world: SandboxBot) -> None:
@@ -157,7 +157,7 @@ async def test_second_deploy_of_a_busy_stack_is_told_who_holds_it(world: Sandbox
 async def test_a_replayed_command_creates_one_request(world: SandboxBot) -> None:
     await world.driver.command("U0ALICE", "deploy alice", trigger_id="1.2.same")
     await world.driver.command("U0ALICE", "deploy alice", trigger_id="1.2.same")
-    await world.until("alice", lambda d: d.message_ts is not None)
+    await world.carded("alice")
     await world.bot.notifier.wait_idle()
     cards = [c for c in world.slack.calls_to("chat.postMessage") if "thread_ts" not in c.args]
     assert len(cards) == 1
@@ -170,9 +170,10 @@ async def test_owner_rolls_back_a_live_stack_without_approval(world: SandboxBot)
     live = await world.settled("alice")
     await world.click("U0ALICE", "rollback", live)
     gone = await world.until("alice", lambda d: d.state is S.DESTROYED)
-    assert gone.id != live.id and gone.message_ts != live.message_ts  # the teardown's own card
-    assert "removed" in world.card(gone).text
-    assert len(world.thread(gone)) == 4
+    gone_ts, live_ts = await world.card_ts(gone), await world.card_ts(live)
+    assert gone.id != live.id and gone_ts and gone_ts != live_ts  # the teardown's own card
+    assert "removed" in (await world.card(gone)).text
+    assert len(await world.thread(gone)) == 4
     assert not any(world.engine.resources().values())
 
 
@@ -182,7 +183,7 @@ async def test_someone_else_destroying_needs_approval(world: SandboxBot) -> None
     await world.settled("alice")
     destroy = await requested(world, "U0MALLORY", "destroy alice", "alice")
     assert destroy.state is S.REQUESTED
-    assert "aistack_approve" in str(world.card(destroy).blocks)
+    assert "aistack_approve" in str((await world.card(destroy)).blocks)
     await world.click("U0CAROL", "approve", destroy)
     assert (await world.settled("alice")).state is S.DESTROYED
 
@@ -194,7 +195,7 @@ async def test_retry_rollback_after_the_upstream_recovers(world: SandboxBot) -> 
     await world.click("U0CAROL", "approve", dep)
     failed = await world.settled("bob")
     assert failed.state is S.ROLLBACK_FAILED
-    card = world.card(failed)
+    card = await world.card(failed)
     assert "ai-stack-bob" in card.text + str(card.blocks)
     assert "aistack_retry_rollback" in str(card.blocks)
     world.engine.dokploy.faults.clear()
@@ -202,7 +203,7 @@ async def test_retry_rollback_after_the_upstream_recovers(world: SandboxBot) -> 
     assert "or an approver can retry" in await world.told("U0MALLORY", "retry")
     await world.click("U0BOB", "retry_rollback", failed)
     done = await world.until("bob", lambda d: d.state is S.ROLLED_BACK)
-    assert "Nothing is left behind" in world.card(done).text
+    assert "Nothing is left behind" in (await world.card(done)).text
     assert not any(world.engine.resources().values())
 
 
@@ -213,7 +214,7 @@ async def test_retry_after_a_failed_deploy_opens_a_new_request(world: SandboxBot
     failed = await world.settled("bob")
     world.engine.dokploy.fail_deploys.clear()
     await world.click("U0BOB", "retry", failed)
-    again = await world.until("bob", lambda d: d.id != failed.id and d.message_ts is not None)
+    again = await world.carded("bob", lambda d: d.id != failed.id)
     assert again.state is S.REQUESTED
     await world.click("U0CAROL", "approve", again)
     assert (await world.settled("bob")).state is S.SUCCEEDED
@@ -225,7 +226,8 @@ async def test_card_edits_are_coalesced_and_the_final_state_still_arrives() -> N
         await world.click("U0BOB", "approve", dep)
         done = await world.settled("alice")
         events = await world.store.events_for(dep.id)
-        edits = [c for c in world.slack.calls_to("chat.update") if c.args["ts"] == dep.message_ts]
+        ts = await world.card_ts(dep)
+        edits = [c for c in world.slack.calls_to("chat.update") if c.args["ts"] == ts]
         assert len(events) > 20 and len(edits) <= 4  # ~20 events, a handful of edits
-        assert "live at" in world.card(done).text and len(world.thread(done)) == 8
+        assert "live at" in (await world.card(done)).text and len(await world.thread(done)) == 8
     assert world.slack.violations == []

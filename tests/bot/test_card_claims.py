@@ -1,5 +1,6 @@
-"""Two replicas on one store: a card never posted is posted once, a thread's outbox is
-drained by one of them, and new messages keep one pace per channel for both."""
+"""Two replicas on one database (a store and its card ledger): a card never posted is posted
+once, a thread's outbox is drained by one of them, and new messages keep one pace per channel
+for both."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from datetime import timedelta
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import Message
+from bot.ledger import CardLedger, MemoryLedger
 from bot.notifier import SlackNotifier
 from bot.outbox import SlackLeases
 from bot.sandbox.slack import FakeSlack
-from bot.slack_api import SlackWriter, StoreSlots
+from bot.slack_api import LedgerSlots, SlackWriter
 from bot.tasks import Tasks
 from deployer import Deployment, DeploymentState, Event
 from deployer.adapters.stores.memory import MemoryStore
@@ -27,32 +29,35 @@ SPEC = StackSpec(name="alice", project_name="p", app_name="a", host="alice.examp
 
 
 class Replica:
-    def __init__(self, store: Store, url: str, name: str, sleeps: list[float]) -> None:
+    def __init__(
+        self, store: Store, ledger: CardLedger, url: str, name: str, sleeps: list[float]
+    ) -> None:
         async def sleep(seconds: float) -> None:  # recorded, not slept
             sleeps.append(seconds)
 
         client = AsyncWebClient(token="xoxb-sandbox", base_url=url)
-        self.slack = SlackWriter(client, post_interval=1.0, sleep=sleep, slots=StoreSlots(store))
+        self.slack = SlackWriter(client, post_interval=1.0, sleep=sleep, slots=LedgerSlots(ledger))
         self.tasks = Tasks()
-        self.cards = SlackNotifier(self.slack, store, self.tasks, plan_of=lambda *_: ["a step"],
+        self.cards = SlackNotifier(self.slack, store, ledger, self.tasks, approval_ttl=600,
+                                   plan_of=lambda *_: ["a step"], interval=0.0,
                                    takeover_of=Records(store).takeover,
-                                   approval_ttl=600, interval=0.0, monotonic=time.monotonic,
-                                   leases=SlackLeases(store, name))  # fmt: skip
+                                   monotonic=time.monotonic,
+                                   leases=SlackLeases(ledger, name))  # fmt: skip
 
 
 async def test_two_sweeps_post_a_card_never_posted_once_and_its_replies_once() -> None:
     fake, store, sleeps = FakeSlack(), MemoryStore(), list[float]()
+    ledger = MemoryLedger(store)
     async with fake.serve() as url, asyncio.timeout(10):
-        one, two = (Replica(store, url, name, sleeps) for name in ("one", "two"))
-        dep = await store.create(Deployment(stack="alice", requester="U0ALICE", spec=SPEC,
-                                            channel="C1"))  # fmt: skip
+        one, two = (Replica(store, ledger, url, name, sleeps) for name in ("one", "two"))
+        dep = await requested(store)
         await store.append_event(Event(deployment_id=dep.id, stack="alice", kind="phase.done",
                                        index=1, total=8, data={"title": "Preflight"}))  # fmt: skip
         posted = await asyncio.gather(one.cards.post_unposted(), two.cards.post_unposted(),
                                       one.cards.post_unposted())  # fmt: skip
         for replica in (one, two):
             await replica.cards.resume_threads()
-        await _drained(store)
+        await _drained(ledger)
         for replica in (one, two):
             await replica.tasks.cancel_all()
 
@@ -60,26 +65,33 @@ async def test_two_sweeps_post_a_card_never_posted_once_and_its_replies_once() -
     (card,) = [m for m in fake.messages.values() if m.thread_ts is None]
     assert "asks to deploy" in card.text  # a request card, drawn from the store
     assert [r.text for r in fake.thread("C1", card.ts)] == [":white_check_mark: [1/8] Preflight"]
-    assert await store.unposted_cards() == [] and await store.unposted_replies() == []
+    assert await ledger.unposted_cards() == [] and await ledger.unposted_replies() == []
     assert fake.max_posts_per_second("C1") == 1
     assert fake.violations == []
 
 
-async def _drained(store: Store) -> None:
+async def requested(store: Store) -> Deployment:
+    """A request for a card in C1, stored as the deployer stores it (with its event)."""
+    draft = Deployment(stack="alice", requester="U0ALICE", spec=SPEC, channel="C1")
+    said = Event(deployment_id=draft.id, stack="alice", kind="deployment.requested")
+    return await store.create(draft, events=[said])
+
+
+async def _drained(ledger: CardLedger) -> None:
     """Until every reply due is posted and its cursor stored (bounded by the test's timeout)."""
     while True:
-        if not await store.unposted_replies():
+        if not await ledger.unposted_replies():
             return
-        await asyncio.sleep(0.01)  # the writers are tasks of their replica: poll the store
+        await asyncio.sleep(0.01)  # the writers are tasks of their replica: poll the ledger
 
 
 async def test_a_card_being_posted_elsewhere_is_left_to_that_replica() -> None:
     fake, store = FakeSlack(), MemoryStore()
+    ledger = MemoryLedger(store)
     async with fake.serve() as url, asyncio.timeout(10):
-        replica = Replica(store, url, "one", [])
-        dep = await store.create(Deployment(stack="alice", requester="U0ALICE", spec=SPEC,
-                                            channel="C1"))  # fmt: skip
-        assert await store.take_slack_lease(dep.id, "post", "two", 6.0, utcnow())
+        replica = Replica(store, ledger, url, "one", [])
+        dep = await requested(store)
+        assert await ledger.take_lease(dep.id, "post", "two", 6.0, utcnow())
 
         async def render(current: Deployment) -> Message:
             raise AssertionError("not drawn: another replica is posting it")
@@ -87,15 +99,16 @@ async def test_a_card_being_posted_elsewhere_is_left_to_that_replica() -> None:
         assert await replica.cards.post_card(dep.id, render) is None
         assert await replica.cards.post_unposted() == 0
         later = utcnow() + timedelta(seconds=7)  # the other replica died: its lease ran out
-        assert await store.take_slack_lease(dep.id, "post", "one", 6.0, later)
+        assert await ledger.take_lease(dep.id, "post", "one", 6.0, later)
         await replica.tasks.cancel_all()
     assert fake.calls_to("chat.postMessage") == []
 
 
 async def test_two_writers_on_one_store_keep_one_pace_per_channel() -> None:
     fake, store, sleeps = FakeSlack(), MemoryStore(), list[float]()
+    ledger = MemoryLedger(store)
     async with fake.serve() as url, asyncio.timeout(10):
-        one, two = (Replica(store, url, name, sleeps) for name in ("one", "two"))
+        one, two = (Replica(store, ledger, url, name, sleeps) for name in ("one", "two"))
         await asyncio.gather(one.slack.post("C1", "a"), two.slack.post("C1", "b"),
                              one.slack.post("C2", "c"))  # fmt: skip
     (waited,) = [s for s in sleeps if s > 0]  # the second post in C1, whoever sends it; not C2

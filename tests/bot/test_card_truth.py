@@ -15,7 +15,7 @@ import pytest
 from bot import messages as m
 from bot.blocks import escape
 from bot.sandbox.slack import Message
-from bot.sandbox.world import SandboxBot, sandbox_bot
+from bot.sandbox.world import CHANNEL, SandboxBot, sandbox_bot
 from deployer import TERMINAL, Deployment, DeploymentState
 from deployer.sandbox.faults import FailRule
 from deployer.testing import FakeClock, RecordedSleeps
@@ -32,10 +32,7 @@ async def requested(
     reply = await world.driver.command(user, text)
     assert reply.status == 200, reply.body
 
-    def carded(dep: Deployment) -> bool:
-        return dep.message_ts is not None and (after is None or dep.id != after.id)
-
-    return await world.until(name, carded)
+    return await world.carded(name, lambda dep: after is None or dep.id != after.id)
 
 
 def buttons(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -48,8 +45,8 @@ def plan_sections(card: Message) -> list[str]:
     return [text for text in texts if text.startswith("*Plan*")]
 
 
-def thread_text(world: SandboxBot, dep: Deployment) -> str:
-    return "\n".join(reply.text for reply in world.thread(dep))
+async def thread_text(world: SandboxBot, dep: Deployment) -> str:
+    return "\n".join(reply.text for reply in await world.thread(dep))
 
 
 async def expected_text(world: SandboxBot, dep: Deployment) -> str:
@@ -63,10 +60,10 @@ async def expected_text(world: SandboxBot, dep: Deployment) -> str:
 # -- 1. approvers see the plan, however late they look --------------------------------------
 async def test_a_redrawn_request_keeps_its_plan_and_expiry(world: SandboxBot) -> None:
     dep = await requested(world, "U0ALICE", "deploy alice", "alice")
-    first = world.card(dep)
+    first = await world.card(dep)
     # the one way every redraw goes (the 5 s sweep's, a writer's, after a click): as it was
     await world.bot.notifier.refresh(await world.store.get(dep.id))
-    redrawn = world.card(dep)
+    redrawn = await world.card(dep)
     assert redrawn.history, "the card was not redrawn"
     assert plan_sections(redrawn), "the redraw lost the plan"
     plan = world.bot.deployer.plan(dep.spec, dep.operation)
@@ -102,11 +99,12 @@ async def test_the_card_goes_live_while_thread_replies_wait_for_the_channel() ->
         dep = await requested(world, "U0ALICE", "deploy alice", "alice")
         await world.click("U0BOB", "approve", dep)
         async with asyncio.timeout(10):  # before: "queued" until the replies had gone
-            await world.slack.wait_for(lambda: "live at" in world.card(dep).text)
+            ts = await world.card_ts(dep)
+            await world.slack.wait_for(lambda: "live at" in world.slack.card(CHANNEL, ts).text)
         held.go.set()  # now the channel's pacing may go on
         done = await world.settled("alice")
         assert done.state is S.SUCCEEDED
-        assert thread_text(world, done) == await expected_text(world, done)
+        assert await thread_text(world, done) == await expected_text(world, done)
     assert world.slack.violations == []
 
 
@@ -127,7 +125,7 @@ async def test_a_deploy_costs_at_most_8_slack_calls_and_every_line_reaches_the_t
         assert done.state is (S.ROLLED_BACK if fails else S.SUCCEEDED)
         calls = [c for c in world.slack.calls if c.method in CHAT]
         assert len(calls) <= 8, Counter(c.method for c in calls)  # before: 11 live, 15 failed
-        text = thread_text(world, done)
+        text = await thread_text(world, done)
         assert text == await expected_text(world, done)  # every phase and undo, in order
         assert sum(f"[{n}/8]" in text for n in range(1, 9)) == (7 if fails else 8)
         assert ("Undo" in text) is fails
@@ -141,14 +139,14 @@ async def test_destroy_is_labelled_so_and_approving_a_destroy_asks_first(
     dep = await requested(world, "U0ALICE", "deploy alice", "alice")
     await world.click("U0BOB", "approve", dep)
     live = await world.settled("alice")
-    (destroy,) = buttons(world.card(live).blocks)
+    (destroy,) = buttons((await world.card(live)).blocks)
     assert (destroy["text"]["text"], destroy["action_id"]) == ("Destroy", "aistack_rollback")
     assert destroy["confirm"]["title"]["text"] == "Destroy alice?"
     assert "removes *alice*" in destroy["confirm"]["text"]["text"]
 
     request = await requested(world, "U0MALLORY", "destroy alice", "alice", after=live)
     await world.bot.notifier.refresh(request)  # a redraw asks just the same
-    card = world.card(request)
+    card = await world.card(request)
     assert card.history  # the first drawing, then the redraw
     for _, blocks in [*card.history, (card.text, card.blocks)]:
         approve, reject = buttons(blocks)
@@ -161,8 +159,8 @@ async def test_destroy_is_labelled_so_and_approving_a_destroy_asks_first(
 
 
 # -- 5. the requester hears how it ended ---------------------------------------------------------
-def mentioning(world: SandboxBot, dep: Deployment, who: str) -> list[str]:
-    return [reply.text for reply in world.thread(dep) if f"<@{who}>" in reply.text]
+async def mentioning(world: SandboxBot, dep: Deployment, who: str) -> list[str]:
+    return [reply.text for reply in await world.thread(dep) if f"<@{who}>" in reply.text]
 
 
 async def test_the_requester_is_mentioned_with_the_url_or_the_reason(world: SandboxBot) -> None:
@@ -173,16 +171,17 @@ async def test_the_requester_is_mentioned_with_the_url_or_the_reason(world: Sand
         await world.click("U0CAROL", "approve", dep)
         ended[name] = await world.settled(name)
     alice, bob = ended["alice"], ended["bob"]
-    (told,) = mentioning(world, alice, "U0ALICE")
-    assert told == world.thread(alice)[-1].text  # the last reply, with the last phase
+    (told,) = await mentioning(world, alice, "U0ALICE")
+    assert told == (await world.thread(alice))[-1].text  # the last reply, with the last phase
     assert told.endswith("<@U0ALICE> :white_check_mark: *alice* is live at "
                          "https://alice.ai.example.test")  # fmt: skip
-    (told,) = mentioning(world, bob, "U0BOB")
-    assert told == world.thread(bob)[-1].text
+    (told,) = await mentioning(world, bob, "U0BOB")
+    assert told == (await world.thread(bob))[-1].text
     assert told.startswith("<@U0BOB> :x: *bob* is not live. Failed at Deploy: ")
     assert "manifest unknown" in told  # the reason
     assert told.endswith("\nRolled back: nothing is left behind.")
-    assert not mentioning(world, alice, "U0BOB") and not mentioning(world, bob, "U0ALICE")
+    assert not await mentioning(world, alice, "U0BOB")
+    assert not await mentioning(world, bob, "U0ALICE")
 
 
 async def test_a_rollback_failing_again_on_retry_tells_the_requester_once(
@@ -203,7 +202,7 @@ async def test_a_rollback_failing_again_on_retry_tells_the_requester_once(
     failed = [e for e in await world.store.events_for(dep.id)
               if e.kind == "deployment.rollback_failed"]  # fmt: skip
     assert len(failed) >= 2  # it failed again on the retry
-    told = mentioning(world, done, "U0BOB")
+    told = await mentioning(world, done, "U0BOB")
     assert len(told) == 2, told  # the first failure, and the end of it
     assert ":warning: *bob* is not live" in told[0] and "left things behind" in told[0]
     assert ":x: *bob* is not live" in told[1] and "nothing is left behind" in told[1]

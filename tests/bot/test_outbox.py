@@ -17,10 +17,11 @@ S = DeploymentState
 async def _live(world: Bots, name: str) -> None:
     driver = world.drivers[-1]
     await driver.command("U0ALICE", f"deploy {name}")
-    dep = await world.latest(name, lambda d: d.message_ts is not None)
-    assert dep.message_ts
+    dep = await world.carded(name)
+    ts = await world.card_ts(dep)
+    assert ts
     await driver.click("U0BOB", "aistack_approve", dep.id, channel=CHANNEL,
-                       message_ts=dep.message_ts)  # fmt: skip
+                       message_ts=ts)  # fmt: skip
     await world.latest(name, lambda d: d.state is S.SUCCEEDED)
 
 
@@ -29,25 +30,26 @@ async def test_an_acknowledged_destroy_is_carded_and_done_after_a_kill(tmp_path:
         driver = await world.start()
         await _live(world, "alice")
         live = await world.latest("alice", lambda d: True)
-        assert live.message_ts
+        live_ts = await world.card_ts(live)
+        assert live_ts
         cards = len(world.cards())
         calls = len(world.slack.calls)
         world.slack.fail_next("chat.postMessage", "internal_error", count=2)
         clicked = await driver.click(  # the owner's Destroy
-            "U0ALICE", "aistack_rollback", live.id, channel=CHANNEL, message_ts=live.message_ts
+            "U0ALICE", "aistack_rollback", live.id, channel=CHANNEL, message_ts=live_ts
         )
         assert clicked.status == 200  # acknowledged
         await world.failed_post(calls)  # the card is being retried...
         world.running[-1].kill()  # ...when the bot dies
 
         request = await world.latest("alice", lambda d: d.operation is Operation.DESTROY)
-        assert request.message_ts is None and request.channel == CHANNEL
+        assert await world.card_ts(request) is None and request.channel == CHANNEL
         kinds = [e.kind for e in await world.store.events_for(request.id)]
         # what the click decided, stored in one write before the card
         assert kinds[:3] == ["deployment.requested", "deployment.approved", "deployment.queued"]
 
         await world.start()
-        done = await world.latest("alice", lambda d: d.state is S.DESTROYED and bool(d.message_ts))
+        done = await world.carded("alice", lambda d: d.state is S.DESTROYED)
         assert done.id == request.id
         card = await world.until("the card says it was removed", lambda: _says(world, done))
         assert len(world.cards()) == cards + 1  # one card for the request, not two
@@ -55,8 +57,9 @@ async def test_an_acknowledged_destroy_is_carded_and_done_after_a_kill(tmp_path:
 
 
 async def _says(world: Bots, dep: Deployment) -> str | None:
-    assert dep.channel and dep.message_ts
-    text = world.slack.card(dep.channel, dep.message_ts).text
+    ts = await world.card_ts(dep)
+    assert dep.channel and ts
+    text = world.slack.card(dep.channel, ts).text
     return text if "was removed" in text else None
 
 
@@ -64,31 +67,32 @@ async def test_thread_replies_due_at_a_kill_are_posted_in_order_after_it(tmp_pat
     async with bots(tmp_path, f"sqlite:///{tmp_path / 'aistack.db'}") as world:
         driver = await world.start()
         await driver.command("U0ALICE", "deploy ben")
-        dep = await world.latest("ben", lambda d: d.message_ts is not None)
-        assert dep.message_ts
+        dep = await world.carded("ben")
+        ts = await world.card_ts(dep)
+        assert ts
         await driver.click("U0BOB", "aistack_approve", dep.id, channel=CHANNEL,
-                           message_ts=dep.message_ts)  # fmt: skip
+                           message_ts=ts)  # fmt: skip
 
         async def replied() -> bool:
-            return bool(world.thread(dep))
+            return bool(await world.thread(dep))
 
         await world.until("a first thread reply", replied)
         calls = len(world.slack.calls)
         world.slack.fail_next("chat.postMessage", "internal_error", count=2)
         await world.failed_post(calls)  # a reply is due and being retried...
         world.running[-1].kill()  # ...when the bot dies
-        posted = phase_steps(world.thread(dep))
+        posted = phase_steps(await world.thread(dep))
         assert posted and sorted(posted) != list(range(1, 9))  # replies were still due
 
         await world.start()
         done = await world.latest("ben", lambda d: d.state is S.SUCCEEDED)
 
         async def complete() -> bool:
-            replies = world.thread(done)
+            replies = await world.thread(done)
             return bool(replies) and "is live at" in replies[-1].text
 
         await world.until("the thread to end with the outcome", complete)
-        replies = world.thread(done)
+        replies = await world.thread(done)
         # every phase, in the order it happened, once; the outcome once
         assert thread_text(replies) == await expected_thread(world.store, done)
         assert sorted(phase_steps(replies)) == list(range(1, 9))

@@ -24,7 +24,7 @@ async def requested(world: SandboxBot, user: str, text: str, name: str = "alice"
     known = {d.id for d in await world.store.awaiting_approval(name)}
     reply = await world.driver.command(user, text)
     assert reply.status == 200, reply.body
-    return await world.until(name, lambda d: d.id not in known and d.message_ts is not None)
+    return await world.carded(name, lambda d: d.id not in known)
 
 
 async def live_alice(world: SandboxBot) -> Deployment:
@@ -48,11 +48,15 @@ async def settled(world: SandboxBot, dep: Deployment, within: float = 10.0) -> D
     return now
 
 
-def first_lines(world: SandboxBot, dep: Deployment) -> tuple[str, str]:
+async def first_lines(world: SandboxBot, dep: Deployment) -> tuple[str, str]:
     """What people read first: the message text (notifications) and the card's body."""
-    card = world.card(dep)
+    card = await world.card(dep)
     body = card.blocks[1]["text"]["text"]
     return card.text.splitlines()[0], str(body).splitlines()[0]
+
+
+async def first_line(world: SandboxBot, dep: Deployment) -> str:
+    return (await first_lines(world, dep))[0]
 
 
 # -- 1. takeover -----------------------------------------------------------------------------
@@ -61,12 +65,13 @@ async def test_a_takeover_card_says_so_first_and_the_owner_rejects_it(world: San
     takeover = await requested(world, MALLORY, f"deploy alice --image {DEV}")
 
     replaces = f":warning: This replaces <@{ALICE}>'s live stack: image `{LATEST}` → `{DEV}`"
-    assert first_lines(world, takeover) == (replaces, replaces)
-    assert f"<@{ALICE}> owns it and may reject it" in " ".join(texts(world.card(takeover).blocks))
+    assert await first_lines(world, takeover) == (replaces, replaces)
+    card = await world.card(takeover)
+    assert f"<@{ALICE}> owns it and may reject it" in " ".join(texts(card.blocks))
 
     await world.click(ALICE, "reject", takeover)  # refused before: only approvers or mallory
     done = await world.until("alice", lambda d: d.id == takeover.id and d.state is S.REJECTED)
-    assert done.approver == ALICE and "Rejected" in world.card(done).text
+    assert done.approver == ALICE and "Rejected" in (await world.card(done)).text
     assert await world.bot.deployer.owner("alice") == ALICE
     apps = world.engine.dokploy.store.applications.values()
     assert [a["dockerImage"] for a in apps] == [LATEST]  # untouched
@@ -75,11 +80,12 @@ async def test_a_takeover_card_says_so_first_and_the_owner_rejects_it(world: San
 async def test_a_strangers_destroy_card_says_whose_stack_it_removes(world: SandboxBot) -> None:
     await live_alice(world)
     destroy = await requested(world, MALLORY, "destroy alice")
-    text, body = first_lines(world, destroy)
+    text, body = await first_lines(world, destroy)
     assert text == body == f":warning: This removes <@{ALICE}>'s live stack: its domain and DNS " \
         "record go too"  # fmt: skip
     own = await requested(world, CAROL, "deploy carol", "carol")  # nobody's live stack
-    assert first_lines(world, own)[0] == f"<@{CAROL}> asks to deploy *carol* · waiting for approval"
+    waiting = f"<@{CAROL}> asks to deploy *carol* · waiting for approval"
+    assert await first_line(world, own) == waiting
 
 
 async def test_a_takeover_card_keeps_its_first_line_through_the_card_sweep(
@@ -88,11 +94,11 @@ async def test_a_takeover_card_keeps_its_first_line_through_the_card_sweep(
     await live_alice(world)
     takeover = await requested(world, MALLORY, f"deploy alice --image {DEV}")
     await world.bot.notifier.redraw_stale()  # what the bot does every few seconds
-    assert first_lines(world, takeover)[0].startswith(f":warning: This replaces <@{ALICE}>'s")
+    assert (await first_line(world, takeover)).startswith(f":warning: This replaces <@{ALICE}>'s")
     # and any redraw of the waiting request (a writer's, after a click) says it again
     await world.bot.notifier.refresh(await world.store.get(takeover.id))
-    assert world.card(takeover).history, "the card was not redrawn"
-    assert first_lines(world, takeover)[0].startswith(f":warning: This replaces <@{ALICE}>'s")
+    assert (await world.card(takeover)).history, "the card was not redrawn"
+    assert (await first_line(world, takeover)).startswith(f":warning: This replaces <@{ALICE}>'s")
 
 
 async def test_a_redeploy_by_someone_else_keeps_the_owner(world: SandboxBot) -> None:
@@ -146,10 +152,10 @@ async def test_the_owners_destroy_goes_ahead_and_closes_a_strangers_request(
     closed = await waiting(world, strangers)
     assert (closed.state, closed.approver) == (S.REJECTED, ALICE)
     assert closed.error == f"superseded by {ALICE}'s own destroy"
-    assert "Rejected" in world.card(closed).text and "aistack_approve" not in str(
-        world.card(closed).blocks
+    assert "Rejected" in (await world.card(closed)).text and "aistack_approve" not in str(
+        (await world.card(closed)).blocks
     )
-    why = [m.text for m in world.thread(closed)]
+    why = [m.text for m in await world.thread(closed)]
     assert why == [
         f":no_entry_sign: <@{MALLORY}>: this request is closed, superseded by <@{ALICE}>'s own "
         "destroy."
@@ -161,7 +167,8 @@ async def test_the_owners_own_request_closes_the_others_waiting(world: SandboxBo
     strangers = await requested(world, MALLORY, f"deploy alice --image {DEV}")
     approvers = await requested(world, BOB, "destroy alice")  # waiting beside it
     own = await requested(world, ALICE, f"deploy alice --image {DEV}")
-    assert first_lines(world, own)[0].startswith(f"<@{ALICE}> asks to deploy")  # hers: no warning
+    first = await first_line(world, own)
+    assert first.startswith(f"<@{ALICE}> asks to deploy")  # hers: no warning
     await world.bot.notifier.wait_idle()
     for other in (strangers, approvers):
         assert (await waiting(world, other)).state is S.REJECTED
@@ -192,7 +199,8 @@ async def test_without_approval_a_takeover_still_waits_for_the_owner(
         assert (await world.settled("alice")).state is S.SUCCEEDED
         takeover = await requested(world, MALLORY, f"deploy alice --image {DEV}")
         assert takeover.state is S.REQUESTED  # someone else's live stack: not replaced unasked
-        assert first_lines(world, takeover)[0].startswith(f":warning: This replaces <@{ALICE}>'s")
+        first = await first_line(world, takeover)
+        assert first.startswith(f":warning: This replaces <@{ALICE}>'s")
         await world.click(ALICE, "approve", takeover)  # with no approval step, she consents
         done = await world.until("alice", lambda d: d.id == takeover.id and d.state in TERMINAL)
         assert done.state is S.SUCCEEDED and done.approver == ALICE

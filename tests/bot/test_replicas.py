@@ -36,10 +36,11 @@ def drawn(card: Message) -> list[tuple[int, int]]:
 
 async def _requested(world: Bots, driver: int, name: str) -> None:
     await world.drivers[driver].command("U0ALICE", f"deploy {name}")
-    dep = await world.latest(name, lambda d: d.message_ts is not None)
-    assert dep.message_ts
+    dep = await world.carded(name)
+    ts = await world.card_ts(dep)
+    assert ts
     await world.drivers[driver].click("U0BOB", "aistack_approve", dep.id, channel=CHANNEL,
-                                      message_ts=dep.message_ts)  # fmt: skip
+                                      message_ts=ts)  # fmt: skip
 
 
 async def test_two_replicas_keep_one_pace_never_draw_backwards_and_survive_a_kill(
@@ -60,13 +61,15 @@ async def test_two_replicas_keep_one_pace_never_draw_backwards_and_survive_a_kil
                 done = await world.latest(name, lambda d: d.state is S.SUCCEEDED)
 
                 async def complete() -> bool:
-                    replies = world.thread(done)  # noqa: B023 (awaited in this iteration)
+                    replies = await world.thread(done)  # noqa: B023 (awaited in this iteration)
                     return bool(replies) and "is live at" in replies[-1].text
 
                 await world.until(f"{name}'s thread to end with the outcome", complete)
-                assert thread_text(world.thread(done)) == await expected_thread(world.store, done)
-                assert done.channel and done.message_ts
-                versions = drawn(world.slack.card(done.channel, done.message_ts))
+                replies = await world.thread(done)
+                assert thread_text(replies) == await expected_thread(world.store, done)
+                ts = await world.card_ts(done)
+                assert done.channel and ts
+                versions = drawn(world.slack.card(done.channel, ts))
                 assert versions == sorted(versions), (name, versions)  # never backwards
             posted = [c.at for c in world.slack.calls_to("chat.postMessage") if c.error is None]
             gaps = [round(b - a, 3) for a, b in itertools.pairwise(posted)]

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from bot.ledger import MemoryLedger
 from bot.sandbox.slack import FakeSlack
 from bot.sandbox.world import GROUPS, PEOPLE, TOKEN, SandboxBot, sandbox_bot
 from bot.settings import load_bot_settings
@@ -110,7 +111,7 @@ async def test_a_bad_bot_token_fails_at_start_not_at_the_first_click() -> None:
 async def test_health_readiness_and_metrics(world: SandboxBot) -> None:
     base = world.driver.bot_url.removesuffix("/slack/events")
     await world.driver.command("U0ALICE", "deploy alice")
-    dep = await world.until("alice", lambda d: d.message_ts is not None)
+    dep = await world.carded("alice")
     await world.click("U0BOB", "approve", dep)
     await world.settled("alice")
     async with aiohttp.ClientSession() as http:
@@ -133,29 +134,32 @@ async def test_socket_mode_requests_need_no_signature(world: SandboxBot) -> None
         AsyncBoltRequest(body=body, mode="socket_mode")  # type: ignore[arg-type]
     )
     assert response.status == 200
-    assert (await world.until("alice", lambda d: d.message_ts is not None)).state is S.REQUESTED
+    assert (await world.carded("alice")).state is S.REQUESTED
 
 
 async def test_shutdown_pauses_the_card_and_a_restart_finishes_on_it() -> None:
     store = PhaseWatch()
+    ledger = MemoryLedger(store)  # the restart keeps the database: deployments and cards
     slack = FakeSlack(bot_token=TOKEN, users=PEOPLE, usergroups=GROUPS)
     async with Sandbox(deploy_delay=0.4) as engine, slack.serve() as api:
         upstreams = (engine, slack, api)
-        async with sandbox_bot(upstreams=upstreams, store=store, clock=FakeClock(),
+        async with sandbox_bot(upstreams=upstreams, store=store, ledger=ledger, clock=FakeClock(),
                                engine=TEST_SETTINGS) as first:  # fmt: skip
             await first.driver.command("U0ALICE", "deploy alice")
-            dep = await first.until("alice", lambda d: d.message_ts is not None)
+            dep = await first.carded("alice")
             await first.click("U0BOB", "approve", dep)
             async with asyncio.timeout(10):
                 await store.started(dep.id, "deploy").wait()
         paused = await store.get(dep.id)
         assert paused.state is S.RUNNING
-        assert "Paused" in str(slack.card(paused.channel or "", paused.message_ts or "").blocks)
-        async with sandbox_bot(upstreams=upstreams, store=store, clock=FakeClock(),
+        card = await ledger.card(dep.id)
+        assert card is not None and card.ts
+        assert "Paused" in str(slack.card(card.channel, card.ts).blocks)
+        async with sandbox_bot(upstreams=upstreams, store=store, ledger=ledger, clock=FakeClock(),
                                engine=TEST_SETTINGS) as second:  # fmt: skip
             done = await second.settled("alice")
         assert done.id == dep.id and done.state is S.SUCCEEDED
-        assert "live at" in slack.card(done.channel or "", done.message_ts or "").text
+        assert "live at" in slack.card(card.channel, card.ts).text
         assert len(engine.dokploy.snapshot()["applications"]) == 1
         assert slack.violations == []
 
@@ -200,11 +204,14 @@ def test_manifest_app_home_is_one_slack_accepts() -> None:
 
 async def test_a_card_left_behind_by_a_dead_bot_is_redrawn(world: SandboxBot) -> None:
     await world.driver.command("U0ALICE", "deploy alice")
-    dep = await world.until("alice", lambda d: d.message_ts is not None)
+    dep = await world.carded("alice")
     await world.bot.notifier.wait_idle()
-    # another process decided, then died before drawing: the store moved, the card did not
-    rejected = await world.store.transition(dep, S.REJECTED, approver="U0BOB")
-    assert "Rejected" not in world.card(rejected).text
+    # another process decided (its journal wrote the event with the move), then died before
+    # drawing: the store moved, the card did not
+    said = Event(deployment_id=dep.id, stack=dep.stack, kind="deployment.rejected",
+                 state="rejected", actor="U0BOB")  # fmt: skip
+    rejected = await world.store.transition(dep, S.REJECTED, approver="U0BOB", event=said)
+    assert "Rejected" not in (await world.card(rejected)).text
     assert await world.bot.notifier.redraw_stale() == 1
-    assert "Rejected" in world.card(rejected).text
+    assert "Rejected" in (await world.card(rejected)).text
     assert await world.bot.notifier.redraw_stale() == 0

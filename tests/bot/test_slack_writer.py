@@ -10,6 +10,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.ledger import MemoryLedger
 from bot.notifier import SlackNotifier
 from bot.outbox import SlackLeases
 from bot.sandbox.slack import FakeSlack
@@ -138,19 +139,22 @@ async def test_the_card_shows_the_ending_at_once_while_the_reply_waits_its_turn(
     by the ending)."""
     fake, pacing, card_clock = FakeSlack(), HeldClock(), HeldClock()
     store, tasks = MemoryStore(), Tasks()
+    ledger = MemoryLedger(store)
     spec = StackSpec(name="alice", project_name="p", app_name="a", host="alice.example.test",
                      image="nginx:1.27", container_port=80)  # fmt: skip
     async with fake.serve() as url, asyncio.timeout(10):
         slack = await writer_for(fake, url, pacing)
         notifier = SlackNotifier(
-            slack, store, tasks, plan_of=lambda *_: [], takeover_of=Records(store).takeover,
-            approval_ttl=600, interval=2.0,
+            slack, store, ledger, tasks, plan_of=lambda *_: [], approval_ttl=600, interval=2.0,
+            takeover_of=Records(store).takeover,
             monotonic=card_clock.monotonic, sleep=card_clock.sleep,
-            leases=SlackLeases(store, "test"),
+            leases=SlackLeases(ledger, "test"),
         )  # fmt: skip
         ts = await slack.post("C1", "request card")
-        dep = await store.create(Deployment(stack="alice", requester="U0ALICE", spec=spec))
-        run = Deploy(store, notifier, await store.set_message(dep.id, "C1", ts))
+        dep = await store.create(Deployment(stack="alice", requester="U0ALICE", spec=spec,
+                                            channel="C1"))  # fmt: skip
+        await ledger.set_card(dep.id, "C1", ts, dep.version)
+        run = Deploy(store, notifier, dep)
         await run.move(S.APPROVED)  # the first edit goes at once
         await fake.wait_for(lambda: len(fake.calls_to("chat.update")) == 1)
         await run.move(S.QUEUED, S.RUNNING)

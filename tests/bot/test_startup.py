@@ -254,12 +254,13 @@ async def test_socket_mode_round_trip_on_the_fake_websocket(
         envelope_id = await slack.send_envelope("slash_commands", command)
         async with asyncio.timeout(WITHIN):
             await slack.wait_for(lambda: envelope_id in slack.acks)
-        card = await world.until("alice", lambda d: d.message_ts is not None)
+        card = await world.carded("alice")
         assert card.state is DeploymentState.REQUESTED
         # bob approves on the card: the click comes over the socket too, and the stack goes live
-        assert card.channel and card.message_ts
+        ts = await world.card_ts(card)
+        assert card.channel and ts
         click = world.driver.click_payload("U0BOB", "aistack_approve", card.id,
-                                           channel=card.channel, message_ts=card.message_ts,
+                                           channel=card.channel, message_ts=ts,
                                            hook="socket")  # fmt: skip
         clicked = await slack.send_envelope("interactive", click)
         async with asyncio.timeout(WITHIN):

@@ -17,9 +17,10 @@ import asyncpg
 import pytest
 
 from deployer.adapters.stores.memory import MemoryStore
-from deployer.adapters.stores.postgres import PostgresStore, describe_dsn
+from deployer.adapters.stores.postgres import PostgresStore
 from deployer.adapters.stores.sqlite import SqliteStore
 from deployer.ports import Store
+from deployer.storage import describe_dsn
 
 PG_URL = os.environ.get("AISTACK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 _pg_problem: list[str | None] = []  # computed once per session

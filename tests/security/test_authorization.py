@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from bot.ledger import MemoryLedger
 from bot.sandbox.slack import FakeSlack
 from bot.sandbox.world import GROUPS, PEOPLE, TOKEN, SandboxBot
 from deployer import Deployment, DeploymentState, Operation
@@ -51,7 +52,7 @@ async def asked(world: SandboxBot, user: str, text: str, name: str = "alice") ->
     old = getattr(await world.store.latest(name), "id", None)
     reply = await world.driver.command(user, text)
     assert reply.status == 200, reply.body
-    return await world.until(name, lambda d: d.message_ts is not None and d.id != old, 5)
+    return await world.carded(name, lambda d: d.id != old, 5)
 
 
 async def nothing(world: SandboxBot) -> None:
@@ -109,14 +110,15 @@ async def scene(setup: Setup, wrong_channel: bool) -> AsyncIterator[tuple[Sandbo
         return
     fake = FakeSlack(bot_token=TOKEN, users=PEOPLE, usergroups=GROUPS)
     store = MemoryStore()
+    ledger = MemoryLedger(store)  # a restart keeps the database: deployments and cards
     async with Sandbox(deploy_delay=0.01) as sandbox, fake.serve() as url:
         upstreams = (sandbox, fake, url)
-        async with bot(upstreams=upstreams, store=store, engine=ANY_NGINX) as before:
+        async with bot(upstreams=upstreams, store=store, ledger=ledger, engine=ANY_NGINX) as before:
             subject = await setup(before)
             await handled(before)
         restricted = frozenset({"C0AISTACK"})
         async with bot(
-            upstreams=upstreams, store=store, channels=restricted, engine=ANY_NGINX
+            upstreams=upstreams, store=store, ledger=ledger, channels=restricted, engine=ANY_NGINX
         ) as world:
             yield world, subject
             await handled(world)
@@ -201,8 +203,9 @@ async def _act_and_check(world: SandboxBot, subject: Deployment | None, cell: Ce
     if cell.text:
         reply = await world.driver.command(cell.user, cell.text, channel)
     else:
-        assert subject is not None and subject.message_ts
-        action, ts = f"aistack_{cell.action}", subject.message_ts
+        assert subject is not None
+        action, ts = f"aistack_{cell.action}", await world.card_ts(subject)
+        assert ts
         reply = await world.driver.click(cell.user, action, subject.id, channel=channel,
                                          message_ts=ts)  # fmt: skip
     assert reply.status == 200, reply.body
@@ -223,8 +226,8 @@ async def _act_and_check(world: SandboxBot, subject: Deployment | None, cell: Ce
     if cell.expect == APPROVAL:
         dep = await store.latest("alice")
         assert dep and dep.operation is Operation.DESTROY and dep.state is S.REQUESTED
-        assert dep.requester == cell.user and dep.message_ts
-        assert "aistack_approve" in action_ids(world.card(dep).blocks)
+        assert dep.requester == cell.user and await world.card_ts(dep)
+        assert "aistack_approve" in action_ids((await world.card(dep)).blocks)
         assert world.engine.resources() == before[1], "removed before anyone approved"
         return
     await CHECK_ALLOWED[cell.action](world, subject, cell)
@@ -238,9 +241,9 @@ def _posts(world: SandboxBot) -> int:
 
 async def _requested(world: SandboxBot, subject: Any, cell: Cell) -> None:
     old = getattr(subject, "id", None)
-    dep = await world.until(cell.text.split()[1], lambda d: bool(d.message_ts) and d.id != old, 5)
+    dep = await world.carded(cell.text.split()[1], lambda d: d.id != old, 5)
     assert dep.state is S.REQUESTED and dep.requester == cell.user
-    assert "aistack_approve" in action_ids(world.card(dep).blocks)
+    assert "aistack_approve" in action_ids((await world.card(dep)).blocks)
 
 
 async def _approved(world: SandboxBot, subject: Any, cell: Cell) -> None:
@@ -252,7 +255,7 @@ async def _approved(world: SandboxBot, subject: Any, cell: Cell) -> None:
 async def _rejected(world: SandboxBot, subject: Any, cell: Cell) -> None:
     done = await world.settled("alice", within=5)
     assert (done.id, done.state) == (subject.id, S.REJECTED)
-    assert "Rejected" in world.card(done).text
+    assert "Rejected" in (await world.card(done)).text
     if await world.bot.deployer.owner("alice") is None:
         assert not any(world.engine.resources().values())
     else:  # a request for a live stack was rejected: the stack is still there, untouched

@@ -69,7 +69,7 @@ async def test_an_upstream_error_reaches_card_thread_status_and_history_escaped(
     message = "host taken " + " ".join(HOSTILE)
     world.engine.dokploy.faults.fail_ops["domain.create"] = FailRule(status=400, message=message)
     await world.driver.command(ALICE, "deploy alice")
-    dep = await world.until("alice", lambda d: d.message_ts is not None, 5)
+    dep = await world.carded("alice", within=5)
     await world.click(BOB, "approve", dep)
     failed = await world.settled("alice", within=10)
     assert failed.state is S.ROLLED_BACK and "<!channel>" in (failed.error or "")
@@ -78,9 +78,9 @@ async def test_an_upstream_error_reaches_card_thread_status_and_history_escaped(
     await handled(world)
     said = shown(world, acks)
     assert_harmless(said)
-    card = world.card(failed)
+    card = await world.card(failed)
     assert "&lt;!channel&gt;" in card.text + str(card.blocks)  # the user sees why, escaped
-    assert any("&lt;@U0BOB|bob&gt;" in m.text for m in world.thread(failed))
+    assert any("&lt;@U0BOB|bob&gt;" in m.text for m in await world.thread(failed))
     answers = [str(r) for r in world.slack.responses]
     assert any("&lt;http://evil.example|docs&gt;" in a for a in answers)  # status / history
 

@@ -91,7 +91,7 @@ async def commands(world: SandboxBot, user: str, *texts: str) -> list[str]:
 
 async def deployed(world: SandboxBot, user: str, name: str, approver: str) -> Any:
     await world.driver.command(user, f"deploy {name}")
-    dep = await world.until(name, lambda d: d.message_ts is not None, 5)
+    dep = await world.carded(name, within=5)
     await world.click(approver, "approve", dep)
     return await world.settled(name, within=10)
 

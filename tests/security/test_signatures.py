@@ -134,7 +134,7 @@ async def test_the_same_body_properly_signed_is_accepted_inside_the_window(
         reply = await world.driver.post_raw(body, headers)
         assert reply.status == 200, reply.body
     for name in ("alice", "carol"):
-        dep = await world.until(name, lambda d: d.message_ts is not None, within=5)
+        dep = await world.carded(name, within=5)
         assert dep.requester == ALICE
 
 
@@ -156,7 +156,7 @@ async def test_a_signed_request_replayed_within_the_window_creates_one_deploymen
     first = await world.driver.post_raw(body, headers)
     second = await world.driver.post_raw(body, headers)  # byte for byte the same request
     assert (first.status, second.status) == (200, 200)
-    await world.until("alice", lambda d: d.message_ts is not None, within=5)
+    await world.carded("alice", within=5)
     await handled(world)
     events = await world.store.events("alice")
     assert [e.kind for e in events].count("deployment.requested") == 1
@@ -172,7 +172,7 @@ async def test_a_request_replayed_after_the_window_gets_401(
     headers = world.driver.signed_headers(body)
     accepted = await world.driver.post_raw(body, headers)
     assert accepted.status == 200
-    dep = await world.until("alice", lambda d: d.message_ts is not None, within=5)
+    dep = await world.carded("alice", within=5)
     await handled(world)
     calls = len(world.slack.calls)
     # The very same bytes and headers, captured and sent again 301 s later.

@@ -8,17 +8,14 @@ postgresql://user@host/db      PostgreSQL (also postgres://); shared by replicas
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from deployer.errors import ConfigError
 from deployer.ports import Store
+from deployer.storage import VARIABLE, sqlite_path
 
 from .memory import MemoryStore
 from .postgres import PostgresStore
 from .sqlite import SqliteStore
 
-VARIABLE = "AISTACK_DATABASE_URL"
-_SQLITE = "sqlite:///"
 _EXAMPLES = "sqlite:///./aistack.db, sqlite:////abs/path.db, postgresql://... or memory://"
 
 
@@ -33,13 +30,3 @@ async def open_store(url: str) -> Store:
         return await PostgresStore.open(url)
     shown = f"scheme {scheme!r}" if scheme else "no scheme"
     raise ConfigError(f"{VARIABLE} has {shown}; use one of {_EXAMPLES}")
-
-
-def sqlite_path(url: str) -> Path:
-    """The file of a sqlite:/// URL, checked to live in an existing directory."""
-    if not url.startswith(_SQLITE) or not url.removeprefix(_SQLITE):
-        raise ConfigError(f"{VARIABLE} must look like sqlite:///./aistack.db or sqlite:////abs.db")
-    path = Path(url.removeprefix(_SQLITE))
-    if not path.parent.is_dir():
-        raise ConfigError(f"{VARIABLE} points into {path.parent}, which is not a directory")
-    return path

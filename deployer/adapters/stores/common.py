@@ -7,17 +7,16 @@ The SQL stores hand their rows (sqlite3.Row, asyncpg.Record: both mapping-like) 
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
-from collections.abc import Callable, Coroutine, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from deployer.core.models import Deployment, Event, PhaseRecord
 from deployer.core.states import HOLDING, DeploymentState, Operation
 from deployer.errors import IllegalTransition, NotFound
 from deployer.ports import LiveStack
+from deployer.storage import utc
 
 S = DeploymentState
 P = ParamSpec("P")
@@ -34,56 +33,6 @@ _DOING: dict[DeploymentState, str] = {
     S.DESTROYING: "being destroyed",
     S.ROLLBACK_FAILED: "in rollback_failed (resources left behind)",
 }
-
-
-def utc(moment: datetime) -> datetime:
-    """The same instant in UTC; a naive datetime is a bug, not a guess."""
-    if moment.tzinfo is None:
-        raise ValueError("timestamps must be timezone-aware")
-    return moment.astimezone(UTC)
-
-
-def iso(moment: datetime | None) -> str | None:
-    """SQLite's timestamp text: UTC, fixed width, so text order is time order."""
-    return None if moment is None else utc(moment).isoformat(timespec="microseconds")
-
-
-def runs_to_end(write: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Let a store write finish even when its caller is cancelled, then pass the cancellation on.
-
-    That happens whenever one saga phase fails fast while another is writing. Cut off
-    half-way, a write is left in flight: aiosqlite's thread still runs the BEGIN the caller
-    stopped waiting for, so the connection stays inside a transaction and the next write fails
-    with "cannot start a transaction within a transaction"; asyncpg returns at once while the
-    COMMIT it sent may still land after the caller has moved on, and its own rollback can be
-    interrupted by a second cancellation. Run to its end, the write commits (or rolls back on
-    its own error) and the cancellation lands just after it, as if it had come a moment later:
-    never half a write, never one landing late, and the connection is clean for the next.
-    A write whose caller is cancelled while it waits for the connection is still made. The
-    cost: a cancelled caller waits for its write (milliseconds; at worst the busy timeout).
-    """
-
-    @functools.wraps(write)
-    async def to_the_end(*args: P.args, **kwargs: P.kwargs) -> T:
-        return await finish(write(*args, **kwargs))
-
-    return to_the_end
-
-
-async def finish(work: Coroutine[Any, Any, T]) -> T:
-    """Await `work` in its own task until it ends, however often the caller is cancelled
-    meanwhile; then raise the caller's cancellation, if any, else return the result."""
-    task = asyncio.ensure_future(work)
-    cancelled: asyncio.CancelledError | None = None
-    while not task.done():
-        try:
-            await asyncio.wait([task])
-        except asyncio.CancelledError as exc:
-            cancelled = exc
-    if cancelled is None:
-        return task.result()
-    failure = None if task.cancelled() else task.exception()  # retrieved: no "never retrieved"
-    raise cancelled from failure
 
 
 def active_stack(stack: str, state: DeploymentState) -> str | None:
@@ -132,12 +81,6 @@ def busy_message(holder: Deployment) -> str:
     )
 
 
-def next_post_slot(reserved: datetime | None, interval: float, now: datetime) -> datetime:
-    """The slot a new message may take: now, or the one after the last reserved, whichever
-    is later. The caller stores slot + interval as the channel's next."""
-    return now if reserved is None else max(utc(reserved), utc(now))
-
-
 def busy_unknown(stack: str) -> str:
     return f"{stack} is busy: another deployment holds it; try again in a moment"
 
@@ -159,7 +102,6 @@ DEPLOYMENT_COLUMNS: tuple[str, ...] = (
     "requester",
     "approver",
     "channel",
-    "message_ts",
     "spec",
     "created_at",
     "updated_at",
@@ -181,9 +123,16 @@ def _decoded(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+# Columns of `deployments` nothing reads or writes any more: the card's ts and the version it
+# showed moved to the bot's card ledger (bot/ledger/migrations.py copied them once). They stay
+# in released migrations 1 and 2; a later migration may drop them.
+UNUSED_COLUMNS = ("message_ts", "card_version")
+
+
 def deployment_from_row(row: Mapping[str, Any]) -> Deployment:
     data = dict(row)
-    data.pop("card_version", None)
+    for column in UNUSED_COLUMNS:
+        data.pop(column, None)
     data["spec"], data["leftovers"] = _decoded(data["spec"]), _decoded(data["leftovers"])
     return Deployment.model_validate(data)
 

@@ -23,6 +23,7 @@ from deployer.core.models import Deployment, Event, PhaseRecord, utcnow
 from deployer.core.states import DeploymentState, check_transition
 from deployer.errors import IllegalTransition, NotFound, StackBusy
 from deployer.ports import LiveStack
+from deployer.storage import utc
 
 from .common import (
     LEASED_STATES,
@@ -31,10 +32,8 @@ from .common import (
     ends_live,
     failed_rollbacks,
     makes_live,
-    next_post_slot,
     not_transferred,
     stale_message,
-    utc,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -60,12 +59,8 @@ class MemoryStore:
         self._phases: dict[str, dict[str, PhaseRecord]] = {}
         self._events: list[Event] = []
         self._leases: dict[str, _Lease] = {}
-        self._cards: dict[str, int] = {}  # deployment id -> version its card shows
         self._live: dict[str, LiveStack] = {}  # stack -> who owns it, what it is made of
         self._seq = itertools.count(1)  # the events' ids, as the SQL stores number them
-        self._slack_leases: dict[tuple[str, str], _Lease] = {}  # (deployment, kind) -> lease
-        self._replied: dict[str, int] = {}  # deployment id -> replies posted through seq
-        self._next_post: dict[str, datetime] = {}  # channel -> its next free slot
 
     async def close(self) -> None:
         """Nothing to release; the data lives as long as the object."""
@@ -170,14 +165,6 @@ class MemoryStore:
             self._append(event)
             return moved
 
-    async def set_message(self, deployment_id: str, channel: str, ts: str) -> Deployment:
-        async with self._lock:
-            current = self._get(deployment_id)
-            changes = {"channel": channel, "message_ts": ts}
-            moved = Deployment.model_validate(current.model_dump() | changes)
-            self._deployments[deployment_id] = moved
-            return _copy(moved)
-
     def _get(self, deployment_id: str) -> Deployment:
         try:
             return self._deployments[deployment_id]
@@ -223,62 +210,9 @@ class MemoryStore:
         async with self._lock:
             return [_copy(e) for e in self._events if e.deployment_id == deployment_id]
 
-    # -- Slack cards ----------------------------------------------------------------------
-
-    async def mark_card(self, deployment_id: str, version: int) -> None:
+    async def events_after(self, seq: int, limit: int = 500) -> list[Event]:
         async with self._lock:
-            self._cards[deployment_id] = max(self._cards.get(deployment_id, -1), version)
-
-    async def stale_cards(self, limit: int = 50) -> list[Deployment]:
-        async with self._lock:
-            stale = [d for d in self._deployments.values()
-                     if d.message_ts and self._cards.get(d.id, -1) < d.version]  # fmt: skip
-            return [_copy(d) for d in sorted(stale, key=lambda d: d.updated_at)[:limit]]
-
-    async def unposted_cards(self, limit: int = 50) -> list[Deployment]:
-        async with self._lock:
-            unposted = [d for d in self._deployments.values() if d.channel and not d.message_ts]
-            return [_copy(d) for d in sorted(unposted, key=_by_created)[:limit]]
-
-    async def take_slack_lease(
-        self, deployment_id: str, kind: str, owner: str, seconds: float, now: datetime
-    ) -> bool:
-        async with self._lock:
-            held = self._slack_leases.get((deployment_id, kind))
-            if held is not None and held.owner != owner and held.expires_at > utc(now):
-                return False
-            lease = _Lease(owner, utc(now) + timedelta(seconds=seconds))
-            self._slack_leases[(deployment_id, kind)] = lease
-            return True
-
-    async def release_slack_lease(self, deployment_id: str, kind: str, owner: str) -> None:
-        async with self._lock:
-            held = self._slack_leases.get((deployment_id, kind))
-            if held is not None and held.owner == owner:
-                del self._slack_leases[(deployment_id, kind)]
-
-    async def replies_posted(self, deployment_id: str) -> int:
-        async with self._lock:
-            return self._replied.get(deployment_id, 0)
-
-    async def mark_replies_posted(self, deployment_id: str, through: int) -> None:
-        async with self._lock:
-            self._replied[deployment_id] = max(self._replied.get(deployment_id, 0), through)
-
-    async def unposted_replies(self, limit: int = 50) -> list[str]:
-        async with self._lock:
-            last: dict[str, int] = {}
-            for e in self._events:
-                last[e.deployment_id] = e.seq or 0
-            carded = [d for d in self._deployments.values() if d.message_ts
-                      and last.get(d.id, 0) > self._replied.get(d.id, 0)]  # fmt: skip
-            return [d.id for d in sorted(carded, key=lambda d: d.updated_at)[:limit]]
-
-    async def reserve_post_slot(self, channel: str, interval: float, now: datetime) -> datetime:
-        async with self._lock:
-            slot = next_post_slot(self._next_post.get(channel), interval, now)
-            self._next_post[channel] = slot + timedelta(seconds=interval)
-            return slot
+            return [_copy(e) for e in self._events if (e.seq or 0) > seq][:limit]
 
     # -- the work queue ------------------------------------------------------------------
 

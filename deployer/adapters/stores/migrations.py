@@ -155,6 +155,7 @@ _POSTGRES_1 = (
 
 # The version of the deployment its Slack card last showed: a card behind its deployment
 # (the bot died between the two) is found and redrawn, so the final state always arrives.
+# Unused since the bot's card ledger took it over with message_ts (stores/common.py).
 _CARD_VERSION = ("ALTER TABLE deployments ADD COLUMN card_version INTEGER NOT NULL DEFAULT -1",)
 
 # A request waiting for approval no longer holds its stack (core/states.py HOLDING): free the
@@ -212,6 +213,7 @@ _POSTGRES_LIVE = (
 # thread's outbox cursor (replies posted through event id N), and each channel's next slot
 # for a new message (one pace for every replica). Existing deployments count as replied
 # through their last event: their threads are as complete as they will ever be.
+# They did move out: the bot's card ledger adopts these tables (bot/ledger/migrations.py).
 _SLACK_THREADS_FROM_HISTORY = """INSERT INTO slack_threads (deployment_id, posted_through)
 SELECT deployment_id, max(id) FROM events GROUP BY deployment_id"""
 

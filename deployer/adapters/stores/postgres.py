@@ -12,18 +12,18 @@ TransientError; the DSN (it may hold a password) never appears in an error text.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 
 from deployer.core.models import Deployment, Event, PhaseRecord, utcnow
 from deployer.core.states import DeploymentState, check_transition
-from deployer.errors import AuthError, IllegalTransition, NotFound, StackBusy, TransientError
+from deployer.errors import IllegalTransition, NotFound, StackBusy
 from deployer.ports import LiveStack
+from deployer.storage import describe_dsn, runs_to_end, translated, utc
 
 from .common import (
     DEPLOYMENT_COLUMNS,
@@ -39,12 +39,9 @@ from .common import (
     makes_live,
     not_transferred,
     phase_from_row,
-    runs_to_end,
     stale_message,
-    utc,
 )
 from .migrations import migrate_postgres
-from .slack_postgres import PostgresSlackState
 
 _INSERT = f"""INSERT INTO deployments ({", ".join(DEPLOYMENT_COLUMNS)})
 VALUES ({", ".join(f"${n}" for n in range(1, len(DEPLOYMENT_COLUMNS) + 1))})
@@ -109,7 +106,7 @@ RETURNING deployment_id"""
 _CLAIM_ATTEMPTS = 10
 
 
-class PostgresStore(PostgresSlackState):
+class PostgresStore:
     def __init__(self, pool: Any, applied_migrations: list[int]) -> None:
         self._pool = pool
         self.applied_migrations = applied_migrations  # what this open applied (tests, logs)
@@ -124,17 +121,17 @@ class PostgresStore(PostgresSlackState):
         server_settings: Mapping[str, str] | None = None,
         connect_timeout: float = 10.0,
     ) -> PostgresStore:
-        with _translated(describe_dsn(dsn)):
+        with translated(describe_dsn(dsn)):
             pool = await asyncpg.create_pool(
                 dsn,
                 min_size=min_size,
                 max_size=max_size,
-                init=_init_connection,
+                init=init_connection,
                 timeout=connect_timeout,
                 server_settings=dict(server_settings or {}),
             )
         try:
-            with _translated(describe_dsn(dsn)):
+            with translated(describe_dsn(dsn)):
                 async with pool.acquire() as conn:
                     return cls(pool, await migrate_postgres(conn))
         except BaseException:
@@ -146,19 +143,19 @@ class PostgresStore(PostgresSlackState):
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[Any]:
-        with _translated("PostgreSQL"):
+        with translated("PostgreSQL"):
             async with self._pool.acquire() as conn, conn.transaction():
                 yield conn
 
     @asynccontextmanager
     async def _conn(self) -> AsyncIterator[Any]:
         """A connection in autocommit mode: each statement is its own transaction."""
-        with _translated("PostgreSQL"):
+        with translated("PostgreSQL"):
             async with self._pool.acquire() as conn:
                 yield conn
 
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
-        with _translated("PostgreSQL"):
+        with translated("PostgreSQL"):
             return list(await self._pool.fetch(sql, *args))
 
     # -- deployments ---------------------------------------------------------------------
@@ -276,18 +273,6 @@ class PostgresStore(PostgresSlackState):
             await _append(conn, event)
         return live_from_row(row)
 
-    @runs_to_end
-    async def set_message(self, deployment_id: str, channel: str, ts: str) -> Deployment:
-        rows = await self._fetch(
-            "UPDATE deployments SET channel = $2, message_ts = $3 WHERE id = $1 RETURNING *",
-            deployment_id,
-            channel,
-            ts,
-        )
-        if not rows:
-            raise NotFound(f"no deployment {deployment_id}")
-        return deployment_from_row(rows[0])
-
     # -- phases and events ---------------------------------------------------------------
 
     @runs_to_end
@@ -331,23 +316,9 @@ class PostgresStore(PostgresSlackState):
         sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE deployment_id = $1 ORDER BY id"
         return [event_from_row(row) for row in await self._fetch(sql, deployment_id)]
 
-    # -- Slack cards ----------------------------------------------------------------------
-
-    @runs_to_end
-    async def mark_card(self, deployment_id: str, version: int) -> None:
-        await self._fetch(
-            "UPDATE deployments SET card_version = greatest(card_version, $2) WHERE id = $1",
-            deployment_id,
-            version,
-        )
-
-    async def stale_cards(self, limit: int = 50) -> list[Deployment]:
-        rows = await self._fetch(
-            """SELECT * FROM deployments WHERE message_ts IS NOT NULL AND card_version < version
-                ORDER BY updated_at LIMIT $1""",
-            limit,
-        )
-        return [deployment_from_row(row) for row in rows]
+    async def events_after(self, seq: int, limit: int = 500) -> list[Event]:
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"
+        return [event_from_row(row) for row in await self._fetch(sql, seq, limit)]
 
     # -- the work queue ------------------------------------------------------------------
 
@@ -412,27 +383,8 @@ class PostgresStore(PostgresSlackState):
 # -- connection set-up and error translation -------------------------------------------------
 
 
-def describe_dsn(dsn: str) -> str:
-    """host:port/database of a DSN, for error texts: never the user or the password."""
-    parts = urlsplit(dsn)
-    return f"PostgreSQL at {parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
-
-
-async def _init_connection(conn: Any) -> None:
+async def init_connection(conn: Any) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
-
-
-@contextmanager
-def _translated(what: str) -> Iterator[None]:
-    """Driver and network failures, in the aistack error tree."""
-    try:
-        yield
-    except asyncpg.InvalidAuthorizationSpecificationError as exc:
-        raise AuthError(f"{what} refused our credentials: {type(exc).__name__}") from None
-    except (OSError, TimeoutError, asyncpg.PostgresConnectionError) as exc:
-        raise TransientError(f"{what} unreachable: {type(exc).__name__}") from None
-    except (asyncpg.TransactionRollbackError, asyncpg.CannotConnectNowError) as exc:
-        raise TransientError(f"{what} asked us to retry: {type(exc).__name__}") from None
 
 
 # -- helpers (each runs inside the caller's transaction) -------------------------------------

@@ -26,6 +26,7 @@ from deployer.core.models import Deployment, Event, PhaseRecord, utcnow
 from deployer.core.states import DeploymentState, check_transition
 from deployer.errors import IllegalTransition, NotFound, StackBusy, TransientError
 from deployer.ports import LiveStack
+from deployer.storage import enable_wal, finish, is_busy, iso, runs_to_end
 
 from .common import (
     active_stack,
@@ -36,22 +37,18 @@ from .common import (
     ends_live,
     event_from_row,
     failed_rollbacks,
-    finish,
-    iso,
     live_from_row,
     makes_live,
     not_transferred,
     phase_from_row,
-    runs_to_end,
     stale_message,
 )
 from .migrations import migrate_sqlite
-from .slack_sqlite import SqliteSlackState
 
 _INSERT = """INSERT INTO deployments (id, stack, operation, state, version, requester, approver,
-    channel, message_ts, spec, created_at, updated_at, error, leftovers, active_stack)
+    channel, spec, created_at, updated_at, error, leftovers, active_stack)
 VALUES (:id, :stack, :operation, :state, :version, :requester, :approver,
-    :channel, :message_ts, :spec, :created_at, :updated_at, :error, :leftovers, :active_stack)
+    :channel, :spec, :created_at, :updated_at, :error, :leftovers, :active_stack)
 RETURNING *"""
 
 _TRANSITION = """UPDATE deployments
@@ -114,7 +111,7 @@ Params = dict[str, Any] | tuple[Any, ...]
 Row = dict[str, Any]
 
 
-class SqliteStore(SqliteSlackState):
+class SqliteStore:
     def __init__(self, conn: aiosqlite.Connection, applied_migrations: list[int]) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
@@ -126,7 +123,7 @@ class SqliteStore(SqliteSlackState):
         try:
             conn.row_factory = aiosqlite.Row
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            await _enable_wal(conn)
+            await enable_wal(conn)
             await conn.execute("PRAGMA foreign_keys = ON")
             return cls(conn, await migrate_sqlite(conn))
         except BaseException:
@@ -148,7 +145,7 @@ class SqliteStore(SqliteSlackState):
             except BaseException as exc:
                 if self._conn.in_transaction:
                     await self._conn.rollback()
-                if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
                     raise TransientError(f"SQLite database is busy: {exc}") from exc
                 raise
 
@@ -264,18 +261,6 @@ class SqliteStore(SqliteSlackState):
             await _append(conn, event)
         return live_from_row(row)
 
-    @runs_to_end
-    async def set_message(self, deployment_id: str, channel: str, ts: str) -> Deployment:
-        async with self._tx() as conn:
-            row = await _one(
-                conn,
-                "UPDATE deployments SET channel = ?, message_ts = ? WHERE id = ? RETURNING *",
-                (channel, ts, deployment_id),
-            )
-        if row is None:
-            raise NotFound(f"no deployment {deployment_id}")
-        return deployment_from_row(row)
-
     # -- phases and events ---------------------------------------------------------------
 
     @runs_to_end
@@ -313,23 +298,9 @@ class SqliteStore(SqliteSlackState):
         sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE deployment_id = ? ORDER BY id"
         return [event_from_row(row) for row in await self._fetch(sql, (deployment_id,))]
 
-    # -- Slack cards ----------------------------------------------------------------------
-
-    @runs_to_end
-    async def mark_card(self, deployment_id: str, version: int) -> None:
-        async with self._tx() as conn:
-            await conn.execute(
-                "UPDATE deployments SET card_version = max(card_version, ?) WHERE id = ?",
-                (version, deployment_id),
-            )
-
-    async def stale_cards(self, limit: int = 50) -> list[Deployment]:
-        rows = await self._fetch(
-            """SELECT * FROM deployments WHERE message_ts IS NOT NULL AND card_version < version
-                ORDER BY updated_at LIMIT ?""",
-            (limit,),
-        )
-        return [deployment_from_row(row) for row in rows]
+    async def events_after(self, seq: int, limit: int = 500) -> list[Event]:
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?"
+        return [event_from_row(row) for row in await self._fetch(sql, (seq, limit))]
 
     # -- the work queue ------------------------------------------------------------------
 
@@ -392,12 +363,6 @@ class SqliteStore(SqliteSlackState):
 
 
 # -- helpers (each runs inside the caller's transaction) -------------------------------------
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    """SQLITE_BUSY or SQLITE_LOCKED, extended codes included (the low byte is the primary)."""
-    code = getattr(exc, "sqlite_errorcode", None)  # set by errors of the SQLite library
-    return code is not None and (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _deployment_params(deployment: Deployment) -> dict[str, Any]:
@@ -472,20 +437,6 @@ async def _after_conflict(
     if row is not None:
         return deployment_from_row(row)
     raise StackBusy(await _busy_text(conn, deployment.stack))
-
-
-async def _enable_wal(conn: aiosqlite.Connection, attempts: int = 50) -> None:
-    """Switch to WAL. The switch needs a moment alone with the file and SQLite does not
-    always wait for it (busy_timeout is skipped), so two processes opening a new database at
-    once would see "database is locked": try again briefly instead."""
-    for attempt in range(attempts):
-        try:
-            await conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or attempt == attempts - 1:
-                raise
-            await asyncio.sleep(0.02)
 
 
 async def _append(conn: aiosqlite.Connection, event: Event) -> None:

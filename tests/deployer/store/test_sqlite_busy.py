@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ async def test_a_write_lock_held_elsewhere_is_transient(tmp_path: Path) -> None:
     try:
         other.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
         with pytest.raises(TransientError, match="SQLite database is busy"):
-            await store.mark_card("d1", 1)
+            await store.schedule_retry("d1", datetime.now(UTC))  # any write
     finally:
         other.close()
         await store.close()

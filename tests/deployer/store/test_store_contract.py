@@ -84,8 +84,6 @@ async def test_unknown_deployment_is_not_found(store: Store) -> None:
         await store.get("nope")
     with pytest.raises(NotFound):
         await store.transition(make(id="nope"), S.APPROVED)
-    with pytest.raises(NotFound):
-        await store.set_message("nope", "C1", "1.2")
 
 
 async def test_second_active_deployment_is_refused_naming_the_holder(store: Store) -> None:
@@ -180,13 +178,6 @@ async def test_dedup_key_replay_returns_the_same_deployment(store: Store) -> Non
 async def test_retried_create_of_the_same_deployment_is_idempotent(store: Store) -> None:
     d = make()
     assert await store.create(d) == await store.create(d) == d
-
-
-async def test_set_message_is_kept_across_transitions(store: Store) -> None:
-    d = await store.create(make())
-    placed = await store.set_message(d.id, "C42", "1764195000.000100")
-    moved = await store.transition(d, S.APPROVED)  # d is older than the card: still fine
-    assert (placed.channel, moved.channel, moved.message_ts) == ("C42", "C42", placed.message_ts)
 
 
 # -- requests, holds and live stacks ---------------------------------------------------------
@@ -346,6 +337,20 @@ async def test_events_are_appended_in_order(store: Store) -> None:
     )
     assert await store.events_for(b.id) == await store.events("bob")
     assert await store.events("carol") == []
+
+
+async def test_events_after_is_a_cursor_on_the_whole_log(store: Store) -> None:
+    a, b = await store.create(make("alice")), await store.create(make("bob"))
+    kinds = ("phase.running", "phase.done", "undo.done")  # any three, in this order
+    for kind in kinds:
+        for d in (a, b):
+            await store.append_event(Event(deployment_id=d.id, stack=d.stack, kind=kind))
+    log = await store.events_after(0)
+    assert [(e.stack, e.kind) for e in log] == [(s, kind) for kind in kinds
+                                                for s in ("alice", "bob")]  # fmt: skip
+    assert [e.seq for e in log] == sorted({e.seq for e in log})
+    assert await store.events_after(log[1].seq or 0, limit=2) == log[2:4]
+    assert await store.events_after(log[-1].seq or 0) == []
 
 
 # -- the work queue --------------------------------------------------------------------------
@@ -615,20 +620,6 @@ async def test_unreachable_postgres_is_transient_and_keeps_the_password_out() ->
     assert "127.0.0.1:1/aistack" in str(refused.value) and "hunter2" not in str(refused.value)
 
 
-async def test_cards_behind_their_deployment_are_found_until_marked(store: Store) -> None:
-    job = await queued(store, "alice")
-    assert await store.stale_cards() == []  # no card posted yet
-    carded = await store.set_message(job.id, "C1", "1700000000.000100")
-    assert [d.id for d in await store.stale_cards()] == [job.id]
-    await store.mark_card(job.id, carded.version)
-    assert await store.stale_cards() == []
-    moved = await store.transition(carded, S.RUNNING)
-    assert [d.state for d in await store.stale_cards()] == [S.RUNNING]
-    await store.mark_card(job.id, moved.version)
-    await store.mark_card(job.id, carded.version)  # a late, older draw does not win
-    assert await store.stale_cards() == []
-
-
 # -- cancellation ----------------------------------------------------------------------------
 
 # Far more event-loop turns than any write here takes; the loop ends at the first write that
@@ -700,7 +691,7 @@ async def test_a_cancelled_write_is_all_or_nothing_and_the_store_goes_on(
     assert outcomes[0] is False and outcomes[-1] is True, outcomes
 
 
-# -- what a click decided, in one write; Slack's outbox ----------------------------------------
+# -- what a click decided, in one write ------------------------------------------------------
 
 
 def requested_events(d: Deployment, *kinds: str) -> list[Event]:
@@ -716,7 +707,7 @@ async def test_create_stores_its_events_in_the_same_write_and_once(store: Store)
     again = await store.create(make(), dedup_key="click-1", events=events)  # a replay
 
     assert made == again == await store.get(draft.id)
-    assert (made.state, made.version, made.channel, made.message_ts) == (S.QUEUED, 2, "C1", None)
+    assert (made.state, made.version, made.channel) == (S.QUEUED, 2, "C1")
     stored = await store.events_for(draft.id)
     assert [e.kind for e in stored] == ["deployment.requested", "deployment.approved",
                                         "deployment.queued"]  # fmt: skip
@@ -729,82 +720,3 @@ async def test_a_refused_create_stores_none_of_its_events(store: Store) -> None:
     with pytest.raises(StackBusy):
         await store.create(draft, events=requested_events(draft, "requested", "approved"))
     assert await store.events_for(draft.id) == []
-
-
-async def test_cards_never_posted_are_found_until_their_message_is_set(store: Store) -> None:
-    unposted = await store.create(make("alice", channel="C1"))
-    await store.create(make("bob"))  # no channel: the CLI's, it has no card
-    assert [d.id for d in await store.unposted_cards()] == [unposted.id]
-    await store.set_message(unposted.id, "C1", "1.1")
-    assert await store.unposted_cards() == []
-
-
-async def test_a_slack_lease_is_held_by_one_owner_until_released_or_expired(
-    store: Store,
-) -> None:
-    d = await store.create(make())
-    assert await store.take_slack_lease(d.id, "thread", "a", 10, T0)
-    assert not await store.take_slack_lease(d.id, "thread", "b", 10, later(0.1))
-    assert await store.take_slack_lease(d.id, "card", "b", 10, T0)  # another kind: its own
-    assert await store.take_slack_lease(d.id, "thread", "a", 10, later(0.1))  # renewed
-    assert not await store.take_slack_lease(d.id, "thread", "b", 10, T0 + timedelta(seconds=9))
-    assert await store.take_slack_lease(d.id, "thread", "b", 10, later(1))  # a's expired
-    await store.release_slack_lease(d.id, "thread", "a")  # not a's any more: kept
-    assert not await store.take_slack_lease(d.id, "thread", "a", 10, later(1))
-    await store.release_slack_lease(d.id, "thread", "b")
-    assert await store.take_slack_lease(d.id, "thread", "a", 10, later(1))
-
-
-async def test_racing_replicas_take_a_slack_lease_once(backend: Backend) -> None:
-    one, two = await backend.open(), await backend.open()
-    d = await one.create(make())
-    won = await asyncio.gather(*(s.take_slack_lease(d.id, "card", f"r{n}", 10, T0)
-                                 for n, s in enumerate([one, two] * 4)))  # fmt: skip
-    assert won.count(True) == 1
-
-
-async def test_the_thread_cursor_finds_replies_not_posted_and_only_goes_forward(
-    store: Store,
-) -> None:
-    d = await store.create(make(channel="C1"))
-    for kind in ("deployment.requested", "deployment.approved"):
-        await store.append_event(Event(deployment_id=d.id, stack=d.stack, kind=kind, at=T0))
-    first, last = [e.seq or 0 for e in await store.events_for(d.id)]
-    assert await store.replies_posted(d.id) == 0
-    assert await store.unposted_replies() == []  # no card yet: nothing to reply under
-    await store.set_message(d.id, "C1", "1.1")
-    assert await store.unposted_replies() == [d.id]
-    await store.mark_replies_posted(d.id, first)
-    assert await store.unposted_replies() == [d.id]
-    await store.mark_replies_posted(d.id, last)
-    await store.mark_replies_posted(d.id, first)  # late and behind: ignored
-    assert await store.replies_posted(d.id) == last
-    assert await store.unposted_replies() == []
-
-
-async def test_post_slots_of_a_channel_are_one_interval_apart_whoever_asks(
-    backend: Backend,
-) -> None:
-    one, two = await backend.open(), await backend.open()
-    slots = [await s.reserve_post_slot("C1", 1.0, T0) for s in (one, two, one)]
-    assert slots == [T0, later(1 / 60), later(2 / 60)]
-    assert await two.reserve_post_slot("C2", 1.0, T0) == T0  # another channel: its own pace
-    assert await one.reserve_post_slot("C1", 1.0, later(10)) == later(10)  # idle: at once
-    raced = await asyncio.gather(*(s.reserve_post_slot("C3", 1.0, T0) for s in [one, two] * 3))
-    assert sorted(raced) == [T0 + timedelta(seconds=n) for n in range(6)]
-
-
-@with_schema
-async def test_upgrading_counts_existing_threads_as_posted(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:4])
-    old = await backend.open()
-    d = await old.create(make(channel="C1", message_ts="1.1"))
-    await old.append_event(Event(deployment_id=d.id, stack=d.stack, kind="phase.done", at=T0))
-    monkeypatch.undo()
-
-    new = await backend.open()
-    assert applied(new) == [5, 6]
-    assert await new.unposted_replies() == []  # not posted again after the upgrade
-    assert await new.replies_posted(d.id) == (await new.events_for(d.id))[-1].seq

@@ -1,0 +1,126 @@
+"""The database plumbing every store stands on: the deployer's stores and the bot's card
+ledger (bot/ledger/) alike. Where the database is (AISTACK_DATABASE_URL), UTC timestamps,
+writes that run to their end when their caller is cancelled, SQLite's WAL switch and its
+busy answer, and PostgreSQL's failures in the aistack error tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
+
+import aiosqlite
+import asyncpg
+
+from deployer.errors import AuthError, ConfigError, TransientError
+
+P = ParamSpec("P")
+T = TypeVar("T")
+VARIABLE = "AISTACK_DATABASE_URL"
+_SQLITE = "sqlite:///"
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of a sqlite:/// URL, checked to live in an existing directory."""
+    if not url.startswith(_SQLITE) or not url.removeprefix(_SQLITE):
+        raise ConfigError(f"{VARIABLE} must look like sqlite:///./aistack.db or sqlite:////abs.db")
+    path = Path(url.removeprefix(_SQLITE))
+    if not path.parent.is_dir():
+        raise ConfigError(f"{VARIABLE} points into {path.parent}, which is not a directory")
+    return path
+
+
+def describe_dsn(dsn: str) -> str:
+    """host:port/database of a DSN, for error texts: never the user or the password."""
+    parts = urlsplit(dsn)
+    return f"PostgreSQL at {parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+
+
+def utc(moment: datetime) -> datetime:
+    """The same instant in UTC; a naive datetime is a bug, not a guess."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """SQLite's timestamp text: UTC, fixed width, so text order is time order."""
+    return None if moment is None else utc(moment).isoformat(timespec="microseconds")
+
+
+def runs_to_end(write: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Let a store write finish even when its caller is cancelled, then pass the cancellation on.
+
+    That happens whenever one saga phase fails fast while another is writing. Cut off
+    half-way, a write is left in flight: aiosqlite's thread still runs the BEGIN the caller
+    stopped waiting for, so the connection stays inside a transaction and the next write fails
+    with "cannot start a transaction within a transaction"; asyncpg returns at once while the
+    COMMIT it sent may still land after the caller has moved on, and its own rollback can be
+    interrupted by a second cancellation. Run to its end, the write commits (or rolls back on
+    its own error) and the cancellation lands just after it, as if it had come a moment later:
+    never half a write, never one landing late, and the connection is clean for the next.
+    A write whose caller is cancelled while it waits for the connection is still made. The
+    cost: a cancelled caller waits for its write (milliseconds; at worst the busy timeout).
+    """
+
+    @functools.wraps(write)
+    async def to_the_end(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await finish(write(*args, **kwargs))
+
+    return to_the_end
+
+
+async def finish(work: Coroutine[Any, Any, T]) -> T:
+    """Await `work` in its own task until it ends, however often the caller is cancelled
+    meanwhile; then raise the caller's cancellation, if any, else return the result."""
+    task = asyncio.ensure_future(work)
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is None:
+        return task.result()
+    failure = None if task.cancelled() else task.exception()  # retrieved: no "never retrieved"
+    raise cancelled from failure
+
+
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED, extended codes included (the low byte is the primary)."""
+    code = getattr(exc, "sqlite_errorcode", None)  # set by errors of the SQLite library
+    return code is not None and (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+async def enable_wal(conn: aiosqlite.Connection, attempts: int = 50) -> None:
+    """Switch to WAL. The switch needs a moment alone with the file and SQLite does not
+    always wait for it (busy_timeout is skipped), so two processes opening a new database at
+    once would see "database is locked": try again briefly instead."""
+    for attempt in range(attempts):
+        try:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.02)
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Driver and network failures, in the aistack error tree."""
+    try:
+        yield
+    except asyncpg.InvalidAuthorizationSpecificationError as exc:
+        raise AuthError(f"{what} refused our credentials: {type(exc).__name__}") from None
+    except (OSError, TimeoutError, asyncpg.PostgresConnectionError) as exc:
+        raise TransientError(f"{what} unreachable: {type(exc).__name__}") from None
+    except (asyncpg.TransactionRollbackError, asyncpg.CannotConnectNowError) as exc:
+        raise TransientError(f"{what} asked us to retry: {type(exc).__name__}") from None
