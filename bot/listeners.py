@@ -21,6 +21,7 @@ import structlog
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
+from bot import answers as a
 from bot import commands as c
 from bot import messages as m
 from bot.access import AccessPolicy, Decision
@@ -97,12 +98,12 @@ class Listeners:
         try:
             parsed = c.parse(command.get("text", ""), validate_name=self._validate)
         except c.UsageError as exc:
-            message = m.usage_error(exc.problem, exc.hint)
+            message = a.usage_error(exc.problem, exc.hint)
             await ack(text=message.text, blocks=message.blocks)
             return
         allowed = self._policy.in_channel(channel)
         if not allowed.allowed:
-            await ack(text=m.refusal(allowed.reason).text)
+            await ack(text=a.refusal(allowed.reason).text)
             return
         await ack()
         work = self._command(parsed, user, channel, command.get("trigger_id"), respond)
@@ -113,11 +114,11 @@ class Listeners:
     ) -> None:
         match cmd:
             case c.Help():  # only the asker wants it: the channel does not
-                await _say(respond, m.help_message(c.USAGE))
+                await _say(respond, a.help_message(c.USAGE))
             case c.Deploy(name=name, image=image, dry_run=True):
                 spec = self._d.spec(name, image)
                 if not await self._image_refused(spec.image, respond):
-                    await _say(respond, m.dry_run_message(spec, self._d.plan(spec)))
+                    await _say(respond, a.dry_run_message(spec, self._d.plan(spec)))
             case c.Deploy(name=name, image=image):
                 await self._request(name, user, channel, trigger, respond, image=image)
             case c.Destroy(name=name):
@@ -126,17 +127,17 @@ class Listeners:
                 await self._transfer(name, to, user, respond)
             case c.ListStacks(mine=True):  # the asker's own: answered to the asker alone
                 stacks = await self._d.list_stacks()
-                await _say(respond, m.list_message(stacks, mine_of=user))
+                await _say(respond, a.list_message(stacks, mine_of=user))
             case c.Status(name=None) | c.ListStacks():
                 stacks = await self._d.list_stacks()
-                await _say(respond, m.list_message(stacks), public=True)
+                await _say(respond, a.list_message(stacks), public=True)
             case c.Status(name=str(name)):
-                await _say(respond, m.status_message(await self._d.status(name)), public=True)
+                await _say(respond, a.status_message(await self._d.status(name)), public=True)
             case c.History(name=name):
                 events = await self._d.history(name)
-                await _say(respond, m.history_message(name, events), public=True)
+                await _say(respond, a.history_message(name, events), public=True)
             case c.Preflight():
-                await _say(respond, m.preflight_message(await self._d.preflight()))
+                await _say(respond, a.preflight_message(await self._d.preflight()))
 
     async def _request(
         self, name: str, user: str, channel: str, trigger: str | None, respond: Respond,
@@ -144,7 +145,7 @@ class Listeners:
     ) -> None:  # fmt: skip
         refused = self._policy.may_request(user, await self._dir.groups_of(user))
         if not refused.allowed:
-            await _say(respond, m.refusal(refused.reason))
+            await _say(respond, a.refusal(refused.reason))
             return
         if await self._image_refused(self._d.spec(name, image).image, respond):
             return
@@ -173,7 +174,7 @@ class Listeners:
         if self._d.image_refusal(image) is None:
             return False
         allowed = ", ".join(f"`{p}`" for p in self._d.allowed_images)
-        await _say(respond, m.refusal(f"The image `{image}` is not allowed here. Allowed "
+        await _say(respond, a.refusal(f"The image `{image}` is not allowed here. Allowed "
                                       f"(AISTACK_ALLOWED_IMAGES): {allowed}"))  # fmt: skip
         return True
 
@@ -185,12 +186,12 @@ class Listeners:
         decision = self._policy.may_transfer(user, await self._dir.groups_of(user), owner)
         if not decision.allowed or owner == to:
             await _say(
-                respond, m.refusal(decision.reason or f"{mention(to)} already owns {stack}.")
+                respond, a.refusal(decision.reason or f"{mention(to)} already owns {stack}.")
             )
             return
         await self._d.transfer(stack, owner=owner, to=to, by=user)
         said = f"{stack} now belongs to {mention(to)} (it was {mention(owner)}'s)"
-        await _say(respond, m.notice(f"{said}; transferred by {mention(user)}."), public=True)
+        await _say(respond, a.notice(f"{said}; transferred by {mention(user)}."), public=True)
 
     async def _post_card(
         self, dep: Deployment, respond: Respond, *, approval_required: bool
@@ -224,7 +225,7 @@ class Listeners:
             await self._d.expire(dep, "the request card could not be posted")
         else:
             goes_on = f" The {dep.operation} of {dep.stack} goes ahead: `/aistack status` shows it."
-        await _say(respond, m.refusal(f"I cannot post in this channel: `/invite @aistack` "
+        await _say(respond, a.refusal(f"I cannot post in this channel: `/invite @aistack` "
                                       f"first.{goes_on}"))  # fmt: skip
 
     async def _say_superseded(self, closed: Deployment, by: Deployment) -> None:
@@ -321,7 +322,7 @@ class Listeners:
             await self._tell(click, _already(dep))
         else:
             await self._d.retry_rollback(dep, click.user)
-            message = m.notice("Retrying the rollback now; progress goes to the thread.")
+            message = a.notice("Retrying the rollback now; progress goes to the thread.")
             await self._slack.ephemeral(click.channel, click.user, message.text, message.blocks)
 
     # -- answering --------------------------------------------------------------------------
@@ -329,15 +330,15 @@ class Listeners:
         try:
             await work
         except StackBusy as exc:
-            await _say(respond, m.busy_message(str(exc)))
+            await _say(respond, a.busy_message(str(exc)))
         except NotFound as exc:
-            await _say(respond, m.refusal(str(exc)))
+            await _say(respond, a.refusal(str(exc)))
         except AistackError as exc:  # upstream text: escaped whole, no mention survives
-            await _say(respond, m.refusal(f"That did not work: {escape(str(exc))}"))
+            await _say(respond, a.refusal(f"That did not work: {escape(str(exc))}"))
         except Exception:
             log.exception("command failed")
             await _say(
-                respond, m.refusal("Something went wrong on our side; the team has the details.")
+                respond, a.refusal("Something went wrong on our side; the team has the details.")
             )
 
     def _ephemeral(self, click: Click) -> Respond:
@@ -347,7 +348,7 @@ class Listeners:
         return respond
 
     async def _tell(self, click: Click, text: str) -> None:
-        message = m.refusal(text)
+        message = a.refusal(text)
         await self._slack.ephemeral(click.channel, click.user, message.text, message.blocks)
 
     def _validate(self, raw: str) -> str:

@@ -1,6 +1,9 @@
-"""PURE: deployment views -> Block Kit messages (cards, thread lines, help, lists).
+"""PURE: deployment views -> Block Kit messages: its card and its thread replies.
 
-User- and upstream-controlled text always goes through `escape`, so nothing can become a
+The request card, the status card edited in place as the deployment moves on, one thread line
+per phase boundary and the outcome reply that tells the requester how it ended. The answers to
+commands (help, status, list, history, ...) are drawn in `bot/answers.py`, with the helpers
+below. User- and upstream-controlled text always goes through `escape`, so nothing can become a
 mention, a broadcast or a link; ids become mentions only when they look like Slack ids.
 `message` and `pack` (bot/blocks.py) keep every message inside Slack's limits (specs/slack.md §6).
 """
@@ -23,7 +26,6 @@ from bot.blocks import (
     duration,
     escape,
     header,
-    keep_mentions,
     mention,
     message,
     pack,
@@ -39,9 +41,6 @@ from deployer import (
     Operation,
     PhaseRecord,
     PhaseState,
-    PreflightReport,
-    StackSpec,
-    StackStatus,
     Takeover,
     phases_for,
 )
@@ -49,18 +48,20 @@ from deployer import (
 S = DeploymentState
 K = EventKind
 _TITLES: dict[str, str] = {p.name: p.title for op in Operation for p in phases_for(op)}
-_ICONS = {"done": ":white_check_mark:", "failed": ":x:", "undone": ":leftwards_arrow_with_hook:"}
 
 
-def _utc(at: datetime) -> datetime:
+def utc(at: datetime) -> datetime:
+    """The time in UTC; a naive one is taken to be UTC already."""
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
-def _title(phase: str | None) -> str:
+def phase_title(phase: str | None) -> str:
+    """A phase's title as people read it, escaped; its name if it has none."""
     return escape(_TITLES.get(phase or "", phase or "?"))
 
 
-def _bullets(items: Iterable[str]) -> list[str]:
+def bullets(items: Iterable[str]) -> list[str]:
+    """One escaped bullet line per item."""
     return [f"• {escape(item)}" for item in items]
 
 
@@ -83,9 +84,9 @@ def request_card(
         owns = f"{owner} owns it and may reject it" if approval_required else ""
     blocks = [header(f"aistack: {dep.operation} {dep.stack}")]
     blocks.append(section(f"{first}{asks}\nImage: `{escape(dep.spec.image)}`"))
-    blocks += pack(["*Plan*", *_bullets(plan)] if plan else [])[0][:10]
+    blocks += pack(["*Plan*", *bullets(plan)] if plan else [])[0][:10]
     waiting = "Waiting for approval" if approval_required else "No approval needed · starting"
-    expiry = f"expires {_utc(expires_at):%H:%M} UTC" if expires_at and approval_required else ""
+    expiry = f"expires {utc(expires_at):%H:%M} UTC" if expires_at and approval_required else ""
     blocks.append(context(waiting, expiry, owns))
     if approval_required:
         approve = _approve(dep)
@@ -138,10 +139,11 @@ class _Card:
         failed = next((r for r in self.phases if r.state is PhaseState.FAILED), None)
         if failed is None:
             return f"Failed: {escape(self.dep.error or 'unknown error')}"
-        return f"Failed at {_title(failed.name)}: {escape(failed.error or self.dep.error or '?')}"
+        error = escape(failed.error or self.dep.error or "?")
+        return f"Failed at {phase_title(failed.name)}: {error}"
 
     def titles(self, state: PhaseState) -> list[str]:
-        return [_title(r.name) for r in self.phases if r.state is state]
+        return [phase_title(r.name) for r in self.phases if r.state is state]
 
 
 Body = tuple[str, list[Block]]
@@ -204,7 +206,7 @@ def _rolled_back(c: _Card) -> Body:
 
 def _rollback_failed(c: _Card) -> Body:
     what = "teardown" if c.dep.operation is Operation.DESTROY else "rollback"
-    leftovers = "\n".join(_bullets(c.dep.leftovers)) or "nothing recorded"
+    leftovers = "\n".join(bullets(c.dep.leftovers)) or "nothing recorded"
     line = f":warning: {what.capitalize()} failed — left behind:\n{leftovers}"
     advice = (
         f"{c.failure()}\nWhat to do: fix the cause and press *Retry {what}*, or remove "
@@ -242,7 +244,7 @@ _BODIES: dict[DeploymentState, Callable[[_Card], Body]] = {
 def thread_line(event: Event) -> str | None:
     """One thread reply per phase boundary (and undo); None for events the card covers."""
     step = f"[{event.index}/{event.total}] " if event.index and event.total else ""
-    title = escape(str(event.data.get("title") or "")) or _title(event.phase)
+    title = escape(str(event.data.get("title") or "")) or phase_title(event.phase)
     took = duration(event.duration) if event.duration is not None else ""
     error = escape(str(event.data.get("error") or "unknown error"))
     lines = {
@@ -273,141 +275,3 @@ def outcome_line(dep: Deployment, phases: list[PhaseRecord]) -> str | None:
     }
     line = lines.get(dep.state)
     return truncate(line, MAX_TEXT) if line else None
-
-
-# -- answers to commands --------------------------------------------------------------------
-def help_message(usage: str) -> Message:
-    body = f"*aistack* deploys personal AI coding stacks.\n```{escape(usage)}```"
-    return message("aistack commands", [section(body)])
-
-
-def usage_error(problem: str, hint: str) -> Message:
-    shown = f"`{escape(hint)}`" if hint.startswith("/aistack") else escape(hint)
-    return message(escape(problem), [section(f":warning: {escape(problem)}\n{shown}")])
-
-
-def refusal(text: str, *, approvers: Sequence[str] = ()) -> Message:
-    """An ephemeral "no": our own text (its well-formed mentions kept) + the approver list."""
-    line = f":no_entry: {keep_mentions(text)}"
-    if approvers:
-        line += " Approvers: " + ", ".join(mention(a) for a in approvers)
-    return message(line, [section(line)])
-
-
-def notice(text: str) -> Message:
-    """An ephemeral "done": our own text, its well-formed mentions kept."""
-    line = f":information_source: {keep_mentions(text)}"
-    return message(line, [section(line)])
-
-
-def busy_message(text: str) -> Message:
-    line = f":hourglass_flowing_sand: {escape(text)}"
-    return message(line, [section(line)])
-
-
-def dry_run_message(spec: StackSpec, plan: list[str]) -> Message:
-    intro = f"*Dry run: nothing was changed.* Deploying *{escape(spec.name)}* would create:"
-    packed, _ = pack([intro, *_bullets(plan)])
-    meta = context(f"Image `{escape(spec.image)}`", escape(spec.url))
-    blocks = [header(f"aistack: dry run for {spec.name}"), *packed, meta]
-    return message(f"Dry run for {escape(spec.name)}: nothing was changed", blocks)
-
-
-def status_message(status: StackStatus) -> Message:
-    dep, live = status.deployment, status.live
-    state = str(dep.state) if dep else "no record"
-    lines = [f"*{escape(status.name)}* · {state} · {escape(status.url)}", *_record_lines(status)]
-    app = escape(live.application_status or "none") if live else ""
-    where = f"project `{escape(live.project_name)}`, application {app}" if live else "nothing"
-    lines.append(f"Dokploy: {where}")
-    if status.dns_values is not None:
-        lines.append(f"DNS: {escape(', '.join(status.dns_values)) or 'no record'}")
-    lines += [f":warning: *Drift:* {escape(d)}" for d in status.drift]
-    lines += [_phase_line(r) for r in status.phases]
-    packed, left = pack(lines)
-    note = [context(f"{left} more lines not shown")] if left else []
-    drift = f" · {len(status.drift)} drift" if status.drift else ""
-    blocks = [header(f"aistack: status {status.name}"), *packed, *note]
-    return message(f"{escape(status.name)}: {state}{drift}", blocks)
-
-
-def _record_lines(status: StackStatus) -> list[str]:
-    dep = status.deployment
-    if dep is None:
-        return []
-    when = f"{_utc(dep.updated_at):%Y-%m-%d %H:%M} UTC"
-    owner = f"Owner {mention(status.owner)} · " if status.owner else "Not live · "
-    lines = [f"{owner}last {dep.operation} by {mention(dep.requester)} {when}"]
-    if dep.error:
-        lines.append(f"Error: {escape(dep.error)}")
-    if dep.leftovers:
-        lines.append(":warning: Left behind: " + "; ".join(escape(x) for x in dep.leftovers))
-    return lines
-
-
-def _phase_line(record: PhaseRecord) -> str:
-    took = f" · {duration(record.duration)}" if record.duration is not None else ""
-    icon = _ICONS.get(record.state, ":warning:" if "fail" in record.state else ":white_circle:")
-    return f"{icon} {_title(record.name)} — {record.state}{took}"
-
-
-def list_message(stacks: list[StackStatus], *, mine_of: str | None = None) -> Message:
-    if mine_of is not None:
-        stacks = [s for s in stacks if s.belongs_to(mine_of)]
-    if not stacks:
-        empty = "You have no stacks yet" if mine_of else "No stacks yet"
-        hint = escape("Start one with `/aistack deploy <name>`.")
-        return message(empty, [section(f"{empty}. {hint}")])
-    packed, left = pack([_list_line(s) for s in stacks])
-    note = [context(f"{left} more not shown; /aistack status NAME shows one")] if left else []
-    blocks = [header("aistack: your stacks" if mine_of else "aistack: stacks"), *packed, *note]
-    drifting = sum(1 for s in stacks if s.drift)
-    return message(f"{len(stacks)} stacks" + (f", {drifting} drifting" if drifting else ""), blocks)
-
-
-def _list_line(s: StackStatus) -> str:
-    state = str(s.deployment.state) if s.deployment else "no record"
-    app = escape(s.live.application_status or "no app") if s.live else "-"
-    owner = mention(s.owner) if s.owner else "-"
-    flag = " · :warning: *DRIFT*" if s.drift else ""
-    return f"*{escape(s.name)}* · {state} · app {app} · {escape(s.url)} · {owner}{flag}"
-
-
-def history_message(name: str, events: list[Event]) -> Message:
-    lines = [_history_line(e) for e in events if not e.kind.started]
-    if not lines:
-        empty = f"No history for {escape(name)} yet."
-        return message(empty, [section(empty)])
-    packed, left = pack(lines, keep_last=True)
-    note = [context(f"{left} older events not shown; newest last")] if left else []
-    blocks = [header(f"aistack: history of {name}"), *note, *packed]
-    return message(f"History of {escape(name)}: {len(lines)} events", blocks)
-
-
-def _history_line(e: Event) -> str:
-    took = f" · {duration(e.duration)}" if e.duration is not None else ""
-    extra = e.data.get("error") or e.data.get("outcome") or ""
-    if e.data.get("leftovers"):
-        extra = "left: " + "; ".join(str(x) for x in e.data["leftovers"])
-    what = f" {escape(e.phase)}" if e.phase else ""
-    tail = f" · {escape(str(extra))}" if extra else ""
-    at = f"`{_utc(e.at):%Y-%m-%d %H:%M:%S}` `{escape(e.deployment_id[:8])}`"
-    return f"{at} {escape(e.kind)}{what} by {mention(e.actor)}{took}{tail}"
-
-
-def preflight_message(report: PreflightReport) -> Message:
-    zone, ok = report.zone, report.wildcard is None or report.ingress_ip in report.wildcard
-    lines = [
-        f":white_check_mark: Dokploy {escape(report.dokploy_url)}: reachable and authorized, "
-        f"{report.projects} projects",
-        f":white_check_mark: DNS zone {escape(zone.name)} (id {zone.zone_id}): "
-        f"{zone.rrset_count} rrsets",
-        f":information_source: Ingress {escape(report.ingress_ip)} "
-        f"(DNS mode {escape(report.dns_mode)})",
-    ]
-    if report.wildcard is not None:
-        icon, covers = (":white_check_mark:", "covers") if ok else (":warning:", "does NOT cover")
-        found = escape(", ".join(report.wildcard)) or "no record"
-        lines.append(f"{icon} Wildcard {covers} the ingress ({found})")
-    text = "Preflight: all good" if ok else "Preflight: the wildcard misses the ingress"
-    return message(text, [header("aistack: preflight"), section("\n".join(lines))])

@@ -3,9 +3,9 @@
 Behaviour follows `../shared/specs/dokploy-api.md` §7 and, where they differ, the recorded
 exchanges of a real server. This module serves HTTP (auth gate, rate limit, tRPC error bodies,
 security headers) and runs the deploy queue; input validation against the OpenAPI document's
-own request schemas lives in `dokploy_validation.py`, rows and response shapes live in
-`dokploy_state.py`, and what a deployment does on the host (its build log, its container's
-environment) lives in `dokploy_host.py`.
+own request schemas lives in `dokploy_validation.py`, rows and their shapes in
+`dokploy_tables.py`, the procedures and their response shapes in `dokploy_state.py`, and what
+a deployment does on the host (its build log, its container's environment) in `dokploy_host.py`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from deployer.sandbox.dokploy_host import run_build
-from deployer.sandbox.dokploy_state import ApiError, Row, Store
+from deployer.sandbox.dokploy_state import Store
+from deployer.sandbox.dokploy_tables import ApiError, Row
 from deployer.sandbox.dokploy_validation import (
     _openapi_path,
     coerce_query,

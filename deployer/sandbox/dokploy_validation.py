@@ -18,7 +18,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError  # type: ignore[import-untyped]
 
-from deployer.sandbox.dokploy_state import APP_KEYS, Row
+from deployer.sandbox.dokploy_tables import APP_KEYS, Row
 
 OPENAPI_NAME = "dokploy-openapi.json"
 # Dokploy refinements that the OpenAPI document cannot express (recordings 55-57).

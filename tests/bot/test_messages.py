@@ -1,4 +1,5 @@
-"""bot.messages: cards, thread lines and answers, within Block Kit limits and escaped."""
+"""bot.messages and bot.answers: cards, thread lines and answers, within Block Kit limits and
+escaped."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot import answers as a
 from bot import messages as m
 from deployer.core.models import Deployment, Event, PhaseRecord, ProjectView, StackSpec, StackStatus
 from deployer.core.states import DeploymentState, Operation, PhaseState
@@ -289,16 +291,16 @@ def hostile_messages() -> list[m.Message]:
         m.request_card(
             dep(image=HOSTILE_IMAGE), [HOSTILE_ERROR], expires_at=expires, approval_required=True
         ),
-        m.dry_run_message(spec(HOSTILE_IMAGE), [HOSTILE_ERROR]),
-        m.status_message(status),
-        m.list_message([status]),
-        m.history_message(
+        a.dry_run_message(spec(HOSTILE_IMAGE), [HOSTILE_ERROR]),
+        a.status_message(status),
+        a.list_message([status]),
+        a.history_message(
             "alice", [event("phase.failed", error=HOSTILE_ERROR, actor="<!channel>")]
         ),
-        m.usage_error("unknown command '<!channel>'", "did you mean '<@U1>'?"),
-        m.busy_message(HOSTILE_ERROR),
-        m.refusal(f"only approvers; you wrote {HOSTILE_ERROR}"),
-        m.help_message("/aistack deploy <name>"),
+        a.usage_error("unknown command '<!channel>'", "did you mean '<@U1>'?"),
+        a.busy_message(HOSTILE_ERROR),
+        a.refusal(f"only approvers; you wrote {HOSTILE_ERROR}"),
+        a.help_message("/aistack deploy <name>"),
     ]
 
 
@@ -385,7 +387,7 @@ def event(kind: str, n: int = 0, **data: Any) -> Event:
 
 def test_huge_history_is_capped_keeping_the_newest() -> None:
     events = [event("phase.failed", n, error=f"error number {n} " + "x" * 200) for n in range(3000)]
-    message = m.history_message("alice", events)
+    message = a.history_message("alice", events)
     check_message(message)
     text = joined(message)
     assert "error number 2999 " in text and "error number 0 " not in text
@@ -394,9 +396,9 @@ def test_huge_history_is_capped_keeping_the_newest() -> None:
 
 
 def test_history_skips_running_events_and_handles_none() -> None:
-    message = m.history_message("alice", [event("phase.running"), event("phase.done")])
+    message = a.history_message("alice", [event("phase.running"), event("phase.done")])
     assert "phase.running" not in joined(message) and "phase.done deploy" in joined(message)
-    assert m.history_message("alice", []).text == "No history for alice yet."
+    assert a.history_message("alice", []).text == "No history for alice yet."
 
 
 def stack(n: int, drift: tuple[str, ...] = (), requester: str = REQUESTER) -> StackStatus:
@@ -412,7 +414,7 @@ def stack(n: int, drift: tuple[str, ...] = (), requester: str = REQUESTER) -> St
 
 
 def test_huge_list_says_how_many_were_left_out() -> None:
-    message = m.list_message([stack(n, ("dns differs",) if n % 2 else ()) for n in range(2000)])
+    message = a.list_message([stack(n, ("dns differs",) if n % 2 else ()) for n in range(2000)])
     check_message(message)
     text = joined(message)
     assert "stack-0000" in text and "stack-1999" not in text
@@ -422,18 +424,18 @@ def test_huge_list_says_how_many_were_left_out() -> None:
 
 def test_list_lines_and_mine() -> None:
     stacks = [stack(1, ("dns differs",)), stack(2, requester="U0OTHER")]
-    line = m.list_message(stacks).blocks[1]["text"]["text"].splitlines()[0]
+    line = a.list_message(stacks).blocks[1]["text"]["text"].splitlines()[0]
     assert line == (
         f"*stack-0001* · succeeded · app done · https://stack-0001.ai.example.com"
         f" · <@{REQUESTER}> · :warning: *DRIFT*"
     )
-    mine = joined(m.list_message(stacks, mine_of="U0OTHER"))
+    mine = joined(a.list_message(stacks, mine_of="U0OTHER"))
     assert "stack-0002" in mine and "stack-0001" not in mine
 
 
 def test_empty_list() -> None:
-    assert m.list_message([]).text == "No stacks yet"
-    assert m.list_message([stack(1)], mine_of="U0NOBODY").text == "You have no stacks yet"
+    assert a.list_message([]).text == "No stacks yet"
+    assert a.list_message([stack(1)], mine_of="U0NOBODY").text == "You have no stacks yet"
 
 
 # -- thread lines ----------------------------------------------------------------------------
@@ -527,19 +529,19 @@ def test_durations(seconds: float, shown: str, clock: str) -> None:
 
 # -- answers -----------------------------------------------------------------------------------
 def test_usage_error_says_what_was_wrong_then_what_is_right() -> None:
-    message = m.usage_error("deploy needs a stack name", "/aistack deploy <name> [--dry-run]")
+    message = a.usage_error("deploy needs a stack name", "/aistack deploy <name> [--dry-run]")
     check_message(message)
     body = message.blocks[0]["text"]["text"]
     assert body == ":warning: deploy needs a stack name\n`/aistack deploy &lt;name&gt; [--dry-run]`"
 
 
 def test_help_shows_the_usage_escaped() -> None:
-    message = m.help_message("/aistack deploy <name>   deploy a stack")
+    message = a.help_message("/aistack deploy <name>   deploy a stack")
     assert "/aistack deploy &lt;name&gt;   deploy a stack" in joined(message)
 
 
 def test_refusal_keeps_our_mentions_and_lists_approvers() -> None:
-    message = m.refusal(
+    message = a.refusal(
         "Only approvers can approve. Approvers: <@U0APR2>, <!subteam^S0OPS>",
         approvers=["S0GRP", "U0ABC", "<!channel>"],
     )
@@ -550,7 +552,7 @@ def test_refusal_keeps_our_mentions_and_lists_approvers() -> None:
 
 
 def test_dry_run() -> None:
-    message = m.dry_run_message(spec(), PLAN)
+    message = a.dry_run_message(spec(), PLAN)
     check_message(message)
     assert message.text == "Dry run for alice: nothing was changed"
     assert "Dry run: nothing was changed." in joined(message)
@@ -568,7 +570,7 @@ def test_status_highlights_drift_and_lists_phases() -> None:
         dns_values=("1.2.3.4",),
         drift=("DNS points at 9.9.9.9",),
     )
-    message = m.status_message(status)
+    message = a.status_message(status)
     check_message(message)
     text = joined(message)
     assert message.text == "alice: succeeded · 1 drift"
@@ -581,7 +583,7 @@ def test_status_highlights_drift_and_lists_phases() -> None:
 
 def test_status_without_a_record() -> None:
     status = StackStatus(name="bob", url="https://bob.ai.example.com", deployment=None)
-    assert "Dokploy: nothing" in joined(m.status_message(status))
+    assert "Dokploy: nothing" in joined(a.status_message(status))
 
 
 def test_preflight() -> None:
@@ -590,10 +592,10 @@ def test_preflight() -> None:
         "https://dokploy.example.com", 3, zone, "1.2.3.4", "wildcard", ["1.2.3.4"]
     )
     bad = PreflightReport("https://dokploy.example.com", 3, zone, "1.2.3.4", "wildcard", [])
-    assert m.preflight_message(good).text == "Preflight: all good"
-    assert "Wildcard does NOT cover the ingress (no record)" in joined(m.preflight_message(bad))
-    check_message(m.preflight_message(bad))
+    assert a.preflight_message(good).text == "Preflight: all good"
+    assert "Wildcard does NOT cover the ingress (no record)" in joined(a.preflight_message(bad))
+    check_message(a.preflight_message(bad))
 
 
 def test_busy_message() -> None:
-    assert m.busy_message("alice is busy").text == ":hourglass_flowing_sand: alice is busy"
+    assert a.busy_message("alice is busy").text == ":hourglass_flowing_sand: alice is busy"
