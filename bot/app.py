@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -17,7 +16,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.metrics import Metrics
-from deployer import AistackError, Store
+from deployer import AistackError, Clock, Store
 
 log = structlog.get_logger("aistack.bot.app")
 READY_CACHE_SECONDS = 30.0
@@ -50,9 +49,11 @@ class Readiness:
         store: Store,
         client: AsyncWebClient,
         accepting: Callable[[], bool],
+        clock: Clock,
         socket: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._store = store
+        self._clock = clock
         self._client = client
         self._accepting = accepting
         self._socket = socket
@@ -68,10 +69,10 @@ class Readiness:
             await self._store.latest("readyz-probe")
         except AistackError as exc:
             problems["store"] = str(exc)
-        if time.monotonic() - self._slack_ok_at > READY_CACHE_SECONDS:
+        if self._clock.monotonic() - self._slack_ok_at > READY_CACHE_SECONDS:
             try:
                 await self._client.auth_test()
-                self._slack_ok_at = time.monotonic()
+                self._slack_ok_at = self._clock.monotonic()
             except Exception as exc:  # any failure means "not ready", said in the body
                 problems["slack"] = type(exc).__name__
         return problems

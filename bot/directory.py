@@ -7,12 +7,11 @@ the failure is logged: nobody is let in by mistake.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+
+from deployer import Clock
 
 log = structlog.get_logger("aistack.bot.directory")
 
@@ -24,7 +23,7 @@ class Directory:
         groups: frozenset[str],
         *,
         ttl: float = 300.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock,
     ) -> None:
         self._client = client
         self._groups = groups
@@ -37,7 +36,7 @@ class Directory:
 
     async def _members_of(self, group: str) -> frozenset[str]:
         cached = self._members.get(group)
-        if cached and self._clock() - cached[0] < self._ttl:
+        if cached and self._clock.monotonic() - cached[0] < self._ttl:
             return cached[1]
         try:
             reply = await self._client.usergroups_users_list(usergroup=group)
@@ -45,5 +44,5 @@ class Directory:
         except SlackApiError as exc:
             log.warning("user group not readable", group=group, error=exc.response.get("error"))
             members = frozenset()
-        self._members[group] = (self._clock(), members)
+        self._members[group] = (self._clock.monotonic(), members)
         return members

@@ -33,6 +33,7 @@ from bot.slack_api import SlackWriter
 from bot.tasks import Tasks
 from deployer import (
     AistackError,
+    Clock,
     Deployer,
     Deployment,
     DeploymentState,
@@ -41,7 +42,6 @@ from deployer import (
     Operation,
     StackBusy,
 )
-from deployer.core.models import utcnow
 
 S = DeploymentState
 log = structlog.get_logger("aistack.bot.listeners")
@@ -68,8 +68,10 @@ class Listeners:
         directory: Directory,
         tasks: Tasks,
         cards: SlackNotifier,
+        clock: Clock,
     ) -> None:
         self._d = deployer
+        self._clock = clock  # the approval TTL is measured on it
         self._cards = cards
         self._s = settings
         self._policy: AccessPolicy = settings.policy()
@@ -284,7 +286,7 @@ class Listeners:
         if dep.state is not S.REQUESTED:
             await self._tell(click, _already(dep))
             return False
-        if utcnow() - dep.created_at > timedelta(seconds=self._s.approval_ttl):
+        if self._clock.now() - dep.created_at > timedelta(seconds=self._s.approval_ttl):
             await self._d.expire_requests(self._s.approval_ttl)
             await self._tell(click, "This request expired before anyone approved it.")
             return False

@@ -50,6 +50,7 @@ from bot.writers import (
 )
 from deployer import (
     TERMINAL,
+    Clock,
     Deployment,
     DeploymentReads,
     DeploymentState,
@@ -60,12 +61,10 @@ from deployer import (
     Takeover,
     phases_for,
 )
-from deployer.core.models import utcnow
 
 log = structlog.get_logger("aistack.bot.notifier")
 PlanOf = Callable[[StackSpec, Operation], list[str]]
 TakeoverOf = Callable[[Deployment], Awaitable[Takeover | None]]
-Sleep = Callable[[float], Awaitable[None]]
 # Another replica is drawing the card: its edit takes a moment; wait for it that long at most.
 DRAW_RETRY = 0.05
 DRAW_ATTEMPTS = int(LEASE_SECONDS / DRAW_RETRY) + 1
@@ -89,9 +88,7 @@ class SlackNotifier(ThreadReplies):
         approval_ttl: float,
         leases: SlackLeases,
         interval: float = 2.0,
-        monotonic: Callable[[], float],
-        sleep: Sleep = asyncio.sleep,
-        now: Callable[[], datetime] = utcnow,
+        clock: Clock,
     ) -> None:
         self._slack = slack
         self._reads = reads
@@ -101,9 +98,7 @@ class SlackNotifier(ThreadReplies):
         self._takeover_of = takeover_of  # whose live stack a waiting request would replace
         self._ttl = timedelta(seconds=approval_ttl)
         self._interval = interval
-        self._monotonic = monotonic
-        self._sleep = sleep
-        self._now = now
+        self._clock = clock  # paces the card's edits, stamps what it shows
         self._leases = leases
         self._drawing: dict[str, asyncio.Lock] = {}  # one draw at a time per card, here
         self._posting: set[str] = set()  # cards this process is posting now
@@ -257,14 +252,14 @@ class SlackNotifier(ThreadReplies):
             target.unsettled += len(await batch(target.queue))
             target.ending.clear()
             dep = await self._reads.get(target.deployment_id)
-            wait = drawn_at + self._interval - self._monotonic()
+            wait = drawn_at + self._interval - self._clock.monotonic()
             if wait > 0 and dep.state not in TERMINAL:
                 await self._pause(wait, target.ending)  # coalesce; an ending cuts it short
                 target.unsettled += len(waiting(target.queue))
                 dep = await self._reads.get(target.deployment_id)
             if not shown(drawn, dep):
                 drawn = await self._draw(card) or drawn  # None: another replica drew it
-                drawn_at = self._monotonic()
+                drawn_at = self._clock.monotonic()
             self._settle_taken(target)
             if target.queue.empty() and dep.state in TERMINAL:
                 return
@@ -288,7 +283,7 @@ class SlackNotifier(ThreadReplies):
         for _ in range(DRAW_ATTEMPTS):
             if await self._leases.take(deployment_id, DRAW):
                 return True
-            await self._sleep(DRAW_RETRY)
+            await self._clock.sleep(DRAW_RETRY)
         return False
 
     async def _update(self, dep: Deployment, card: Card, *, paused: bool) -> None:
@@ -303,7 +298,7 @@ class SlackNotifier(ThreadReplies):
         total = len(phases_for(dep.operation))
         plan, expires_at = self._request(dep)
         replaces = await self._takeover_of(dep) if self._waiting(dep) else None
-        return messages.card(dep, phases, total=total, now=self._now(), paused=paused,
+        return messages.card(dep, phases, total=total, now=self._clock.now(), paused=paused,
                     plan=plan, expires_at=expires_at, replaces=replaces)  # fmt: skip
 
     @staticmethod

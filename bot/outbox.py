@@ -15,14 +15,13 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 
 import structlog
 
 from bot.ledger import CardLedger
-from deployer.core.models import utcnow
+from deployer import Clock
 
 log = structlog.get_logger("aistack.bot.outbox")
 POST, DRAW, THREAD = "post", "draw", "thread"
@@ -41,17 +40,17 @@ class SlackLeases:
         owner: str,
         *,
         seconds: float = LEASE_SECONDS,
-        now: Callable[[], datetime] = utcnow,
+        clock: Clock,
     ) -> None:
         self._ledger = ledger
         self.owner = owner
         self._seconds = seconds
-        self._now = now
+        self._clock = clock
 
     async def take(self, deployment_id: str, kind: str) -> bool:
         """Take the lease, or renew it if this process holds it already."""
         return await self._ledger.take_lease(
-            deployment_id, kind, self.owner, self._seconds, self._now()
+            deployment_id, kind, self.owner, self._seconds, self._clock.now()
         )
 
     async def release(self, deployment_id: str, kind: str) -> None:
@@ -79,7 +78,7 @@ class SlackLeases:
 
     async def _renew(self, deployment_id: str, kind: str) -> None:
         while True:
-            await asyncio.sleep(self._seconds / 3)
+            await self._clock.sleep(self._seconds / 3)
             try:
                 if not await self.take(deployment_id, kind):
                     log.warning("slack lease lost", deployment_id=deployment_id, kind=kind)

@@ -17,8 +17,7 @@ import json
 import logging
 import os
 import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -48,6 +47,7 @@ from deployer import (
     Deployer,
     DeployerSettings,
     Store,
+    SystemClock,
     Worker,
     open_deployer,
     open_store,
@@ -136,12 +136,17 @@ async def running_bot(
     store: Store | None = None,
     ledger: CardLedger | None = None,
     clock: Clock | None = None,
+    engine_clock: Clock | None = None,
+    slack_clock: Clock | None = None,
     workers: int = 8,
     post_interval: float = 1.0,
-    slack_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> AsyncIterator[Bot]:
+    """The bot, started; stopped when the block ends. One clock for the whole process
+    (`clock`; the system's by default): tests may give the engine's waits (`engine_clock`)
+    or Slack's pacing (`slack_clock`) a clock of their own."""
+    clock = clock or SystemClock()
     owned = AsyncExitStack()
-    store, ledger = await _databases(engine, store, ledger, owned)
+    store, ledger = await _databases(engine, store, ledger, clock, owned)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.slack_timeout))
     # listener work, card writers, and the long-running loops: each stopped its own way
     tasks, cards_tasks, background = Tasks(), Tasks(), Tasks()
@@ -151,18 +156,21 @@ async def running_bot(
         metrics = Metrics()
         metrics.track_tasks(lambda: len(tasks) + len(cards_tasks) + len(background))
         slack = SlackWriter(client, post_interval=post_interval, calls=metrics.slack_calls,
-                            sleep=slack_sleep, slots=LedgerSlots(ledger))  # fmt: skip
+                            clock=slack_clock or clock,
+                            slots=LedgerSlots(ledger, clock))  # fmt: skip
         # `deployer` is opened below, with this notifier: cards ask it for plans (and whose
         # stack a request would take over) only later
         cards = SlackNotifier(slack, store, ledger, cards_tasks, interval=settings.card_interval,
-                              monotonic=time.monotonic, approval_ttl=settings.approval_ttl,
+                              clock=clock, approval_ttl=settings.approval_ttl,
                               plan_of=lambda spec, op: deployer.plan(spec, op),
                               takeover_of=lambda dep: deployer.takeover(dep),
-                              leases=SlackLeases(ledger, owner_id()))  # fmt: skip
+                              leases=SlackLeases(ledger, owner_id(), clock=clock))  # fmt: skip
         notifier = Notifiers(MetricsNotifier(metrics), cards)
-        async with open_deployer(engine, notifier, store=store, clock=clock) as deployer:
+        async with open_deployer(
+            engine, notifier, store=store, clock=engine_clock or clock
+        ) as deployer:
             bot = _assemble(settings, deployer, client, slack, cards, metrics, tasks, store,
-                            socket_url)  # fmt: skip
+                            socket_url, clock)  # fmt: skip
             try:
                 bot.worker = deployer.worker()
                 background.spawn(bot.worker.run_forever(bot.stop, slots=workers), name="worker")
@@ -181,7 +189,7 @@ async def running_bot(
 
 
 async def _databases(
-    engine: DeployerSettings, store: Store | None, ledger: CardLedger | None,
+    engine: DeployerSettings, store: Store | None, ledger: CardLedger | None, clock: Clock,
     owned: AsyncExitStack,
 ) -> tuple[Store, CardLedger]:  # fmt: skip
     """The deployer's store and the bot's card ledger on AISTACK_DATABASE_URL (closed with
@@ -194,7 +202,7 @@ async def _databases(
     try:
         opened = await open_store(engine.store.database_url)
         owned.push_async_callback(opened.close)
-        cards = await open_ledger(engine.store.database_url, opened)
+        cards = await open_ledger(engine.store.database_url, opened, clock)
         owned.push_async_callback(cards.close)
     except BaseException:
         await owned.aclose()
@@ -205,14 +213,16 @@ async def _databases(
 def _assemble(
     settings: BotSettings, deployer: Deployer, client: AsyncWebClient, slack: SlackWriter,
     cards: SlackNotifier, metrics: Metrics, tasks: Tasks, store: Store, socket_url: str | None,
+    clock: Clock,
 ) -> Bot:  # fmt: skip
     bolt = build_bolt(client)
-    directory = Directory(client, settings.policy().groups, ttl=settings.group_cache_seconds)
-    Listeners(deployer, settings, slack, directory, tasks, cards).register(bolt)
+    directory = Directory(client, settings.policy().groups, ttl=settings.group_cache_seconds,
+                          clock=clock)  # fmt: skip
+    Listeners(deployer, settings, slack, directory, tasks, cards, clock).register(bolt)
     bot = Bot(settings, deployer, bolt, web.Application(), cards, slack, metrics, tasks, None)
     if settings.app_token is not None:  # built here, in the running loop, as the SDK needs
         bot.socket = SocketLink(bolt, settings.app_token.get_secret_value(), socket_url)
-    readiness = Readiness(store, client, accepting=lambda: not bot.stop.is_set(),
+    readiness = Readiness(store, client, accepting=lambda: not bot.stop.is_set(), clock=clock,
                           socket=bot.socket.connected if bot.socket else None)  # fmt: skip
     if settings.socket_mode:  # requests arrive over the websocket, unsigned: no /slack/events
         bot.web = build_web(None, readiness, metrics, None)

@@ -11,11 +11,9 @@ raise at once: retrying will not help.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -25,7 +23,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.ledger import CardLedger
-from deployer.core.models import utcnow
+from deployer import Clock
 
 log = structlog.get_logger("aistack.bot.slack")
 TRANSIENT = frozenset(
@@ -43,22 +41,20 @@ class LedgerSlots:
     apart: a post reaches Slack a little after its slot (a timer fires a little early, one
     request travels faster than the one before), and Slack counts arrivals."""
 
-    def __init__(
-        self, ledger: CardLedger, *, margin: float = 0.05, now: Callable[[], datetime] = utcnow
-    ) -> None:
+    def __init__(self, ledger: CardLedger, clock: Clock, *, margin: float = 0.05) -> None:
         self._ledger = ledger
         self._margin = margin
-        self._now = now
+        self._clock = clock
 
     async def __call__(self, channel: str, interval: float) -> float:
         try:
             slot = await self._ledger.reserve_post_slot(
-                channel, interval + self._margin, self._now()
+                channel, interval + self._margin, self._clock.now()
             )
         except Exception as exc:  # the database is down: this process's own pace still holds
             log.warning("post slot not reserved", error=repr(exc))
             return 0.0
-        return (slot - self._now()).total_seconds()
+        return (slot - self._clock.now()).total_seconds()
 
 
 class SlackWriter:
@@ -68,8 +64,7 @@ class SlackWriter:
         *,
         post_interval: float = 1.0,
         max_wait: float = 600.0,
-        sleep: Sleep = asyncio.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock,
         calls: Counter | None = None,
         slots: Slots | None = None,
     ) -> None:
@@ -77,8 +72,7 @@ class SlackWriter:
         self._slots = slots
         self._interval = post_interval
         self._max_wait = max_wait
-        self._sleep = sleep
-        self._clock = clock
+        self._clock = clock  # paces the channels; waits out 429s
         self._calls = calls
         self._channels: dict[str, _Channel] = {}
 
@@ -110,7 +104,7 @@ class SlackWriter:
 
     async def _call(self, method: str, **args: Any) -> Any:
         args = {k: v for k, v in args.items() if v is not None}
-        started, delay = self._clock(), 1.0
+        started, delay = self._clock.monotonic(), 1.0
         while True:
             try:
                 reply = await self.client.api_call(method, json=args)
@@ -126,9 +120,9 @@ class SlackWriter:
                 self._count(method, "connection")
                 log.warning("slack call failed", method=method, error=type(exc).__name__)
                 wait = delay
-            if self._clock() - started + wait > self._max_wait:
+            if self._clock.monotonic() - started + wait > self._max_wait:
                 raise TimeoutError(f"Slack {method} kept failing for {self._max_wait:.0f} s")
-            await self._sleep(wait)
+            await self._clock.sleep(wait)
             delay = min(delay * 2, 30.0)
 
     @asynccontextmanager
@@ -137,14 +131,14 @@ class SlackWriter:
         lane = self._channels.setdefault(channel, _Channel())
         await lane.enter(first=first)
         try:
-            wait = lane.last + self._interval - self._clock()
+            wait = lane.last + self._interval - self._clock.monotonic()
             if self._slots is not None and self._interval > 0:  # the shared pace
                 wait = max(wait, await self._slots(channel, self._interval))
             if wait > 0:
-                await self._sleep(wait)
+                await self._clock.sleep(wait)
             yield
         finally:
-            lane.last = self._clock()
+            lane.last = self._clock.monotonic()
             lane.leave()
 
     def _count(self, method: str, outcome: str) -> None:

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import Callable
 
 from bot.ledger import Card, CardLedger
 from bot.messages import outcome_line, thread_line
 from bot.outbox import THREAD, SlackLeases
 from bot.slack_api import SlackWriter
 from bot.writers import Line, ThreadWriter, Writer, chunks, ends, posted_through
-from deployer import DeploymentReads, DeploymentState, Event
+from deployer import Clock, DeploymentReads, DeploymentState, Event
 
 # The outcome follows the last phase by one store write: the phase's line waits for it, so
 # both go in one reply. Bounded: if the outcome is late (a store outage, a shutdown), the
@@ -30,15 +29,13 @@ OUTCOME_GRACE = 1.0
 
 class ThreadReplies:
     """The thread writer's work; SlackNotifier, which this is mixed into, provides Slack,
-    the reads, the ledger, the clocks, the leases and the bookkeeping below."""
+    the reads, the ledger, the clock, the leases and the bookkeeping below."""
 
     _slack: SlackWriter
     _reads: DeploymentReads
     _ledger: CardLedger
     _leases: SlackLeases
-    _monotonic: Callable[[], float]
-    _now: Callable[[], datetime]
-    _sleep: Callable[[float], Awaitable[None]]
+    _clock: Clock
     _settle_taken: Callable[[Writer], None]
 
     async def _follow_thread(self, target: ThreadWriter, card: Card) -> None:
@@ -48,7 +45,7 @@ class ThreadReplies:
             return  # another replica is posting them
         target.keeper = self._leases.keep(target.deployment_id, THREAD)
         target.through = await self._ledger.replies_posted(target.deployment_id)
-        target.since = self._monotonic()
+        target.since = self._clock.monotonic()
         while await self._refill(target):
             target.replying = True
             reply = await self._reply(target)
@@ -84,8 +81,8 @@ class ThreadReplies:
         """When the event happened, on the monotonic clock. A backlog (events this process was
         not told of: it restarted, or another replica ran them) is due when the writer
         started, so it goes in as few replies as the text limit allows."""
-        ago = max(0.0, (self._now() - event.at).total_seconds())
-        due = self._monotonic() - ago
+        ago = max(0.0, (self._clock.now() - event.at).total_seconds())
+        due = self._clock.monotonic() - ago
         return due if backlog_since is None else max(due, backlog_since)
 
     async def _reply(self, target: ThreadWriter) -> list[Line]:
@@ -115,7 +112,7 @@ class ThreadReplies:
                     return None  # it opens the next reply
                 target.unsettled += head.counted
                 return target.lines.popleft()
-            left = max(until, outcome_by) - self._monotonic()
+            left = max(until, outcome_by) - self._clock.monotonic()
             if left <= 0:
                 return None
             await self._pause(left, target.arrived)
@@ -144,7 +141,7 @@ class ThreadReplies:
             return
         waits: list[asyncio.Future[object]] = [asyncio.ensure_future(wake.wait())]
         if seconds != math.inf:
-            waits.append(asyncio.ensure_future(self._sleep(seconds)))
+            waits.append(asyncio.ensure_future(self._clock.sleep(seconds)))
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -7,6 +7,7 @@ tests/deployer/test_public_api.py fails when a name is added or removed here alo
 
 from deployer.adapters.stores import open_store
 from deployer.assemble import open_deployer
+from deployer.clock import SystemClock
 from deployer.core.events import EventKind
 from deployer.core.models import Deployment, Event, PhaseRecord, StackSpec, StackStatus
 from deployer.core.names import validate_stack_name
@@ -65,6 +66,7 @@ __all__ = [
     "StackSpec",
     "StackStatus",
     "Store",
+    "SystemClock",
     "Takeover",
     "TransientError",
     "UpstreamError",

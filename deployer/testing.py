@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 
+from deployer.clock import SystemClock
 from deployer.core.models import Event
 
 
@@ -65,14 +66,19 @@ class ManualClock:
             await asyncio.sleep(0.001)
 
 
-class RecordedSleeps:
-    """A sleep that records how long it was asked to wait, and does not wait."""
+class RecordedSleeps(SystemClock):
+    """Real time, but a sleep records how long it was asked to wait and does not wait. Also
+    a plain sleep function (`await sleeps(1.0)`) for what takes one."""
 
-    def __init__(self) -> None:
-        self.waits: list[float] = []
+    def __init__(self, waits: list[float] | None = None) -> None:
+        self.waits: list[float] = [] if waits is None else waits
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        await asyncio.sleep(0)  # a loop that sleeps still lets the others run
 
     async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
+        await self.sleep(seconds)
 
 
 class RecordingNotifier:

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from bot.ledger.port import Card, Cursor
-from deployer import DeploymentReads, Event, NotFound
-from deployer.core.models import utcnow
+from deployer import Clock, DeploymentReads, Event, NotFound, SystemClock
 
 # Longer than any store write may take (busy timeouts are 5 s): an event not visible yet
 # after this long belongs to a write that never committed.
@@ -37,11 +35,11 @@ class LogFollower(ABC):
         self,
         reads: DeploymentReads,
         *,
-        now: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
         grace: float = GRACE_SECONDS,
     ) -> None:
         self._reads = reads
-        self._now = now
+        self._clock = clock or SystemClock()  # times the cursor's grace
         self._grace = timedelta(seconds=grace)
         self._following = asyncio.Lock()  # one catch-up at a time in this process
         # What this process noted of the events after the cursor (they are read again at each
@@ -115,7 +113,7 @@ class LogFollower(ABC):
             events = await self._read_after(cursor.through)
             await self._note(events)
             newest = max(cursor.through, events[-1].seq or 0) if events else cursor.through
-            moved = cursor.after(newest, self._now(), self._grace)
+            moved = cursor.after(newest, self._clock.now(), self._grace)
             if moved is not None:
                 await self._move(cursor, moved)
 

@@ -5,14 +5,12 @@ lands before a write or after it, never inside (as with the MemoryStore)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from bot.ledger.follow import GRACE_SECONDS, LogFollower
 from bot.ledger.port import Card, Cursor, next_post_slot
-from deployer import DeploymentReads
-from deployer.core.models import utcnow
+from deployer import Clock, DeploymentReads
 from deployer.storage import utc
 
 
@@ -28,10 +26,10 @@ class MemoryLedger(LogFollower):
         self,
         reads: DeploymentReads,
         *,
-        now: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
         grace: float = GRACE_SECONDS,
     ) -> None:
-        super().__init__(reads, now=now, grace=grace)
+        super().__init__(reads, clock=clock, grace=grace)
         self._lock = asyncio.Lock()
         self._rows: dict[str, _Row] = {}
         self._at = Cursor(0)

@@ -9,7 +9,7 @@ become TransientError; the DSN never appears in an error text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,8 +18,7 @@ import asyncpg
 from bot.ledger.follow import GRACE_SECONDS, LogFollower
 from bot.ledger.migrations import migrate_postgres
 from bot.ledger.port import Card, Cursor, next_post_slot
-from deployer import DeploymentReads
-from deployer.core.models import utcnow
+from deployer import Clock, DeploymentReads
 from deployer.storage import describe_dsn, runs_to_end, translated, utc
 
 _CARD = "deployment_id, channel, ts, version"
@@ -61,10 +60,10 @@ class PostgresLedger(LogFollower):
         reads: DeploymentReads,
         applied_migrations: list[int],
         *,
-        now: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
         grace: float = GRACE_SECONDS,
     ) -> None:
-        super().__init__(reads, now=now, grace=grace)
+        super().__init__(reads, clock=clock, grace=grace)
         self._pool = pool
         self.applied_migrations = applied_migrations  # what this open applied (tests, logs)
 
@@ -72,7 +71,7 @@ class PostgresLedger(LogFollower):
     async def open(
         cls, dsn: str, reads: DeploymentReads, *, max_size: int = 4,
         server_settings: Mapping[str, str] | None = None, connect_timeout: float = 10.0,
-        now: Callable[[], datetime] = utcnow, grace: float = GRACE_SECONDS,
+        clock: Clock | None = None, grace: float = GRACE_SECONDS,
     ) -> PostgresLedger:  # fmt: skip
         with translated(describe_dsn(dsn)):
             pool = await asyncpg.create_pool(
@@ -83,7 +82,7 @@ class PostgresLedger(LogFollower):
             with translated(describe_dsn(dsn)):
                 async with pool.acquire() as conn:
                     applied = await migrate_postgres(conn)
-            return cls(pool, reads, applied, now=now, grace=grace)
+            return cls(pool, reads, applied, clock=clock, grace=grace)
         except BaseException:
             await pool.close()
             raise

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,8 +21,7 @@ import aiosqlite
 from bot.ledger.follow import GRACE_SECONDS, LogFollower
 from bot.ledger.migrations import migrate_sqlite
 from bot.ledger.port import Card, Cursor, next_post_slot
-from deployer import DeploymentReads, TransientError
-from deployer.core.models import utcnow
+from deployer import Clock, DeploymentReads, TransientError
 from deployer.storage import enable_wal, finish, is_busy, iso, runs_to_end
 
 _CARD = "deployment_id, channel, ts, version"
@@ -68,10 +67,10 @@ class SqliteLedger(LogFollower):
         reads: DeploymentReads,
         applied_migrations: list[int],
         *,
-        now: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
         grace: float = GRACE_SECONDS,
     ) -> None:
-        super().__init__(reads, now=now, grace=grace)
+        super().__init__(reads, clock=clock, grace=grace)
         self._conn = conn
         self._lock = asyncio.Lock()
         self.applied_migrations = applied_migrations  # what this open applied (tests, logs)
@@ -79,14 +78,14 @@ class SqliteLedger(LogFollower):
     @classmethod
     async def open(
         cls, path: str | Path, reads: DeploymentReads, *, busy_timeout_ms: int = 5000,
-        now: Callable[[], datetime] = utcnow, grace: float = GRACE_SECONDS,
+        clock: Clock | None = None, grace: float = GRACE_SECONDS,
     ) -> SqliteLedger:  # fmt: skip
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:
             conn.row_factory = aiosqlite.Row
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             await enable_wal(conn)
-            return cls(conn, reads, await migrate_sqlite(conn), now=now, grace=grace)
+            return cls(conn, reads, await migrate_sqlite(conn), clock=clock, grace=grace)
         except BaseException:
             await conn.close()
             raise

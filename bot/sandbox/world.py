@@ -10,7 +10,7 @@ where a deployment's card is, is asked of it (`card_ts`, `carded`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -146,9 +146,10 @@ async def _bot(
     store: Store | None = None,
     ledger: CardLedger | None = None,
     clock: Clock | None = None,
+    engine_clock: Clock | None = None,
+    slack_clock: Clock | None = None,
     workers: int = 4,
     post_interval: float = 0.0,
-    slack_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     engine: dict[str, Any] | None = None,
     **bot_settings: Any,
 ) -> AsyncIterator[SandboxBot]:
@@ -162,10 +163,11 @@ async def _bot(
     }
     settings = BotSettings(_env_file=None, **(defaults | bot_settings))
     store = store or MemoryStore()
-    ledger = ledger or MemoryLedger(store)
+    ledger = ledger or MemoryLedger(store, clock=clock)
     async with running_bot(
         settings, sandbox.settings(**(engine or {})), store=store, ledger=ledger, clock=clock,
-        workers=workers, post_interval=post_interval, slack_sleep=slack_sleep,
+        engine_clock=engine_clock, slack_clock=slack_clock, workers=workers,
+        post_interval=post_interval,
     ) as bot:  # fmt: skip
         runner = web.AppRunner(bot.web, access_log=None)
         await runner.setup()

@@ -29,7 +29,9 @@ def slack_waits() -> RecordedSleeps:
 
 @pytest.fixture
 async def world(slack_waits: RecordedSleeps) -> AsyncIterator[SandboxBot]:
-    async with sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS, slack_sleep=slack_waits) as w:
+    async with sandbox_bot(
+        engine_clock=FakeClock(), engine=TEST_SETTINGS, slack_clock=slack_waits
+    ) as w:
         yield w
         await w.bot.notifier.wait_idle()
     assert w.slack.violations == []  # every Slack Web API call passed the OpenAPI check

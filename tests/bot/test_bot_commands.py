@@ -73,7 +73,7 @@ async def test_list_mine_answers_only_the_asker_and_list_the_channel(world: Sand
 
 
 async def test_dry_run_shows_the_plan_and_changes_nothing() -> None:
-    async with sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS | ANY_NGINX) as world:
+    async with sandbox_bot(engine_clock=FakeClock(), engine=TEST_SETTINGS | ANY_NGINX) as world:
         said = await answer(world, "U0ALICE", "deploy alice --dry-run --image nginx:1.27")
         shown = str(said["text"]) + str(said.get("blocks"))
         assert "ai-stack-alice" in shown and "nginx:1.27" in shown and "alice.ai" in shown
@@ -125,7 +125,7 @@ async def test_status_of_an_unknown_stack_says_so(world: SandboxBot) -> None:
 
 async def test_wrong_channel_and_non_deployers_are_refused() -> None:
     async with sandbox_bot(
-        clock=FakeClock(), engine=TEST_SETTINGS,
+        engine_clock=FakeClock(), engine=TEST_SETTINGS,
         channels=frozenset({"C0AISTACK"}), deployers=frozenset({"U0ALICE"}),
     ) as world:  # fmt: skip
         wrong = await world.driver.command("U0ALICE", "deploy alice", channel="C0RANDOM")
@@ -138,7 +138,7 @@ async def test_wrong_channel_and_non_deployers_are_refused() -> None:
 
 async def test_without_approval_a_request_runs_at_once() -> None:
     async with sandbox_bot(
-        clock=FakeClock(), engine=TEST_SETTINGS, approval_required=False
+        engine_clock=FakeClock(), engine=TEST_SETTINGS, approval_required=False
     ) as world:
         await world.driver.command("U0ALICE", "deploy alice")
         done = await world.settled("alice")

@@ -16,13 +16,11 @@ S = DeploymentState
 
 
 @pytest.fixture
-def calendar(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+def calendar() -> ManualClock:
     """The date the approval TTL is measured against: it stands still until the test moves it
-    on, so a request expires when the test says, however slowly the machine runs. The bot and
-    the deployer both read it (a request's `created_at` is stamped by it too)."""
-    frozen = ManualClock()
-    monkeypatch.setattr("bot.listeners.utcnow", frozen.now)
-    return frozen
+    on, so a request expires when the test says, however slowly the machine runs. It is the
+    bot's one clock: the deployer stamps a request's `created_at` by it too."""
+    return ManualClock()
 
 
 async def requested(world: SandboxBot, user: str, text: str, name: str):  # type: ignore[no-untyped-def]
@@ -221,7 +219,9 @@ async def test_retry_after_a_failed_deploy_opens_a_new_request(world: SandboxBot
 
 
 async def test_card_edits_are_coalesced_and_the_final_state_still_arrives() -> None:
-    async with sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS, card_interval=0.5) as world:
+    async with sandbox_bot(
+        engine_clock=FakeClock(), engine=TEST_SETTINGS, card_interval=0.5
+    ) as world:
         dep = await requested(world, "U0ALICE", "deploy alice", "alice")
         await world.click("U0BOB", "approve", dep)
         done = await world.settled("alice")

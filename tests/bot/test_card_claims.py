@@ -5,7 +5,6 @@ for both."""
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import timedelta
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -17,11 +16,12 @@ from bot.outbox import SlackLeases
 from bot.sandbox.slack import FakeSlack
 from bot.slack_api import LedgerSlots, SlackWriter
 from bot.tasks import Tasks
-from deployer import Deployment, DeploymentState, Event
+from deployer import Deployment, DeploymentState, Event, SystemClock
 from deployer.adapters.stores.memory import MemoryStore
 from deployer.core.models import StackSpec, utcnow
 from deployer.engine.records import Records
 from deployer.ports import Store
+from deployer.testing import RecordedSleeps
 
 S = DeploymentState
 SPEC = StackSpec(name="alice", project_name="p", app_name="a", host="alice.example.test",
@@ -32,17 +32,16 @@ class Replica:
     def __init__(
         self, store: Store, ledger: CardLedger, url: str, name: str, sleeps: list[float]
     ) -> None:
-        async def sleep(seconds: float) -> None:  # recorded, not slept
-            sleeps.append(seconds)
-
+        clock, real = RecordedSleeps(sleeps), SystemClock()  # pacing recorded, not slept
         client = AsyncWebClient(token="xoxb-sandbox", base_url=url)
-        self.slack = SlackWriter(client, post_interval=1.0, sleep=sleep, slots=LedgerSlots(ledger))
+        self.slack = SlackWriter(client, post_interval=1.0, clock=clock,
+                                 slots=LedgerSlots(ledger, clock))  # fmt: skip
         self.tasks = Tasks()
         self.cards = SlackNotifier(self.slack, store, ledger, self.tasks, approval_ttl=600,
                                    plan_of=lambda *_: ["a step"], interval=0.0,
                                    takeover_of=Records(store).takeover,
-                                   monotonic=time.monotonic,
-                                   leases=SlackLeases(ledger, name))  # fmt: skip
+                                   clock=real,
+                                   leases=SlackLeases(ledger, name, clock=real))  # fmt: skip
 
 
 async def test_two_sweeps_post_a_card_never_posted_once_and_its_replies_once() -> None:

@@ -79,23 +79,23 @@ async def test_a_redrawn_request_keeps_its_plan_and_expiry(world: SandboxBot) ->
 
 
 # -- 2. the card does not queue behind the thread --------------------------------------------
-class HeldSleeps:
+class HeldSleeps(RecordedSleeps):
     """The bot's Slack sleeps (a post waiting out its channel's interval), held until the
     test lets them go."""
 
     def __init__(self) -> None:
-        self.waits: list[float] = []
+        super().__init__()
         self.go = asyncio.Event()
 
-    async def __call__(self, seconds: float) -> None:
+    async def sleep(self, seconds: float) -> None:
         self.waits.append(seconds)
         await self.go.wait()
 
 
 async def test_the_card_goes_live_while_thread_replies_wait_for_the_channel() -> None:
     held = HeldSleeps()
-    async with sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS, post_interval=1.0,
-                           slack_sleep=held) as world:  # fmt: skip
+    async with sandbox_bot(engine_clock=FakeClock(), engine=TEST_SETTINGS, post_interval=1.0,
+                           slack_clock=held) as world:  # fmt: skip
         dep = await requested(world, "U0ALICE", "deploy alice", "alice")
         await world.click("U0BOB", "approve", dep)
         async with asyncio.timeout(10):  # before: "queued" until the replies had gone
@@ -115,8 +115,8 @@ async def test_a_deploy_costs_at_most_8_slack_calls_and_every_line_reaches_the_t
 ) -> None:
     # the bot's defaults: a card edit at most every 2 s, one new message per channel per second
     # (the pacing's waits are recorded, not slept: what counts is what Slack was sent)
-    async with sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS, card_interval=2.0,
-                           post_interval=1.0, slack_sleep=RecordedSleeps()) as world:  # fmt: skip
+    async with sandbox_bot(engine_clock=FakeClock(), engine=TEST_SETTINGS, card_interval=2.0,
+                           post_interval=1.0, slack_clock=RecordedSleeps()) as world:  # fmt: skip
         if fails:
             world.engine.dokploy.fail_deploys.add("opencode-bob")
         dep = await requested(world, "U0BOB", "deploy bob", "bob")

@@ -24,6 +24,7 @@ from deployer.core.models import Event
 from deployer.core.states import DeploymentState
 from deployer.errors import ConfigError, NotFound
 from deployer.ports import Store
+from deployer.testing import ManualClock
 from tests.bot.ledgers import T0, Database, ids, make, moved, request, said, with_schema
 from tests.deployer.conftest import PG_URL, fresh_schema
 
@@ -152,33 +153,33 @@ class LateLog:
 
 
 async def test_an_event_committed_late_is_still_read_within_the_grace() -> None:
-    store, clock = MemoryStore(), [T0]
+    store, clock = MemoryStore(), ManualClock(T0)
     log = LateLog(store)
-    ledger = MemoryLedger(log, now=lambda: clock[0], grace=60)  # type: ignore[arg-type]
+    ledger = MemoryLedger(log, clock=clock, grace=60)  # type: ignore[arg-type]
     late = await request(store, "alice", channel="C1")
     log.hidden = {e.seq or 0 for e in await store.events_for(late.id)}
     early = await request(store, "bob", channel="C1")
     assert ids(await ledger.unposted_cards()) == [early.id]
-    clock[0] += timedelta(seconds=59)
+    clock.advance(59)
     assert ids(await ledger.unposted_cards()) == [early.id]  # still read again from the start
     log.hidden.clear()  # its transaction commits
     assert sorted(ids(await ledger.unposted_cards())) == sorted([late.id, early.id])
-    clock[0] += timedelta(seconds=61)  # every write that could still land below has ended
+    clock.advance(61)  # every write that could still land below has ended
     await ledger.unposted_cards()  # reads them a last time, then moves the cursor past them
     await ledger.unposted_cards()
     assert log.asked[-2:] == [0, (await store.events_for(early.id))[-1].seq]
 
 
 async def test_the_cursor_moves_past_what_it_read_once_the_grace_is_over(db: Database) -> None:
-    clock = [T0]
+    clock = ManualClock(T0)
     store = await db.store()
     log = LateLog(store)  # nothing hidden: it records where each read starts
-    ledger = await db.ledger(log, now=lambda: clock[0], grace=60)
+    ledger = await db.ledger(log, clock=clock, grace=60)
     ann = await request(store, "ann", channel="C1")
     assert ids(await ledger.unposted_cards()) == [ann.id]
     await ledger.set_card(ann.id, "C1", "1.1", ann.version)
     for _ in range(2):  # a read sets the mark; once the grace is over, the next moves to it
-        clock[0] += timedelta(seconds=61)
+        clock.advance(61)
         assert await ledger.unposted_cards() == []
     assert await ledger.unposted_replies() == [ann.id]  # its first reply is still due
     assert log.asked[-1] == (await store.events_for(ann.id))[-1].seq  # past ann's events

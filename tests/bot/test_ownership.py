@@ -193,7 +193,7 @@ async def test_approving_one_while_another_holds_the_stack_is_refused(world: San
 async def test_without_approval_a_takeover_still_waits_for_the_owner(
     slack_waits: RecordedSleeps,
 ) -> None:
-    async with sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS, slack_sleep=slack_waits,
+    async with sandbox_bot(engine_clock=FakeClock(), engine=TEST_SETTINGS, slack_clock=slack_waits,
                            approval_required=False) as world:  # fmt: skip
         await world.driver.command(ALICE, "deploy alice")  # her own: runs at once
         assert (await world.settled("alice")).state is S.SUCCEEDED

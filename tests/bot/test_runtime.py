@@ -104,7 +104,9 @@ def test_socket_mode_needs_no_signing_secret(
 
 async def test_a_bad_bot_token_fails_at_start_not_at_the_first_click() -> None:
     with pytest.raises(ConfigError, match="Slack refused SLACK_BOT_TOKEN"):
-        async with sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS, bot_token="xoxb-wrong"):
+        async with sandbox_bot(
+            engine_clock=FakeClock(), engine=TEST_SETTINGS, bot_token="xoxb-wrong"
+        ):
             pass
 
 
@@ -143,7 +145,8 @@ async def test_shutdown_pauses_the_card_and_a_restart_finishes_on_it() -> None:
     slack = FakeSlack(bot_token=TOKEN, users=PEOPLE, usergroups=GROUPS)
     async with Sandbox(deploy_delay=0.4) as engine, slack.serve() as api:
         upstreams = (engine, slack, api)
-        async with sandbox_bot(upstreams=upstreams, store=store, ledger=ledger, clock=FakeClock(),
+        async with sandbox_bot(upstreams=upstreams, store=store, ledger=ledger,
+                               engine_clock=FakeClock(),
                                engine=TEST_SETTINGS) as first:  # fmt: skip
             await first.driver.command("U0ALICE", "deploy alice")
             dep = await first.carded("alice")
@@ -155,7 +158,8 @@ async def test_shutdown_pauses_the_card_and_a_restart_finishes_on_it() -> None:
         card = await ledger.card(dep.id)
         assert card is not None and card.ts
         assert "Paused" in str(slack.card(card.channel, card.ts).blocks)
-        async with sandbox_bot(upstreams=upstreams, store=store, ledger=ledger, clock=FakeClock(),
+        async with sandbox_bot(upstreams=upstreams, store=store, ledger=ledger,
+                               engine_clock=FakeClock(),
                                engine=TEST_SETTINGS) as second:  # fmt: skip
             done = await second.settled("alice")
         assert done.id == dep.id and done.state is S.SUCCEEDED

@@ -4,6 +4,7 @@ SlackNotifier: its card edits never wait behind that pacing."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -29,7 +30,7 @@ async def writer_for(
     fake: FakeSlack, url: str, clock: FakeClock | HeldClock, interval: float = 1.0
 ) -> SlackWriter:
     client = AsyncWebClient(token="xoxb-sandbox", base_url=url)
-    return SlackWriter(client, post_interval=interval, sleep=clock.sleep, clock=clock.monotonic)
+    return SlackWriter(client, post_interval=interval, clock=clock)
 
 
 class HeldClock:
@@ -42,6 +43,9 @@ class HeldClock:
         self.sleeps: list[float] = []
         self.sleeping = asyncio.Event()
         self.go = asyncio.Event()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
 
     def monotonic(self) -> float:
         return self.elapsed
@@ -147,8 +151,7 @@ async def test_the_card_shows_the_ending_at_once_while_the_reply_waits_its_turn(
         notifier = SlackNotifier(
             slack, store, ledger, tasks, plan_of=lambda *_: [], approval_ttl=600, interval=2.0,
             takeover_of=Records(store).takeover,
-            monotonic=card_clock.monotonic, sleep=card_clock.sleep,
-            leases=SlackLeases(ledger, "test"),
+            clock=card_clock, leases=SlackLeases(ledger, "test", clock=card_clock),
         )  # fmt: skip
         ts = await slack.post("C1", "request card")
         dep = await store.create(Deployment(stack="alice", requester="U0ALICE", spec=spec,

@@ -142,7 +142,7 @@ async def upstreams() -> AsyncIterator[tuple[Sandbox, FakeSlack, str]]:
 async def start_fails(upstreams: tuple[Sandbox, FakeSlack, str], **options: Any) -> str:
     """Start the bot on these upstreams; the one-line reason it refused to start."""
     with pytest.raises(ConfigError) as caught:
-        async with sandbox_bot(upstreams=upstreams, clock=FakeClock(), engine=TEST_SETTINGS,
+        async with sandbox_bot(upstreams=upstreams, engine_clock=FakeClock(), engine=TEST_SETTINGS,
                                **options):  # fmt: skip
             pass
     message = str(caught.value)
@@ -245,7 +245,7 @@ async def test_socket_mode_round_trip_on_the_fake_websocket(
     upstreams: tuple[Sandbox, FakeSlack, str],
 ) -> None:
     slack = upstreams[1]
-    async with sandbox_bot(upstreams=upstreams, clock=FakeClock(), engine=TEST_SETTINGS,
+    async with sandbox_bot(upstreams=upstreams, engine_clock=FakeClock(), engine=TEST_SETTINGS,
                            app_token=SecretStr(APP_TOKEN)) as world:  # fmt: skip
         await until_ready(world)
         assert len(slack.calls_to("apps.connections.open")) == 1  # the start check's URL is used

@@ -15,7 +15,7 @@ SURFACE = {
     "InvalidStackName", "NotFound", "PermanentError", "StackBusy", "TransientError",
     "UpstreamError", "UpstreamUnavailable",
     # ports a caller implements or passes in
-    "Clock", "DeploymentReads", "Notifier", "Store",
+    "Clock", "DeploymentReads", "Notifier", "Store", "SystemClock",
     # the facade, how to open it, and its worker
     "Deployer", "DeployerSettings", "Worker", "load_settings", "open_deployer", "open_store",
     # helpers the bot shares

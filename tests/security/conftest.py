@@ -45,7 +45,7 @@ def no_slack_env() -> Iterator[None]:
 
 def bot(**options: Any):  # type: ignore[no-untyped-def]
     """`sandbox_bot` as the tests here use it: a clock that never waits, fast timeouts."""
-    return sandbox_bot(clock=FakeClock(), engine=TEST_SETTINGS | options.pop("engine", {}),
+    return sandbox_bot(engine_clock=FakeClock(), engine=TEST_SETTINGS | options.pop("engine", {}),
                        **options)  # fmt: skip
 
 
