@@ -1,7 +1,12 @@
 """The database plumbing every store stands on: the deployer's stores and the bot's card
 ledger (bot/ledger/) alike. Where the database is (AISTACK_DATABASE_URL), UTC timestamps,
 writes that run to their end when their caller is cancelled, SQLite's WAL switch and its
-busy answer, and PostgreSQL's failures in the aistack error tree.
+busy answer, PostgreSQL's failures in the aistack error tree, and the migration runner.
+
+Migrations are forward-only and numbered; applied versions are recorded in a table of the
+schema's own. Applying is idempotent and safe with several processes starting at once:
+SQLite holds the write lock (`BEGIN IMMEDIATE`), PostgreSQL a transaction-scoped advisory
+lock keyed on the schema, while they check and apply. Never edit a released migration.
 """
 
 from __future__ import annotations
@@ -9,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -124,3 +130,115 @@ def translated(what: str) -> Iterator[None]:
         raise TransientError(f"{what} unreachable: {type(exc).__name__}") from None
     except (asyncpg.TransactionRollbackError, asyncpg.CannotConnectNowError) as exc:
         raise TransientError(f"{what} asked us to retry: {type(exc).__name__}") from None
+
+
+@dataclass(frozen=True)
+class Step:
+    """A statement that may depend on another schema's columns (`needs`): it runs only when
+    they exist, else its `otherwise` does (taking over what an older schema held)."""
+
+    sql: str
+    needs: tuple[tuple[str, str], ...] = ()  # (table, column) pairs that must exist
+    otherwise: str | None = None
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sqlite: tuple[str | Step, ...]
+    postgres: tuple[str | Step, ...]
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A set of migrations, the table that records which are applied, and the name of the
+    PostgreSQL lock that serialises processes applying them."""
+
+    record: str
+    lock: str
+    migrations: Sequence[Migration]
+
+    def pending(self, applied: set[int]) -> list[Migration]:
+        return [m for m in self.migrations if m.version not in applied]
+
+
+async def migrate_sqlite(conn: aiosqlite.Connection, schema: Schema) -> list[int]:
+    """Apply what is missing; return the versions applied now. `conn` is in autocommit mode."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        await conn.execute(f"""CREATE TABLE IF NOT EXISTS {schema.record} (
+            version    INTEGER PRIMARY KEY,
+            name       TEXT NOT NULL,
+            applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        )""")
+        async with conn.execute(f"SELECT version FROM {schema.record}") as cursor:
+            applied = {int(row[0]) for row in await cursor.fetchall()}
+        done = []
+        for migration in schema.pending(applied):
+            for step in migration.sqlite:
+                if sql := await _chosen(step, lambda t, c: _sqlite_has(conn, t, c)):
+                    await conn.execute(sql)
+            await conn.execute(
+                f"INSERT INTO {schema.record} (version, name) VALUES (?, ?)",
+                (migration.version, migration.name),
+            )
+            done.append(migration.version)
+    except BaseException:
+        if conn.in_transaction:
+            await conn.rollback()
+        raise
+    await conn.execute("COMMIT")
+    return done
+
+
+async def migrate_postgres(conn: Any, schema: Schema) -> list[int]:
+    """Apply what is missing; return the versions applied now. `conn`: an asyncpg connection."""
+    async with conn.transaction():
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1 || current_schema()))", f"{schema.lock}:"
+        )
+        await conn.execute(f"""CREATE TABLE IF NOT EXISTS {schema.record} (
+            version    integer PRIMARY KEY,
+            name       text NOT NULL,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        )""")
+        rows = await conn.fetch(f"SELECT version FROM {schema.record}")
+        done = []
+        for migration in schema.pending({int(row["version"]) for row in rows}):
+            for step in migration.postgres:
+                if sql := await _chosen(step, lambda t, c: _postgres_has(conn, t, c)):
+                    await conn.execute(sql)
+            await conn.execute(
+                f"INSERT INTO {schema.record} (version, name) VALUES ($1, $2)",
+                migration.version,
+                migration.name,
+            )
+            done.append(migration.version)
+    return done
+
+
+async def _chosen(step: str | Step, has: Callable[[str, str], Awaitable[bool]]) -> str | None:
+    """The step's statement, or its `otherwise` when a column it needs is missing."""
+    if isinstance(step, str):
+        return step
+    for table, column in step.needs:
+        if not await has(table, column):
+            return step.otherwise
+    return step.sql
+
+
+async def _sqlite_has(conn: aiosqlite.Connection, table: str, column: str) -> bool:
+    sql = "SELECT 1 FROM pragma_table_info(?) WHERE name = ?"
+    async with conn.execute(sql, (table, column)) as cursor:
+        return await cursor.fetchone() is not None
+
+
+async def _postgres_has(conn: Any, table: str, column: str) -> bool:
+    found = await conn.fetchval(
+        """SELECT 1 FROM information_schema.columns
+            WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2""",
+        table,
+        column,
+    )
+    return found is not None

@@ -13,27 +13,12 @@ to take over what they held.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
 
-
-@dataclass(frozen=True)
-class Step:
-    sql: str
-    needs: tuple[tuple[str, str], ...] = ()  # (table, column) pairs that must exist
-    otherwise: str | None = None
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    sqlite: tuple[Step, ...]
-    postgres: tuple[Step, ...]
-
+from deployer import storage
+from deployer.storage import Migration, Schema, Step
 
 # The deployer's migration 5 made these three; a database it never ran on gets them here.
 _SQLITE_ADOPTED = (
@@ -136,91 +121,14 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
-_SQLITE_RECORD = """CREATE TABLE IF NOT EXISTS slack_schema_migrations (
-    version    INTEGER PRIMARY KEY,
-    name       TEXT NOT NULL,
-    applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-)"""
-
-_POSTGRES_LOCK = (
-    "SELECT pg_advisory_xact_lock(hashtext('aistack.slack_migrations:' || current_schema()))"
-)
-
-_POSTGRES_RECORD = """CREATE TABLE IF NOT EXISTS slack_schema_migrations (
-    version    integer PRIMARY KEY,
-    name       text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)"""
-
-
-def _pending(applied: set[int]) -> list[Migration]:
-    return [m for m in MIGRATIONS if m.version not in applied]
+SCHEMA = Schema("slack_schema_migrations", "aistack.slack_migrations", MIGRATIONS)
 
 
 async def migrate_sqlite(conn: aiosqlite.Connection) -> list[int]:
     """Apply what is missing; return the versions applied now. `conn` is in autocommit mode."""
-    await conn.execute("BEGIN IMMEDIATE")
-    try:
-        await conn.execute(_SQLITE_RECORD)
-        async with conn.execute("SELECT version FROM slack_schema_migrations") as cursor:
-            applied = {int(row[0]) for row in await cursor.fetchall()}
-        done = []
-        for migration in _pending(applied):
-            for step in migration.sqlite:
-                if sql := await _chosen(step, lambda t, c: _sqlite_has(conn, t, c)):
-                    await conn.execute(sql)
-            await conn.execute(
-                "INSERT INTO slack_schema_migrations (version, name) VALUES (?, ?)",
-                (migration.version, migration.name),
-            )
-            done.append(migration.version)
-    except BaseException:
-        if conn.in_transaction:
-            await conn.rollback()
-        raise
-    await conn.execute("COMMIT")
-    return done
+    return await storage.migrate_sqlite(conn, SCHEMA)
 
 
 async def migrate_postgres(conn: Any) -> list[int]:
     """Apply what is missing; return the versions applied now. `conn`: an asyncpg connection."""
-    async with conn.transaction():
-        await conn.execute(_POSTGRES_LOCK)
-        await conn.execute(_POSTGRES_RECORD)
-        rows = await conn.fetch("SELECT version FROM slack_schema_migrations")
-        done = []
-        for migration in _pending({int(row["version"]) for row in rows}):
-            for step in migration.postgres:
-                if sql := await _chosen(step, lambda t, c: _postgres_has(conn, t, c)):
-                    await conn.execute(sql)
-            await conn.execute(
-                "INSERT INTO slack_schema_migrations (version, name) VALUES ($1, $2)",
-                migration.version,
-                migration.name,
-            )
-            done.append(migration.version)
-    return done
-
-
-async def _chosen(step: Step, has: Callable[[str, str], Awaitable[bool]]) -> str | None:
-    """The step's statement, or its `otherwise` when a column it needs is missing."""
-    for table, column in step.needs:
-        if not await has(table, column):
-            return step.otherwise
-    return step.sql
-
-
-async def _sqlite_has(conn: aiosqlite.Connection, table: str, column: str) -> bool:
-    sql = "SELECT 1 FROM pragma_table_info(?) WHERE name = ?"
-    async with conn.execute(sql, (table, column)) as cursor:
-        return await cursor.fetchone() is not None
-
-
-async def _postgres_has(conn: Any, table: str, column: str) -> bool:
-    found = await conn.fetchval(
-        """SELECT 1 FROM information_schema.columns
-            WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2""",
-        table,
-        column,
-    )
-    return found is not None
+    return await storage.migrate_postgres(conn, SCHEMA)

@@ -9,19 +9,12 @@ Never edit a released migration: add the next version.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
 
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    sqlite: tuple[str, ...]
-    postgres: tuple[str, ...]
-
+from deployer import storage
+from deployer.storage import Migration, Schema
 
 # `active_stack` is the stack while the deployment holds it (state in HOLDING) and NULL
 # otherwise: the unique index lets the database, not a check-then-insert, refuse a second
@@ -276,63 +269,17 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "rollback attempts", _ROLLBACK_ATTEMPTS, _ROLLBACK_ATTEMPTS),
 )
 
-_SQLITE_LEDGER = """CREATE TABLE IF NOT EXISTS schema_migrations (
-    version    INTEGER PRIMARY KEY,
-    name       TEXT NOT NULL,
-    applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-)"""
-
-_POSTGRES_LEDGER = """CREATE TABLE IF NOT EXISTS schema_migrations (
-    version    integer PRIMARY KEY,
-    name       text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)"""
-
-
-def _pending(applied: set[int]) -> list[Migration]:
-    return [m for m in MIGRATIONS if m.version not in applied]
-
 
 async def migrate_sqlite(conn: aiosqlite.Connection) -> list[int]:
     """Apply what is missing; return the versions applied now. `conn` is in autocommit mode."""
-    await conn.execute("BEGIN IMMEDIATE")
-    try:
-        await conn.execute(_SQLITE_LEDGER)
-        async with conn.execute("SELECT version FROM schema_migrations") as cursor:
-            applied = {int(row[0]) for row in await cursor.fetchall()}
-        done = []
-        for migration in _pending(applied):
-            for statement in migration.sqlite:
-                await conn.execute(statement)
-            await conn.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
-                (migration.version, migration.name),
-            )
-            done.append(migration.version)
-    except BaseException:
-        if conn.in_transaction:
-            await conn.rollback()
-        raise
-    await conn.execute("COMMIT")
-    return done
+    return await storage.migrate_sqlite(conn, _schema())
 
 
 async def migrate_postgres(conn: Any) -> list[int]:
     """Apply what is missing; return the versions applied now. `conn`: an asyncpg connection."""
-    async with conn.transaction():
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtext('aistack.migrations:' || current_schema()))"
-        )
-        await conn.execute(_POSTGRES_LEDGER)
-        rows = await conn.fetch("SELECT version FROM schema_migrations")
-        done = []
-        for migration in _pending({int(row["version"]) for row in rows}):
-            for statement in migration.postgres:
-                await conn.execute(statement)
-            await conn.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                migration.version,
-                migration.name,
-            )
-            done.append(migration.version)
-    return done
+    return await storage.migrate_postgres(conn, _schema())
+
+
+def _schema() -> Schema:
+    # read at each call: tests replay an upgrade from an older list
+    return Schema("schema_migrations", "aistack.migrations", MIGRATIONS)
