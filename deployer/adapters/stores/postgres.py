@@ -19,10 +19,11 @@ from typing import Any
 
 import asyncpg
 
-from deployer.core.models import Deployment, Event, PhaseRecord, utcnow
+from deployer.clock import SystemClock
+from deployer.core.models import Deployment, Event, PhaseRecord
 from deployer.core.states import DeploymentState, check_transition
 from deployer.errors import IllegalTransition, NotFound, StackBusy
-from deployer.ports import LiveStack
+from deployer.ports import Clock, LiveStack
 from deployer.storage import describe_dsn, runs_to_end, translated, utc
 
 from .common import (
@@ -107,8 +108,11 @@ _CLAIM_ATTEMPTS = 10
 
 
 class PostgresStore:
-    def __init__(self, pool: Any, applied_migrations: list[int]) -> None:
+    def __init__(
+        self, pool: Any, applied_migrations: list[int], *, clock: Clock | None = None
+    ) -> None:
         self._pool = pool
+        self._clock = clock or SystemClock()  # stamps updated_at, owner_since, dedup keys
         self.applied_migrations = applied_migrations  # what this open applied (tests, logs)
 
     @classmethod
@@ -120,6 +124,7 @@ class PostgresStore:
         max_size: int = 10,
         server_settings: Mapping[str, str] | None = None,
         connect_timeout: float = 10.0,
+        clock: Clock | None = None,
     ) -> PostgresStore:
         with translated(describe_dsn(dsn)):
             pool = await asyncpg.create_pool(
@@ -133,7 +138,7 @@ class PostgresStore:
         try:
             with translated(describe_dsn(dsn)):
                 async with pool.acquire() as conn:
-                    return cls(pool, await migrate_postgres(conn))
+                    return cls(pool, await migrate_postgres(conn), clock=clock)
         except BaseException:
             await pool.close()
             raise
@@ -184,7 +189,7 @@ class PostgresStore:
                                VALUES ($1, $2, $3)""",
                             dedup_key,
                             deployment.id,
-                            utcnow(),
+                            self._clock.now(),
                         )
             except asyncpg.UniqueViolationError:
                 return await _after_conflict(conn, deployment, dedup_key)
@@ -227,7 +232,7 @@ class PostgresStore:
             deployment.version,
             deployment.state,
             target,
-            utcnow(),
+            self._clock.now(),
             active_stack(deployment.stack, target),
             error,
             None if leftovers is None else list(leftovers),
@@ -240,7 +245,7 @@ class PostgresStore:
                 async with conn.transaction():
                     row = await conn.fetchrow(_TRANSITION, *args)
                     if row is not None:
-                        await _keep_live(conn, deployment, target)
+                        await _keep_live(conn, deployment, target, self._clock.now())
                     if row is not None and event is not None:
                         await _append(conn, event)
             except asyncpg.UniqueViolationError:
@@ -266,7 +271,7 @@ class PostgresStore:
     @runs_to_end
     async def transfer(self, stack: str, owner: str, to: str, event: Event) -> LiveStack:
         async with self._tx() as conn:
-            row = await conn.fetchrow(_TRANSFER, stack, owner, to, utcnow())
+            row = await conn.fetchrow(_TRANSFER, stack, owner, to, self._clock.now())
             if row is None:
                 kept = await conn.fetchrow("SELECT * FROM live_stacks WHERE stack = $1", stack)
                 raise not_transferred(stack, owner, None if kept is None else live_from_row(kept))
@@ -409,10 +414,11 @@ async def _holder(conn: Any, stack: str) -> Deployment | None:
     return None if row is None else deployment_from_row(row)
 
 
-async def _keep_live(conn: Any, moved: Deployment, target: DeploymentState) -> None:
-    """The live stack follows the deployment, in the transition's own transaction."""
+async def _keep_live(conn: Any, moved: Deployment, target: DeploymentState, now: datetime) -> None:
+    """The live stack follows the deployment, in the transition's own transaction (`now`:
+    when a stack nobody owned yet becomes its requester's)."""
     if makes_live(moved, target):
-        await conn.execute(_MAKE_LIVE, moved.stack, moved.requester, utcnow(), moved.id)
+        await conn.execute(_MAKE_LIVE, moved.stack, moved.requester, now, moved.id)
     elif ends_live(target):
         await conn.execute("DELETE FROM live_stacks WHERE stack = $1", moved.stack)
 

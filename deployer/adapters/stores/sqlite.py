@@ -22,10 +22,11 @@ from typing import Any
 
 import aiosqlite
 
-from deployer.core.models import Deployment, Event, PhaseRecord, utcnow
+from deployer.clock import SystemClock
+from deployer.core.models import Deployment, Event, PhaseRecord
 from deployer.core.states import DeploymentState, check_transition
 from deployer.errors import IllegalTransition, NotFound, StackBusy, TransientError
-from deployer.ports import LiveStack
+from deployer.ports import Clock, LiveStack
 from deployer.storage import enable_wal, finish, is_busy, iso, runs_to_end
 
 from .common import (
@@ -112,20 +113,29 @@ Row = dict[str, Any]
 
 
 class SqliteStore:
-    def __init__(self, conn: aiosqlite.Connection, applied_migrations: list[int]) -> None:
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        applied_migrations: list[int],
+        *,
+        clock: Clock | None = None,
+    ) -> None:
         self._conn = conn
+        self._clock = clock or SystemClock()  # stamps updated_at, owner_since, dedup keys
         self._lock = asyncio.Lock()
         self.applied_migrations = applied_migrations  # what this open applied (tests, logs)
 
     @classmethod
-    async def open(cls, path: str | Path, *, busy_timeout_ms: int = 5000) -> SqliteStore:
+    async def open(
+        cls, path: str | Path, *, busy_timeout_ms: int = 5000, clock: Clock | None = None
+    ) -> SqliteStore:
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:
             conn.row_factory = aiosqlite.Row
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             await enable_wal(conn)
             await conn.execute("PRAGMA foreign_keys = ON")
-            return cls(conn, await migrate_sqlite(conn))
+            return cls(conn, await migrate_sqlite(conn), clock=clock)
         except BaseException:
             await conn.close()
             raise
@@ -175,7 +185,7 @@ class SqliteStore:
                 if dedup_key is not None:
                     await conn.execute(
                         "INSERT INTO dedup_keys (key, deployment_id, created_at) VALUES (?, ?, ?)",
-                        (dedup_key, deployment.id, iso(utcnow())),
+                        (dedup_key, deployment.id, iso(self._clock.now())),
                     )
             except sqlite3.IntegrityError:
                 return await _after_conflict(conn, deployment, dedup_key)
@@ -220,7 +230,7 @@ class SqliteStore:
             "version": deployment.version,
             "state": deployment.state,
             "target": target,
-            "now": iso(utcnow()),
+            "now": iso(self._clock.now()),
             "error": error,
             "approver": approver,
             "active_stack": active_stack(deployment.stack, target),
@@ -234,7 +244,7 @@ class SqliteStore:
             if row is None:
                 current = await _current(conn, deployment.id)
                 raise IllegalTransition(stale_message(deployment, target, current))
-            await _keep_live(conn, deployment, target)
+            await _keep_live(conn, deployment, target, self._clock.now())
             if event is not None:
                 await _append(conn, event)
         return deployment_from_row(row)
@@ -254,7 +264,7 @@ class SqliteStore:
     @runs_to_end
     async def transfer(self, stack: str, owner: str, to: str, event: Event) -> LiveStack:
         async with self._tx() as conn:
-            row = await _one(conn, _TRANSFER, (to, iso(utcnow()), stack, owner))
+            row = await _one(conn, _TRANSFER, (to, iso(self._clock.now()), stack, owner))
             if row is None:
                 kept = await _one(conn, "SELECT * FROM live_stacks WHERE stack = ?", (stack,))
                 raise not_transferred(stack, owner, None if kept is None else live_from_row(kept))
@@ -405,11 +415,12 @@ async def _holder(conn: aiosqlite.Connection, stack: str) -> Deployment | None:
 
 
 async def _keep_live(
-    conn: aiosqlite.Connection, moved: Deployment, target: DeploymentState
+    conn: aiosqlite.Connection, moved: Deployment, target: DeploymentState, now: datetime
 ) -> None:
-    """The live stack follows the deployment, in the transition's own write."""
+    """The live stack follows the deployment, in the transition's own write (`now`: when a
+    stack nobody owned yet becomes its requester's)."""
     if makes_live(moved, target):
-        values = (moved.stack, moved.requester, iso(utcnow()), moved.id)
+        values = (moved.stack, moved.requester, iso(now), moved.id)
         await conn.execute(_MAKE_LIVE, values)
     elif ends_live(target):
         await conn.execute("DELETE FROM live_stacks WHERE stack = ?", (moved.stack,))
