@@ -200,7 +200,7 @@ async def _databases(
     if store is not None or ledger is not None:
         raise TypeError("running_bot takes a store and its card ledger together, or neither")
     try:
-        opened = await open_store(engine.store.database_url)
+        opened = await open_store(engine.store.database_url, clock=clock)
         owned.push_async_callback(opened.close)
         cards = await open_ledger(engine.store.database_url, opened, clock)
         owned.push_async_callback(cards.close)

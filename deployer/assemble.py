@@ -85,7 +85,7 @@ async def open_deployer(
     clock = clock or SystemClock()
     async with AsyncExitStack() as stack:
         if store is None:
-            store = await open_store(settings.store.database_url)
+            store = await open_store(settings.store.database_url, clock=clock)
             stack.push_async_callback(store.close)
         made = adapters(settings, clock)
         stack.push_async_callback(made.close)

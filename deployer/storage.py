@@ -116,6 +116,8 @@ async def enable_wal(conn: aiosqlite.Connection, attempts: int = 50) -> None:
         except sqlite3.OperationalError as exc:
             if not is_busy(exc) or attempt == attempts - 1:
                 raise
+            # Real time on purpose, not the Clock: a lock retry while the store opens, before
+            # (and beneath) any clock the composition root hands out.
             await asyncio.sleep(0.02)
 
 

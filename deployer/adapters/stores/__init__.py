@@ -9,7 +9,7 @@ postgresql://user@host/db      PostgreSQL (also postgres://); shared by replicas
 from __future__ import annotations
 
 from deployer.errors import ConfigError
-from deployer.ports import Store
+from deployer.ports import Clock, Store
 from deployer.storage import VARIABLE, sqlite_path
 
 from .memory import MemoryStore
@@ -19,14 +19,15 @@ from .sqlite import SqliteStore
 _EXAMPLES = "sqlite:///./aistack.db, sqlite:////abs/path.db, postgresql://... or memory://"
 
 
-async def open_store(url: str) -> Store:
-    """Open (and migrate) the store the URL names. The URL never appears in an error text."""
+async def open_store(url: str, *, clock: Clock | None = None) -> Store:
+    """Open (and migrate) the store the URL names; it stamps its writes with `clock` (the
+    system's by default). The URL never appears in an error text."""
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     if scheme == "memory":
-        return MemoryStore()
+        return MemoryStore(clock=clock)
     if scheme == "sqlite":
-        return await SqliteStore.open(sqlite_path(url))
+        return await SqliteStore.open(sqlite_path(url), clock=clock)
     if scheme in ("postgresql", "postgres"):
-        return await PostgresStore.open(url)
+        return await PostgresStore.open(url, clock=clock)
     shown = f"scheme {scheme!r}" if scheme else "no scheme"
     raise ConfigError(f"{VARIABLE} has {shown}; use one of {_EXAMPLES}")

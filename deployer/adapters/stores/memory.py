@@ -19,10 +19,11 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from deployer.core.models import Deployment, Event, PhaseRecord, utcnow
+from deployer.clock import SystemClock
+from deployer.core.models import Deployment, Event, PhaseRecord
 from deployer.core.states import DeploymentState, check_transition
 from deployer.errors import IllegalTransition, NotFound, StackBusy
-from deployer.ports import LiveStack
+from deployer.ports import Clock, LiveStack
 from deployer.storage import utc
 
 from .common import (
@@ -50,7 +51,8 @@ class _Lease:
 
 
 class MemoryStore:
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()  # stamps updated_at and owner_since
         self._lock = asyncio.Lock()
         self._deployments: dict[str, Deployment] = {}
         self._active: dict[str, str] = {}  # stack -> deployment id: the "unique index"
@@ -121,8 +123,8 @@ class MemoryStore:
                 raise IllegalTransition(stale_message(deployment, target, current))
             self._hold(current.stack, target, current.id)
             attempts = current.rollback_attempts + failed_rollbacks(target)
-            changes = {"state": target, "version": current.version + 1, "updated_at": utcnow(),
-                       "rollback_attempts": attempts}  # fmt: skip
+            changes = {"state": target, "version": current.version + 1,
+                       "updated_at": self._clock.now(), "rollback_attempts": attempts}  # fmt: skip
             changes |= _given(error=error, leftovers=leftovers, approver=approver)
             moved = Deployment.model_validate(current.model_dump() | changes)
             self._deployments[moved.id] = moved
@@ -137,7 +139,9 @@ class MemoryStore:
     def _keep_live(self, moved: Deployment, target: DeploymentState) -> None:
         if makes_live(moved, target):
             kept = self._live.get(moved.stack)
-            owner, since = (kept.owner, kept.owner_since) if kept else (moved.requester, utcnow())
+            owner, since = (
+                (kept.owner, kept.owner_since) if kept else (moved.requester, self._clock.now())
+            )
             self._live[moved.stack] = LiveStack(moved.stack, owner, since, moved.id)
         elif ends_live(target):
             self._live.pop(moved.stack, None)
@@ -160,7 +164,7 @@ class MemoryStore:
             current = self._live.get(stack)
             if current is None or current.owner != owner:
                 raise not_transferred(stack, owner, current)
-            moved = LiveStack(stack, to, utcnow(), current.deployment_id)
+            moved = LiveStack(stack, to, self._clock.now(), current.deployment_id)
             self._live[stack] = moved
             self._append(event)
             return moved

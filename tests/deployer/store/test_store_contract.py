@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from deployer.core.models import Deployment, Event, PhaseRecord, StackSpec
 from deployer.core.states import ACTIVE, DeploymentState, Operation, PhaseState
 from deployer.errors import ConfigError, IllegalTransition, NotFound, StackBusy, TransientError
 from deployer.ports import LiveStack, Store
+from deployer.testing import ManualClock
 from tests.deployer.conftest import PG_URL, Backend, fresh_schema
 
 S = DeploymentState
@@ -612,6 +614,31 @@ async def test_open_store_for_postgres_urls() -> None:
             store = await open_store(url)
             assert isinstance(store, PostgresStore)
             await store.close()
+
+
+@pytest.mark.parametrize("scheme", ["memory", "sqlite", "postgres"])
+async def test_a_store_stamps_its_writes_with_the_clock_it_is_given(
+    scheme: str, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0 + timedelta(days=1))
+    async with AsyncExitStack() as stack:
+        if scheme == "postgres":
+            schema = await stack.enter_async_context(fresh_schema())
+            url = PG_URL + ("&" if "?" in PG_URL else "?") + f"search_path={schema}"
+        else:
+            url = f"sqlite:///{tmp_path}/clocked.db" if scheme == "sqlite" else "memory://"
+        store = await open_store(url, clock=clock)
+        stack.push_async_callback(store.close)
+
+        made = await walk(store, await store.create(make(requester="U1")), *DEPLOYED)
+        live = await store.live("alice")
+        assert made.updated_at == clock.now()
+        assert live is not None and live.owner_since == clock.now()
+
+        clock.advance(60)
+        said = Event(deployment_id=made.id, stack="alice", kind="stack.transferred", actor="U9")
+        moved = await store.transfer("alice", "U1", "U2", said)
+        assert moved.owner_since == clock.now() and await store.live("alice") == moved
 
 
 async def test_unreachable_postgres_is_transient_and_keeps_the_password_out() -> None:
