@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,6 +132,39 @@ def translated(what: str) -> Iterator[None]:
         raise TransientError(f"{what} unreachable: {type(exc).__name__}") from None
     except (asyncpg.TransactionRollbackError, asyncpg.CannotConnectNowError) as exc:
         raise TransientError(f"{what} asked us to retry: {type(exc).__name__}") from None
+
+
+async def connect_sqlite(path: str | Path, busy_timeout_ms: int) -> aiosqlite.Connection:
+    """An autocommit connection with rows by name, a busy timeout, and the file in WAL mode
+    (readers never wait for the writer)."""
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        conn.row_factory = aiosqlite.Row
+        await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        await enable_wal(conn)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+@asynccontextmanager
+async def sqlite_write(
+    conn: aiosqlite.Connection, lock: asyncio.Lock
+) -> AsyncIterator[aiosqlite.Connection]:
+    """One write transaction holding the database write lock from its start; SQLite's busy
+    answer (another process holds the lock past the timeout) is a TransientError."""
+    async with lock:
+        try:
+            await conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            await conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                await conn.rollback()
+            if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
+                raise TransientError(f"SQLite database is busy: {exc}") from exc
+            raise
 
 
 @dataclass(frozen=True)

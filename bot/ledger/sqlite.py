@@ -9,7 +9,6 @@ and is atomic across processes; every use of the connection runs to its end (`ru
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -21,8 +20,8 @@ import aiosqlite
 from bot.ledger.follow import GRACE_SECONDS, LogFollower
 from bot.ledger.migrations import migrate_sqlite
 from bot.ledger.port import Card, Cursor, next_post_slot
-from deployer import Clock, DeploymentReads, TransientError
-from deployer.storage import enable_wal, finish, is_busy, iso, runs_to_end
+from deployer import Clock, DeploymentReads
+from deployer.storage import connect_sqlite, finish, iso, runs_to_end, sqlite_write
 
 _CARD = "deployment_id, channel, ts, version"
 
@@ -80,11 +79,8 @@ class SqliteLedger(LogFollower):
         cls, path: str | Path, reads: DeploymentReads, *, busy_timeout_ms: int = 5000,
         clock: Clock | None = None, grace: float = GRACE_SECONDS,
     ) -> SqliteLedger:  # fmt: skip
-        conn = await aiosqlite.connect(path, isolation_level=None)
+        conn = await connect_sqlite(path, busy_timeout_ms)
         try:
-            conn.row_factory = aiosqlite.Row
-            await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            await enable_wal(conn)
             return cls(conn, reads, await migrate_sqlite(conn), clock=clock, grace=grace)
         except BaseException:
             await conn.close()
@@ -96,18 +92,8 @@ class SqliteLedger(LogFollower):
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction holding the database write lock from its start."""
-        async with self._lock:
-            try:
-                await self._conn.execute("BEGIN IMMEDIATE")
-                yield self._conn
-                await self._conn.execute("COMMIT")
-            except BaseException as exc:
-                if self._conn.in_transaction:
-                    await self._conn.rollback()
-                if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
-                    raise TransientError(f"SQLite database is busy: {exc}") from exc
-                raise
+        async with sqlite_write(self._conn, self._lock) as conn:
+            yield conn
 
     async def _fetch(self, sql: str, params: Any = ()) -> list[Row]:
         return await finish(self._select(sql, params))

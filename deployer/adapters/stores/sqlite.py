@@ -25,9 +25,9 @@ import aiosqlite
 from deployer.clock import SystemClock
 from deployer.core.models import Deployment, Event, PhaseRecord
 from deployer.core.states import DeploymentState, check_transition
-from deployer.errors import IllegalTransition, NotFound, StackBusy, TransientError
+from deployer.errors import IllegalTransition, NotFound, StackBusy
 from deployer.ports import Clock, LiveStack
-from deployer.storage import enable_wal, finish, is_busy, iso, runs_to_end
+from deployer.storage import connect_sqlite, finish, iso, runs_to_end, sqlite_write
 
 from . import sqlite_sql as sql
 from .common import (
@@ -61,11 +61,8 @@ class SqliteStore:
     async def open(
         cls, path: str | Path, *, busy_timeout_ms: int = 5000, clock: Clock | None = None
     ) -> SqliteStore:
-        conn = await aiosqlite.connect(path, isolation_level=None)
+        conn = await connect_sqlite(path, busy_timeout_ms)
         try:
-            conn.row_factory = aiosqlite.Row
-            await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            await enable_wal(conn)
             await conn.execute("PRAGMA foreign_keys = ON")
             return cls(conn, await migrate_sqlite(conn), clock=clock)
         except BaseException:
@@ -78,18 +75,8 @@ class SqliteStore:
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction holding the database write lock from its start."""
-        async with self._lock:
-            try:
-                await self._conn.execute("BEGIN IMMEDIATE")
-                yield self._conn
-                await self._conn.execute("COMMIT")
-            except BaseException as exc:
-                if self._conn.in_transaction:
-                    await self._conn.rollback()
-                if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
-                    raise TransientError(f"SQLite database is busy: {exc}") from exc
-                raise
+        async with sqlite_write(self._conn, self._lock) as conn:
+            yield conn
 
     async def _fetch(self, query: str, params: sql.Params = ()) -> list[sql.Row]:
         return await finish(self._select(query, params))
