@@ -62,7 +62,8 @@ class Deployer:
         """Record a new deployment in `requested` (or, `approved`: approved by its requester
         and queued), with its audit events, in one write; the store refuses it while another
         one holds the stack (requests waiting for approval do not: they may wait side by
-        side). `channel` is where its card goes: a card never posted is found by it."""
+        side). `channel` is where the request came from (a chat channel; None from the CLI),
+        recorded with it so whoever answers there finds it even after a crash."""
         spec = self.spec(name, image)
         if operation is Operation.DESTROY:
             spec = await self._spec_to_destroy(spec)
@@ -92,7 +93,7 @@ class Deployer:
         return await self._journal.move(dep, S.REJECTED, actor=who, approver=who)
 
     async def expire(self, dep: Deployment, why: str) -> Deployment:
-        """End a request that can never be decided (its card could not be posted)."""
+        """End a request that can never be decided (nobody can be asked where it came from)."""
         return await self._journal.move(dep, S.EXPIRED, error=why)
 
     async def expire_requests(self, ttl_seconds: float) -> list[Deployment]:
