@@ -147,7 +147,9 @@ async def measure(
             workers=deploys,
             post_interval=POST_INTERVAL,
             card_interval=CARD_INTERVAL,
-            engine=POLLING,
+            # 100 stacks for four people: lift the per-person and server quotas (the defaults,
+            # 2 and 50, would refuse most of them; they are not what this measures)
+            engine=POLLING | {"max_stacks_per_user": deploys + 1, "max_stacks": deploys + 1},
         ) as world:
             await _warm_up(world)
             one = await run_batch(world, [("solo", "C0SOLO")], within=120)

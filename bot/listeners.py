@@ -40,6 +40,7 @@ from deployer import (
     IllegalTransition,
     NotFound,
     Operation,
+    QuotaExceeded,
     StackBusy,
 )
 
@@ -333,7 +334,7 @@ class Listeners:
             await work
         except StackBusy as exc:
             await _say(respond, a.busy_message(str(exc)))
-        except NotFound as exc:
+        except (NotFound, QuotaExceeded) as exc:  # our own words: what is wrong, and why
             await _say(respond, a.refusal(str(exc)))
         except AistackError as exc:  # upstream text: escaped whole, no mention survives
             await _say(respond, a.refusal(f"That did not work: {escape(str(exc))}"))

@@ -34,6 +34,7 @@ from deployer.errors import (
     InvalidStackName,
     NotFound,
     PermanentError,
+    QuotaExceeded,
     StackBusy,
     TransientError,
 )
@@ -263,6 +264,7 @@ def _exit_for_error(exc: AistackError) -> int:
         (ConfigError, 2),
         (InvalidStackName, 2),
         (StackBusy, 5),
+        (QuotaExceeded, 5),
         (NotFound, 6),
         (TransientError, 4),
         (PermanentError, 4),

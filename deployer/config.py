@@ -85,6 +85,8 @@ class StackConfig:
     app_pattern: str  # holds {name}
     env: Mapping[str, str] = field(repr=False)  # the container's (AISTACK_STACK_ENV)
     https: bool
+    max_per_user: int  # stacks one person may hold (AISTACK_MAX_STACKS_PER_USER)
+    max_total: int  # stacks the server may hold (AISTACK_MAX_STACKS)
 
     @property
     def image_patterns(self) -> tuple[str, ...]:

@@ -5,6 +5,7 @@
     ├── InvalidStackName            a stack name breaks a rule (says which, and what would do)
     ├── IllegalTransition           a state change the transition table does not allow
     ├── StackBusy                   another deployment of the stack is active
+    ├── QuotaExceeded               a new stack would pass AISTACK_MAX_STACKS(_PER_USER)
     ├── NotFound                    no such deployment or stack (in aistack's own records)
     ├── UpstreamError               an upstream's answer, or its silence: .status and .code
     ├── TransientError              worth retrying: timeouts, resets, 5xx, 429, locked
@@ -48,6 +49,10 @@ class IllegalTransition(AistackError):
 
 class StackBusy(AistackError):
     """Another deployment of the same stack is still active."""
+
+
+class QuotaExceeded(AistackError):
+    """A new stack would pass the limit of stacks one person, or the server, may hold."""
 
 
 class NotFound(AistackError):

@@ -13,7 +13,8 @@ import structlog
 from deployer.core.events import EventKind
 from deployer.core.models import Deployment, Event, StackSpec, StackStatus
 from deployer.core.plan import Target, describe
-from deployer.core.states import TERMINAL, DeploymentState, Operation
+from deployer.core.quota import quota_refusal
+from deployer.core.states import HOLDING, TERMINAL, DeploymentState, Operation
 from deployer.engine.journal import Journal
 from deployer.engine.records import Records, Takeover
 from deployer.engine.saga import Saga
@@ -23,6 +24,7 @@ from deployer.errors import (
     IllegalTransition,
     NotFound,
     PermanentError,
+    QuotaExceeded,
 )
 from deployer.inventory import Inventory, PreflightReport
 from deployer.ports import LiveStack
@@ -67,6 +69,7 @@ class Deployer:
         spec = self.spec(name, image)
         if operation is Operation.DESTROY:
             spec = await self._spec_to_destroy(spec)
+        await self._within_quota(spec.name, requester, operation)
         now = self._clock.now()
         draft = Deployment(stack=spec.name, operation=operation, requester=requester, spec=spec,
                            channel=channel, created_at=now, updated_at=now)  # fmt: skip
@@ -84,6 +87,8 @@ class Deployer:
         return dep
 
     async def approve(self, dep: Deployment, approver: str) -> Deployment:
+        # checked again: other stacks may have been made while this request waited
+        await self._within_quota(dep.stack, dep.requester, dep.operation)
         dep = await self._journal.move(dep, S.APPROVED, actor=approver, approver=approver)
         queued = await self._journal.move(dep, S.QUEUED, actor=approver)
         self.work_queued.set()
@@ -91,6 +96,20 @@ class Deployer:
 
     async def reject(self, dep: Deployment, who: str) -> Deployment:
         return await self._journal.move(dep, S.REJECTED, actor=who, approver=who)
+
+    async def _within_quota(self, stack: str, requester: str, operation: Operation) -> None:
+        """A deploy of a stack nobody holds is a new stack: refused past the limits of what
+        one person and the server may hold (live, or approved and on its way)."""
+        if operation is not Operation.DEPLOY or await self._store.live(stack) is not None:
+            return
+        held = {live.stack: live.owner for live in await self._store.live_stacks()}
+        for dep in await self._store.list_latest():
+            if dep.operation is Operation.DEPLOY and dep.state in HOLDING:
+                held.setdefault(dep.stack, dep.requester)
+        limits = self._settings.stack
+        refused = quota_refusal(requester, stack, held, limits.max_per_user, limits.max_total)
+        if refused is not None:
+            raise QuotaExceeded(refused)
 
     async def expire(self, dep: Deployment, why: str) -> Deployment:
         """End a request that can never be decided (nobody can be asked where it came from)."""

@@ -55,6 +55,9 @@ class DeployerSettings(BaseSettings):
     app_pattern: str = "opencode-{name}"
     stack_env: dict[str, str] = Field(default_factory=dict)
     https: bool = True
+    # How many stacks one person, and the server, may hold (settings.stack)
+    max_stacks_per_user: int = Field(default=2, ge=1)
+    max_stacks: int = Field(default=50, ge=1)
     # Health check (settings.health)
     health_path: str = "/"
     health_statuses: list[int] = Field(default_factory=lambda: [200, 301, 302, 401])
@@ -162,6 +165,7 @@ class DeployerSettings(BaseSettings):
             allowed_images=self.allowed_images, container_port=self.container_port,
             project_pattern=self.project_pattern, app_pattern=self.app_pattern,
             env=dict(self.stack_env), https=self.https,
+            max_per_user=self.max_stacks_per_user, max_total=self.max_stacks,
         )  # fmt: skip
 
     @cached_property

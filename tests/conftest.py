@@ -21,6 +21,7 @@ TEST_SETTINGS: dict[str, Any] = {
     "phase_timeout": 10.0,
     "health_timeout": 30.0,
     "allowed_images": "ghcr.io/sst/opencode:*, nginx:*",  # tests redeploy nginx images too
+    "max_stacks_per_user": 50,  # one requester makes many stacks here; quota tests set theirs
 }
 
 

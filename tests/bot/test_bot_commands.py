@@ -145,3 +145,18 @@ async def test_without_approval_a_request_runs_at_once() -> None:
         assert done.state is S.SUCCEEDED
         assert "aistack_approve" not in str((await world.card(done)).history)
     assert world.slack.violations == []
+
+
+async def test_a_stack_past_the_persons_limit_is_refused_to_the_asker_with_no_card() -> None:
+    async with sandbox_bot(engine_clock=FakeClock(), approval_required=False,
+                           engine=TEST_SETTINGS | {"max_stacks_per_user": 1}) as world:  # fmt: skip
+        await world.driver.command("U0ALICE", "deploy alice")  # her own: runs at once
+        assert (await world.settled("alice")).state is S.SUCCEEDED
+        cards = len(world.slack.calls_to("chat.postMessage"))
+        said = await answer(world, "U0ALICE", "deploy alice2")
+        assert said["response_type"] == "ephemeral"
+        assert "U0ALICE already holds 1 stack (alice)" in str(said["text"])
+        assert "AISTACK_MAX_STACKS_PER_USER is 1" in str(said["text"])
+        assert await world.store.latest("alice2") is None
+        assert len(world.slack.calls_to("chat.postMessage")) == cards  # no new card
+    assert world.slack.violations == []

@@ -44,7 +44,8 @@ async def test_workers_killed_at_many_points_still_finish_every_job(tmp_path: Pa
 
 
 async def _enqueue(sandbox: Sandbox, store: SqliteStore) -> list[str]:
-    async with open_deployer(sandbox.settings(), RecordingNotifier(), store=store) as deployer:
+    settings = sandbox.settings(max_stacks_per_user=50)  # one requester, many stacks
+    async with open_deployer(settings, RecordingNotifier(), store=store) as deployer:
         return [
             (await deployer.approve(await deployer.request(n, requester="U1"), "U2")).id
             for n in STACKS

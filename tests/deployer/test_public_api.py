@@ -12,8 +12,8 @@ SURFACE = {
     "StackStatus", "Takeover",
     # errors
     "AistackError", "AuthError", "ConfigError", "DeployFailed", "Gone", "IllegalTransition",
-    "InvalidStackName", "NotFound", "PermanentError", "StackBusy", "TransientError",
-    "UpstreamError", "UpstreamUnavailable",
+    "InvalidStackName", "NotFound", "PermanentError", "QuotaExceeded", "StackBusy",
+    "TransientError", "UpstreamError", "UpstreamUnavailable",
     # ports a caller implements or passes in
     "Clock", "DeploymentReads", "Notifier", "Store", "SystemClock",
     # the facade, how to open it, and its worker

@@ -159,6 +159,10 @@ class MemoryStore:
         async with self._lock:
             return self._live.get(stack)
 
+    async def live_stacks(self) -> list[LiveStack]:
+        async with self._lock:
+            return sorted(self._live.values(), key=lambda live: live.stack)
+
     async def transfer(self, stack: str, owner: str, to: str, event: Event) -> LiveStack:
         async with self._lock:
             current = self._live.get(stack)

@@ -180,6 +180,10 @@ class SqliteStore:
         rows = await self._fetch("SELECT * FROM live_stacks WHERE stack = ?", (stack,))
         return live_from_row(rows[0]) if rows else None
 
+    async def live_stacks(self) -> list[LiveStack]:
+        rows = await self._fetch("SELECT * FROM live_stacks ORDER BY stack")
+        return [live_from_row(row) for row in rows]
+
     @runs_to_end
     async def transfer(self, stack: str, owner: str, to: str, event: Event) -> LiveStack:
         async with self._tx() as conn:
