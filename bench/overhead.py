@@ -14,6 +14,7 @@ from deployer.adapters.stores.memory import MemoryStore
 from deployer.assemble import adapters, open_deployer
 from deployer.clock import SystemClock
 from deployer.core.phases import DEPLOY_PHASES
+from deployer.ports import Limits
 from deployer.sandbox.server import Sandbox
 from deployer.settings import DeployerSettings
 
@@ -80,7 +81,8 @@ async def straight_once(name: str) -> Run:
             record = s.dns.record_name(spec.name)
             await dns.upsert_a_record(record, str(s.dns.ingress_ip), s.dns.ttl)
             app = await paas.ensure_application(project, spec.app_name, absent=True)
-            await paas.configure_image(app.application_id, spec.image, spec.env or None)
+            limits = Limits.of(spec.memory_limit, spec.cpu_limit)  # as the image phase sends them
+            await paas.configure_image(app.application_id, spec.image, spec.env or None, limits)
             await paas.ensure_domain(
                 app.application_id, spec.host, spec.container_port, s.stack.https, absent=True
             )

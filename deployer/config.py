@@ -87,6 +87,8 @@ class StackConfig:
     https: bool
     max_per_user: int  # stacks one person may hold (AISTACK_MAX_STACKS_PER_USER)
     max_total: int  # stacks the server may hold (AISTACK_MAX_STACKS)
+    memory_limit: int | None  # bytes a stack's container may use (AISTACK_STACK_MEMORY)
+    cpu_limit: int | None  # NanoCPUs it may use (AISTACK_STACK_CPUS)
 
     @property
     def image_patterns(self) -> tuple[str, ...]:
@@ -114,6 +116,8 @@ class StackConfig:
             image=image or self.image,
             container_port=self.container_port,
             env=dict(self.env),
+            memory_limit=self.memory_limit,
+            cpu_limit=self.cpu_limit,
         )
 
 

@@ -30,11 +30,26 @@ class ProjectSurvey:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """A container's limits as Dokploy takes and gives them: strings of whole bytes and
+    NanoCPUs (a number gets a 400; "512m" would mean 512 bytes); None: no limit."""
+
+    memory: str | None = None
+    cpus: str | None = None
+
+    @classmethod
+    def of(cls, memory_bytes: int | None, nano_cpus: int | None) -> Limits:
+        return cls(None if memory_bytes is None else str(memory_bytes),
+                   None if nano_cpus is None else str(nano_cpus))  # fmt: skip
+
+
+@dataclass(frozen=True)
 class AppSettings:
     """What a redeploy overwrites on a live application, kept to put back on failure."""
 
     image: str
     env_text: str  # as Dokploy stores it, byte for byte
+    limits: Limits = Limits()
 
 
 @dataclass(frozen=True)
@@ -123,8 +138,9 @@ class Paas(Protocol):
     async def app_settings(self, application_id: str) -> AppSettings: ...
     async def delete_application(self, application_id: str) -> bool: ...
     async def configure_image(
-        self, application_id: str, image: str, env: Mapping[str, str] | None
-    ) -> None: ...
+        self, application_id: str, image: str, env: Mapping[str, str] | None,
+        limits: Limits | None = None,
+    ) -> None: ...  # fmt: skip
     async def restore_settings(self, application_id: str, settings: AppSettings) -> None: ...
     async def find_domain(self, application_id: str, host: str) -> str | None: ...
     async def ensure_domain(

@@ -24,6 +24,7 @@ from deployer.config import (
     StoreConfig,
     WorkerConfig,
 )
+from deployer.core.limits import memory_bytes, nano_cpus
 from deployer.errors import ConfigError
 
 PREFIX = "AISTACK_"
@@ -58,6 +59,9 @@ class DeployerSettings(BaseSettings):
     # How many stacks one person, and the server, may hold (settings.stack)
     max_stacks_per_user: int = Field(default=2, ge=1)
     max_stacks: int = Field(default=50, ge=1)
+    # What one stack's container may use (settings.stack): sent to Dokploy as its limits
+    stack_memory: str = "4Gi"
+    stack_cpus: str = "2"
     # Health check (settings.health)
     health_path: str = "/"
     health_statuses: list[int] = Field(default_factory=lambda: [200, 301, 302, 401])
@@ -109,6 +113,18 @@ class DeployerSettings(BaseSettings):
     def _pattern(cls, value: str) -> str:
         if "{name}" not in value:
             raise ValueError("must contain {name}, for example ai-stack-{name}")
+        return value
+
+    @field_validator("stack_memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        memory_bytes(value)  # raises ValueError saying what would do
+        return value
+
+    @field_validator("stack_cpus")
+    @classmethod
+    def _cpus(cls, value: str) -> str:
+        nano_cpus(value)
         return value
 
     @field_validator("stack_env")
@@ -166,6 +182,7 @@ class DeployerSettings(BaseSettings):
             project_pattern=self.project_pattern, app_pattern=self.app_pattern,
             env=dict(self.stack_env), https=self.https,
             max_per_user=self.max_stacks_per_user, max_total=self.max_stacks,
+            memory_limit=memory_bytes(self.stack_memory), cpu_limit=nano_cpus(self.stack_cpus),
         )  # fmt: skip
 
     @cached_property

@@ -28,6 +28,7 @@ from deployer.ports import (
     AppSettings,
     BeforeCreate,
     DeploymentRun,
+    Limits,
     ProjectRef,
     ProjectSurvey,
 )
@@ -42,6 +43,8 @@ class _App(UpstreamModel):
     applicationStatus: str | None = None
     dockerImage: str | None = None
     env: str | None = None
+    memoryLimit: str | None = None
+    cpuLimit: str | None = None
 
 
 class _Environment(UpstreamModel):
@@ -163,7 +166,8 @@ class DokployPaas:
         async def read() -> AppSettings:
             raw = await self._get("application.one", applicationId=application_id)
             app = _App.model_validate(raw)
-            return AppSettings(app.dockerImage or "", app.env or "")
+            limits = Limits(app.memoryLimit, app.cpuLimit)
+            return AppSettings(app.dockerImage or "", app.env or "", limits)
 
         return await self._call(read)
 
@@ -172,16 +176,20 @@ class DokployPaas:
         return await self._call(lambda: self._delete("application.delete", body))
 
     async def configure_image(
-        self, application_id: str, image: str, env: Mapping[str, str] | None
-    ) -> None:
-        await self._save(application_id, image, None if env is None else to_dotenv(env) or "")
+        self, application_id: str, image: str, env: Mapping[str, str] | None,
+        limits: Limits | None = None,
+    ) -> None:  # fmt: skip
+        env_text = None if env is None else to_dotenv(env) or ""
+        await self._save(application_id, image, env_text, limits)
 
     async def restore_settings(self, application_id: str, settings: AppSettings) -> None:
-        await self._save(application_id, settings.image, settings.env_text)
+        await self._save(application_id, settings.image, settings.env_text, settings.limits)
 
-    async def _save(self, application_id: str, image: str, env_text: str | None) -> None:
-        """Image, then the env text as Dokploy stores it (byte for byte); None leaves the
-        environment alone (a new application's is empty already)."""
+    async def _save(
+        self, application_id: str, image: str, env_text: str | None, limits: Limits | None
+    ) -> None:
+        """Image, then the env text as Dokploy stores it (byte for byte), then the limits;
+        None leaves the environment or the limits alone (a new application has none)."""
         provider = {
             "applicationId": application_id,
             "dockerImage": image,
@@ -202,6 +210,10 @@ class DokployPaas:
             await self._post("application.saveDockerProvider", provider)
             if env_text is not None:
                 await self._post("application.saveEnvironment", environment)
+            if limits is not None:  # strings only: Dokploy refuses numbers (a 400)
+                update = {"applicationId": application_id, "memoryLimit": limits.memory,
+                          "cpuLimit": limits.cpus}  # fmt: skip
+                await self._post("application.update", update)
 
         await self._call(configure)
 

@@ -34,6 +34,8 @@ class StackSpec(Frozen):
     image: str
     container_port: int
     env: dict[str, str] = Field(default_factory=dict)
+    memory_limit: int | None = None  # bytes (AISTACK_STACK_MEMORY); None: no limit
+    cpu_limit: int | None = None  # NanoCPUs (AISTACK_STACK_CPUS); None: no limit
 
     @property
     def url(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deployer.core.limits import said
 from deployer.core.models import StackSpec
 from deployer.core.states import Operation
 
@@ -37,9 +38,11 @@ def describe(spec: StackSpec, target: Target, operation: Operation = Operation.D
         else f"No DNS record: check that the wildcard for {record} points at {target.ingress_ip}"
     )
     tls = "HTTPS with a Let's Encrypt certificate" if target.https else "plain HTTP"
+    limits = said(spec.memory_limit, spec.cpu_limit)
+    within = f", limited to {limits}" if limits else ""
     return [
         f"Dokploy project {spec.project_name} on {target.dokploy_url}",
-        f"Dokploy application {spec.app_name} running {spec.image}",
+        f"Dokploy application {spec.app_name} running {spec.image}{within}",
         f"Domain {spec.host} -> container port {spec.container_port} ({tls})",
         dns,
         f"Deploy, then wait until {spec.url} answers",

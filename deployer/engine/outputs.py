@@ -12,7 +12,7 @@ from typing import Literal
 
 from deployer.engine.records import IDS
 from deployer.engine.saga import PhaseContext
-from deployer.ports import AppSettings, ProjectRef
+from deployer.ports import AppSettings, Limits, ProjectRef
 
 Kind = Literal["project", "dns", "application", "domain"]  # what a deploy makes or keeps
 Run = Literal["deploy", "restore"]  # the deploy's Dokploy run, or the one the image undo starts
@@ -54,7 +54,10 @@ class PhaseOutputs:
         """What this redeploy overwrote on the live application, once saved."""
         if "image_before" not in self._out:
             return None
-        return AppSettings(self._out["image_before"], self._out.get("env_before", ""))
+        limits = Limits(
+            self._out.get("memory_before") or None, self._out.get("cpus_before") or None
+        )
+        return AppSettings(self._out["image_before"], self._out.get("env_before", ""), limits)
 
     async def mark_existed(self, kind: Kind, existed: bool) -> None:
         await self._record({f"{kind}_existed": YES if existed else NO})
@@ -66,7 +69,10 @@ class PhaseOutputs:
         await self._record({f"{run}_requested": YES})
 
     async def mark_before(self, settings: AppSettings) -> None:
-        await self._record({"image_before": settings.image, "env_before": settings.env_text})
+        # "" for no limit: outputs are strings (a checkpoint from before limits reads as none)
+        await self._record({"image_before": settings.image, "env_before": settings.env_text,
+                            "memory_before": settings.limits.memory or "",
+                            "cpus_before": settings.limits.cpus or ""})  # fmt: skip
 
     async def _record(self, values: Mapping[str, str]) -> None:
         # saved with the phase's checkpoint first: a crash after it resumes knowing this

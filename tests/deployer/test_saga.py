@@ -407,12 +407,17 @@ async def test_a_first_deploy_makes_only_the_calls_that_can_change_its_result(
     await deployer.deploy("alice", requester="U1")
     calls = [op for _, op in sandbox.dokploy.calls]
     polls = calls.count("deployment.all")
-    assert [op for op in calls if op != "deployment.all"] == [
-        "project.all",  # the preflight's listing: counts, and finds same-named projects
-        "project.create",
-        "application.create",
-        "application.saveDockerProvider",  # no saveEnvironment: the environment is empty
-        "domain.create",
-        "application.deploy",
-    ]
+    # the image's calls and domain.create run side by side: their order is not fixed
+    assert sorted(op for op in calls if op != "deployment.all") == sorted(
+        [
+            "project.all",  # the preflight's listing: counts, and finds same-named projects
+            "project.create",
+            "application.create",
+            "application.saveDockerProvider",  # no saveEnvironment: the environment is empty
+            "application.update",  # the limits (AISTACK_STACK_MEMORY, AISTACK_STACK_CPUS)
+            "domain.create",
+            "application.deploy",
+        ]
+    )
+    assert calls.index("application.deploy") > calls.index("application.update")
     assert polls >= 1

@@ -27,7 +27,7 @@ from deployer.engine.provenance import (
 from deployer.engine.saga import PhaseContext, Undone
 from deployer.engine.steps.base import Deps, Outputs, Phase, application_of, made, project_of
 from deployer.errors import DeployFailed, PermanentError, TransientError
-from deployer.ports import ProjectRef
+from deployer.ports import Limits, ProjectRef
 
 
 class PreflightStep(Phase):
@@ -159,14 +159,16 @@ class ImageStep(Phase):
 
     async def do(self, ctx: PhaseContext) -> Outputs:
         spec, app = ctx.deployment.spec, ctx.outputs["application_id"]
+        limits = Limits.of(spec.memory_limit, spec.cpu_limit)
         if not kept(ctx, "application"):
-            # a new application's environment is empty: write it only when there is one
-            await self._paas.configure_image(app, spec.image, spec.env or None)
+            # a new application has no environment and no limits: write them only when set
+            await self._paas.configure_image(app, spec.image, spec.env or None,
+                                             limits if limits != Limits() else None)  # fmt: skip
             return {"image": spec.image}
         out = PhaseOutputs(ctx)
         if out.before() is None:
             await out.mark_before(await self._paas.app_settings(app))
-        await self._paas.configure_image(app, spec.image, spec.env)
+        await self._paas.configure_image(app, spec.image, spec.env, limits)
         return {"image": spec.image}
 
     async def undo(self, ctx: PhaseContext) -> Undone:
