@@ -134,37 +134,61 @@ def translated(what: str) -> Iterator[None]:
         raise TransientError(f"{what} asked us to retry: {type(exc).__name__}") from None
 
 
-async def connect_sqlite(path: str | Path, busy_timeout_ms: int) -> aiosqlite.Connection:
-    """An autocommit connection with rows by name, a busy timeout, and the file in WAL mode
-    (readers never wait for the writer)."""
-    conn = await aiosqlite.connect(path, isolation_level=None)
-    try:
-        conn.row_factory = aiosqlite.Row
-        await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        await enable_wal(conn)
-    except BaseException:
-        await conn.close()
-        raise
-    return conn
+Migrate = Callable[[aiosqlite.Connection], Awaitable[list[int]]]
 
 
-@asynccontextmanager
-async def sqlite_write(
-    conn: aiosqlite.Connection, lock: asyncio.Lock
-) -> AsyncIterator[aiosqlite.Connection]:
-    """One write transaction holding the database write lock from its start; SQLite's busy
-    answer (another process holds the lock past the timeout) is a TransientError."""
-    async with lock:
+class SqliteDatabase:
+    """One SQLite file on one autocommit connection, used by one task at a time: reads, and
+    write transactions that hold the database write lock from their start. The store and the
+    card ledger each open their own on the same file."""
+
+    def __init__(self, conn: aiosqlite.Connection, applied: list[int]) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+        self.applied = applied  # the migrations this open applied (tests, logs)
+
+    @classmethod
+    async def open(cls, path: str | Path, busy_timeout_ms: int, migrate: Migrate) -> SqliteDatabase:
+        """Rows by name, a busy timeout, WAL (readers never wait for the writer), foreign
+        keys on, and `migrate` applied; the connection is closed again if any of it fails."""
+        conn = await aiosqlite.connect(path, isolation_level=None)
         try:
-            await conn.execute("BEGIN IMMEDIATE")
-            yield conn
-            await conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                await conn.rollback()
-            if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
-                raise TransientError(f"SQLite database is busy: {exc}") from exc
+            conn.row_factory = aiosqlite.Row
+            await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            await enable_wal(conn)
+            await conn.execute("PRAGMA foreign_keys = ON")
+            return cls(conn, await migrate(conn))
+        except BaseException:
+            await conn.close()
             raise
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._conn.close()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction; SQLite's busy answer (another process holds the lock past
+        the timeout) is a TransientError."""
+        async with self._lock:
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+                yield self._conn
+                await self._conn.execute("COMMIT")
+            except BaseException as exc:
+                if self._conn.in_transaction:
+                    await self._conn.rollback()
+                if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
+                    raise TransientError(f"SQLite database is busy: {exc}") from exc
+                raise
+
+    async def rows(self, query: str, params: Any = ()) -> list[dict[str, Any]]:
+        """A read's rows, as dicts; it runs to its end even if its caller is cancelled."""
+        return await finish(self._select(query, params))
+
+    async def _select(self, query: str, params: Any) -> list[dict[str, Any]]:
+        async with self._lock, self._conn.execute(query, params) as cursor:
+            return [dict(row) for row in await cursor.fetchall()]
 
 
 @dataclass(frozen=True)

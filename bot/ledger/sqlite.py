@@ -8,20 +8,15 @@ and is atomic across processes; every use of the connection runs to its end (`ru
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import aiosqlite
 
 from bot.ledger.follow import GRACE_SECONDS, LogFollower
 from bot.ledger.migrations import migrate_sqlite
 from bot.ledger.port import Card, Cursor, next_post_slot
 from deployer import Clock, DeploymentReads
-from deployer.storage import connect_sqlite, finish, iso, runs_to_end, sqlite_write
+from deployer.storage import SqliteDatabase, iso, runs_to_end
 
 _CARD = "deployment_id, channel, ts, version"
 
@@ -62,55 +57,36 @@ Row = dict[str, Any]
 class SqliteLedger(LogFollower):
     def __init__(
         self,
-        conn: aiosqlite.Connection,
+        db: SqliteDatabase,
         reads: DeploymentReads,
-        applied_migrations: list[int],
         *,
         clock: Clock | None = None,
         grace: float = GRACE_SECONDS,
     ) -> None:
         super().__init__(reads, clock=clock, grace=grace)
-        self._conn = conn
-        self._lock = asyncio.Lock()
-        self.applied_migrations = applied_migrations  # what this open applied (tests, logs)
+        self._db = db
+        self.applied_migrations = db.applied  # what this open applied (tests, logs)
 
     @classmethod
     async def open(
         cls, path: str | Path, reads: DeploymentReads, *, busy_timeout_ms: int = 5000,
         clock: Clock | None = None, grace: float = GRACE_SECONDS,
     ) -> SqliteLedger:  # fmt: skip
-        conn = await connect_sqlite(path, busy_timeout_ms)
-        try:
-            return cls(conn, reads, await migrate_sqlite(conn), clock=clock, grace=grace)
-        except BaseException:
-            await conn.close()
-            raise
+        db = await SqliteDatabase.open(path, busy_timeout_ms, migrate_sqlite)
+        return cls(db, reads, clock=clock, grace=grace)
 
     async def close(self) -> None:
-        async with self._lock:
-            await self._conn.close()
-
-    @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with sqlite_write(self._conn, self._lock) as conn:
-            yield conn
-
-    async def _fetch(self, sql: str, params: Any = ()) -> list[Row]:
-        return await finish(self._select(sql, params))
-
-    async def _select(self, sql: str, params: Any) -> list[Row]:
-        async with self._lock, self._conn.execute(sql, params) as cursor:
-            return [dict(row) for row in await cursor.fetchall()]
+        await self._db.close()
 
     @runs_to_end
     async def _write(self, sql: str, params: Any = ()) -> list[Row]:
-        async with self._tx() as conn, conn.execute(sql, params) as cursor:
+        async with self._db.write() as conn, conn.execute(sql, params) as cursor:
             return [dict(row) for row in await cursor.fetchall()]
 
     # -- cards ------------------------------------------------------------------------------
     async def card(self, deployment_id: str) -> Card | None:
         sql = f"SELECT {_CARD} FROM slack_cards WHERE deployment_id = ?"
-        rows = await self._fetch(sql, (deployment_id,))
+        rows = await self._db.rows(sql, (deployment_id,))
         return _card(rows[0]) if rows else None
 
     async def _set_card(self, card: Card) -> Card:
@@ -125,7 +101,7 @@ class SqliteLedger(LogFollower):
 
     # -- following the event log -----------------------------------------------------------
     async def _cursor(self) -> Cursor:
-        rows = await self._fetch("SELECT * FROM slack_cursor WHERE name = 'events'")
+        rows = await self._db.rows("SELECT * FROM slack_cursor WHERE name = 'events'")
         at = rows[0]["pending_at"]
         return Cursor(rows[0]["through"], rows[0]["pending"],
                       None if at is None else datetime.fromisoformat(at))  # fmt: skip
@@ -147,7 +123,7 @@ class SqliteLedger(LogFollower):
         await self._write(_EXPECT, (deployment_id, channel, seq))
 
     async def _unposted(self, limit: int) -> list[Card]:
-        rows = await self._fetch(
+        rows = await self._db.rows(
             f"""SELECT {_CARD} FROM slack_cards WHERE ts IS NULL
                  ORDER BY seen, deployment_id LIMIT ?""",
             (limit,),
@@ -155,7 +131,7 @@ class SqliteLedger(LogFollower):
         return [_card(row) for row in rows]
 
     async def _unchecked(self, limit: int) -> list[tuple[Card, int]]:
-        rows = await self._fetch(
+        rows = await self._db.rows(
             f"""SELECT {_CARD}, seen FROM slack_cards WHERE ts IS NOT NULL AND seen > checked
                  ORDER BY seen LIMIT ?""",
             (limit,),
@@ -169,7 +145,7 @@ class SqliteLedger(LogFollower):
         )
 
     async def _replies_due(self, limit: int) -> list[str]:
-        return [str(row["deployment_id"]) for row in await self._fetch(_REPLIES_DUE, (limit,))]
+        return [str(row["deployment_id"]) for row in await self._db.rows(_REPLIES_DUE, (limit,))]
 
     # -- leases, the thread's cursor, the channels' pace ------------------------------------
     async def take_lease(
@@ -186,7 +162,7 @@ class SqliteLedger(LogFollower):
         )
 
     async def replies_posted(self, deployment_id: str) -> int:
-        rows = await self._fetch(
+        rows = await self._db.rows(
             "SELECT posted_through FROM slack_threads WHERE deployment_id = ?", (deployment_id,)
         )
         return int(rows[0]["posted_through"]) if rows else 0
@@ -196,7 +172,7 @@ class SqliteLedger(LogFollower):
 
     @runs_to_end
     async def reserve_post_slot(self, channel: str, interval: float, now: datetime) -> datetime:
-        async with self._tx() as conn:
+        async with self._db.write() as conn:
             sql = "SELECT next_post_at FROM slack_channels WHERE channel = ?"
             async with conn.execute(sql, (channel,)) as cursor:
                 row = await cursor.fetchone()

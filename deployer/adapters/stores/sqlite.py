@@ -12,22 +12,18 @@ thread is still busy. Timestamps are UTC ISO text (text order = time). The SQL i
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-
-import aiosqlite
 
 from deployer.clock import SystemClock
 from deployer.core.models import Deployment, Event, PhaseRecord
 from deployer.core.states import DeploymentState, check_transition
 from deployer.errors import IllegalTransition, NotFound, StackBusy
 from deployer.ports import Clock, LiveStack
-from deployer.storage import connect_sqlite, finish, iso, runs_to_end, sqlite_write
+from deployer.storage import SqliteDatabase, iso, runs_to_end
 
 from . import sqlite_sql as sql
 from .common import (
@@ -45,45 +41,19 @@ from .migrations import migrate_sqlite
 
 
 class SqliteStore:
-    def __init__(
-        self,
-        conn: aiosqlite.Connection,
-        applied_migrations: list[int],
-        *,
-        clock: Clock | None = None,
-    ) -> None:
-        self._conn = conn
+    def __init__(self, db: SqliteDatabase, *, clock: Clock | None = None) -> None:
+        self._db = db
         self._clock = clock or SystemClock()  # stamps updated_at, owner_since, dedup keys
-        self._lock = asyncio.Lock()
-        self.applied_migrations = applied_migrations  # what this open applied (tests, logs)
+        self.applied_migrations = db.applied  # what this open applied (tests, logs)
 
     @classmethod
     async def open(
         cls, path: str | Path, *, busy_timeout_ms: int = 5000, clock: Clock | None = None
     ) -> SqliteStore:
-        conn = await connect_sqlite(path, busy_timeout_ms)
-        try:
-            await conn.execute("PRAGMA foreign_keys = ON")
-            return cls(conn, await migrate_sqlite(conn), clock=clock)
-        except BaseException:
-            await conn.close()
-            raise
+        return cls(await SqliteDatabase.open(path, busy_timeout_ms, migrate_sqlite), clock=clock)
 
     async def close(self) -> None:
-        async with self._lock:
-            await self._conn.close()
-
-    @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with sqlite_write(self._conn, self._lock) as conn:
-            yield conn
-
-    async def _fetch(self, query: str, params: sql.Params = ()) -> list[sql.Row]:
-        return await finish(self._select(query, params))
-
-    async def _select(self, query: str, params: sql.Params) -> list[sql.Row]:
-        async with self._lock, self._conn.execute(query, params) as cursor:
-            return [dict(row) for row in await cursor.fetchall()]
+        await self._db.close()
 
     # -- deployments ---------------------------------------------------------------------
 
@@ -92,7 +62,7 @@ class SqliteStore:
         self, deployment: Deployment, *, dedup_key: str | None = None,
         events: Sequence[Event] = (),
     ) -> Deployment:  # fmt: skip
-        async with self._tx() as conn:
+        async with self._db.write() as conn:
             if dedup_key is not None and (known := await sql.by_key(conn, dedup_key)):
                 return known
             if (known := await sql.by_id(conn, deployment.id)) is not None:
@@ -114,20 +84,20 @@ class SqliteStore:
         return deployment_from_row(row)
 
     async def get(self, deployment_id: str) -> Deployment:
-        rows = await self._fetch("SELECT * FROM deployments WHERE id = ?", (deployment_id,))
+        rows = await self._db.rows("SELECT * FROM deployments WHERE id = ?", (deployment_id,))
         if not rows:
             raise NotFound(f"no deployment {deployment_id}")
         return deployment_from_row(rows[0])
 
     async def latest(self, stack: str) -> Deployment | None:
-        rows = await self._fetch(
+        rows = await self._db.rows(
             "SELECT * FROM deployments WHERE stack = ? ORDER BY created_at DESC, id DESC LIMIT 1",
             (stack,),
         )
         return deployment_from_row(rows[0]) if rows else None
 
     async def list_latest(self) -> list[Deployment]:
-        return [deployment_from_row(row) for row in await self._fetch(sql.LATEST)]
+        return [deployment_from_row(row) for row in await self._db.rows(sql.LATEST)]
 
     @runs_to_end
     async def transition(
@@ -155,7 +125,7 @@ class SqliteStore:
             "active_stack": active_stack(deployment.stack, target),
             "leftovers": None if leftovers is None else json.dumps(list(leftovers)),
         }
-        async with self._tx() as conn:
+        async with self._db.write() as conn:
             try:
                 row = await sql.one(conn, sql.TRANSITION, params)
             except sqlite3.IntegrityError:
@@ -169,7 +139,7 @@ class SqliteStore:
         return deployment_from_row(row)
 
     async def awaiting_approval(self, stack: str | None = None) -> list[Deployment]:
-        rows = await self._fetch(
+        rows = await self._db.rows(
             """SELECT * FROM deployments WHERE state = 'requested' AND coalesce(?, stack) = stack
                 ORDER BY created_at, id""",
             (stack,),
@@ -177,16 +147,16 @@ class SqliteStore:
         return [deployment_from_row(row) for row in rows]
 
     async def live(self, stack: str) -> LiveStack | None:
-        rows = await self._fetch("SELECT * FROM live_stacks WHERE stack = ?", (stack,))
+        rows = await self._db.rows("SELECT * FROM live_stacks WHERE stack = ?", (stack,))
         return live_from_row(rows[0]) if rows else None
 
     async def live_stacks(self) -> list[LiveStack]:
-        rows = await self._fetch("SELECT * FROM live_stacks ORDER BY stack")
+        rows = await self._db.rows("SELECT * FROM live_stacks ORDER BY stack")
         return [live_from_row(row) for row in rows]
 
     @runs_to_end
     async def transfer(self, stack: str, owner: str, to: str, event: Event) -> LiveStack:
-        async with self._tx() as conn:
+        async with self._db.write() as conn:
             row = await sql.one(conn, sql.TRANSFER, (to, iso(self._clock.now()), stack, owner))
             if row is None:
                 kept = await sql.one(conn, "SELECT * FROM live_stacks WHERE stack = ?", (stack,))
@@ -204,7 +174,7 @@ class SqliteStore:
             iso(record.started_at),
             iso(record.finished_at),
         )
-        async with self._tx() as conn:
+        async with self._db.write() as conn:
             try:
                 await conn.execute(sql.SAVE_PHASE, values)
             except sqlite3.IntegrityError:
@@ -213,34 +183,34 @@ class SqliteStore:
                 await sql.append(conn, event)
 
     async def phases(self, deployment_id: str) -> list[PhaseRecord]:
-        rows = await self._fetch(
+        rows = await self._db.rows(
             "SELECT * FROM phases WHERE deployment_id = ? ORDER BY rowid", (deployment_id,)
         )
         return [phase_from_row(row) for row in rows]
 
     @runs_to_end
     async def append_event(self, event: Event) -> None:
-        async with self._tx() as conn:
+        async with self._db.write() as conn:
             await sql.append(conn, event)
 
     async def events(self, stack: str) -> list[Event]:
         query = f"SELECT {sql.EVENT_COLUMNS} FROM events WHERE stack = ? ORDER BY id"
-        return [event_from_row(row) for row in await self._fetch(query, (stack,))]
+        return [event_from_row(row) for row in await self._db.rows(query, (stack,))]
 
     async def events_for(self, deployment_id: str) -> list[Event]:
         query = f"SELECT {sql.EVENT_COLUMNS} FROM events WHERE deployment_id = ? ORDER BY id"
-        return [event_from_row(row) for row in await self._fetch(query, (deployment_id,))]
+        return [event_from_row(row) for row in await self._db.rows(query, (deployment_id,))]
 
     async def events_after(self, seq: int, limit: int = 500) -> list[Event]:
         query = f"SELECT {sql.EVENT_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?"
-        return [event_from_row(row) for row in await self._fetch(query, (seq, limit))]
+        return [event_from_row(row) for row in await self._db.rows(query, (seq, limit))]
 
     # -- the work queue ------------------------------------------------------------------
 
     @runs_to_end
     async def claim(self, owner: str, lease_seconds: float, now: datetime) -> Deployment | None:
         expires_at = now + timedelta(seconds=lease_seconds)
-        async with self._tx() as conn:
+        async with self._db.write() as conn:
             row = await sql.one(conn, sql.CLAIMABLE, {"now": iso(now)})
             if row is None:
                 return None
@@ -253,7 +223,7 @@ class SqliteStore:
         self, deployment_id: str, owner: str, lease_seconds: float, now: datetime
     ) -> bool:
         expires_at = iso(now + timedelta(seconds=lease_seconds))
-        async with self._tx() as conn:
+        async with self._db.write() as conn:
             row = await sql.one(
                 conn,
                 """UPDATE leases SET expires_at = ?, heartbeat_at = ?
@@ -264,13 +234,13 @@ class SqliteStore:
 
     @runs_to_end
     async def release(self, deployment_id: str, owner: str) -> None:
-        async with self._tx() as conn:
+        async with self._db.write() as conn:
             await conn.execute(
                 "DELETE FROM leases WHERE deployment_id = ? AND owner = ?", (deployment_id, owner)
             )
 
     async def queued_before(self, cutoff: datetime) -> list[Deployment]:
-        rows = await self._fetch(
+        rows = await self._db.rows(
             """SELECT * FROM deployments WHERE state = 'queued' AND updated_at < ?
                 ORDER BY updated_at, id""",
             (iso(cutoff),),
@@ -285,7 +255,7 @@ class SqliteStore:
 
     @runs_to_end
     async def _set_retry(self, deployment_id: str, at: str | None) -> None:
-        async with self._tx() as conn:
+        async with self._db.write() as conn:
             row = await sql.one(
                 conn,
                 "UPDATE deployments SET retry_at = ? WHERE id = ? RETURNING id",
