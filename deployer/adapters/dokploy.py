@@ -36,6 +36,9 @@ from deployer.ports import (
 T = TypeVar("T")
 
 
+_NOT_RUNNING = "No container or service found"
+
+
 class _App(UpstreamModel):
     applicationId: str
     name: str
@@ -280,6 +283,35 @@ class DokployPaas:
         except PermanentError:
             return ""
         return log_tail(raw)
+
+    # -- a live stack's container ------------------------------------------------------------
+    async def stop_application(self, application_id: str) -> None:
+        # 200 with the application as it was, even when Docker failed (recordings 49, 89)
+        body = {"applicationId": application_id}
+        await self._call(lambda: self._post("application.stop", body))
+
+    async def start_application(self, application_id: str) -> None:
+        body = {"applicationId": application_id}
+        await self._call(lambda: self._post("application.start", body))
+
+    async def reload_application(self, application_id: str, app_name: str) -> None:
+        body = {"appName": app_name, "applicationId": application_id}
+        await self._call(lambda: self._post("application.reload", body))
+
+    async def application_logs(self, application_id: str, lines: int) -> str | None:
+        """The container's last log lines; None when no container runs: Dokploy answers a
+        500 "No container or service found" then (recording 98), which is no fault."""
+        params = {"applicationId": application_id, "tail": str(lines)}
+
+        async def read() -> str | None:
+            url = f"{self._api}/application.readLogs"
+            reply = await send(self._session, NAME, "GET", url, params=params)
+            if reply.status == 500 and _NOT_RUNNING in reply.text:
+                return None
+            raw = checked("application.readLogs", reply)
+            return raw if isinstance(raw, str) else ""
+
+        return await self._call(read)
 
     async def stacks(self, project_prefix: str) -> list[ProjectView]:
         projects = await self._call(self._all_projects)

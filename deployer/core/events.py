@@ -46,6 +46,14 @@ class EventKind(StrEnum):
 
     # A live stack's owner changed.
     STACK_TRANSFERRED = "stack.transferred"
+    # Its life: a new expiry, the owner reminded of the coming one, and (once it is past)
+    # the stop at expiry and the destroy after the grace, each requested by aistack.
+    STACK_EXTENDED = "stack.extended"
+    STACK_EXPIRY_NOTICE = "stack.expiry_notice"
+    STACK_EXPIRED = "stack.expired"
+    STACK_GRACE_ENDED = "stack.grace_ended"
+    # A new basic-auth password reached the owner (the event never holds it).
+    CREDENTIALS_SENT = "credentials.sent"
 
     @classmethod
     def entering(cls, state: DeploymentState) -> EventKind:

@@ -62,6 +62,14 @@ class Deployment(Frozen):
     # Times it entered rollback_failed (a rollback or teardown that left things behind): the
     # pause before its next automatic retry grows with it. The store counts it.
     rollback_attempts: int = 0
+    # How long the stack lives from this deployment's success (seconds): a new stack, a
+    # deploy or start asked `--for`; None keeps the expiry it has.
+    lifetime: float | None = None
+    # The release this deployment puts back (a roll back); None for anything else.
+    restores: int | None = None
+    # The release it became, numbered per stack from 1: the store sets it when a deploy
+    # succeeds.
+    release: int | None = None
 
 
 class PhaseRecord(Frozen):

@@ -37,6 +37,9 @@ class PhaseName(StrEnum):
     REMOVE_DNS = "remove_dns"
     REMOVE_APPLICATION = "remove_application"
     REMOVE_PROJECT = "remove_project"
+    STOP = "stop"
+    START = "start"
+    RESTART = "restart"
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,31 @@ TEARDOWN_PHASES: tuple[PhaseDef, ...] = (
 )
 
 
+# Day-two operations act on the live stack's recorded application and change nothing that
+# would need undoing: a failed stop leaves it running, a failed start leaves it stopped.
+STOP_PHASES: tuple[PhaseDef, ...] = (PhaseDef(PhaseName.STOP, "Stop the container"),)
+START_PHASES: tuple[PhaseDef, ...] = (
+    PhaseDef(PhaseName.START, "Start the container"),
+    PhaseDef(PhaseName.HEALTH, "Wait until the stack answers", (PhaseName.START,),
+             timeout=Timeout.HEALTH),
+)  # fmt: skip
+RESTART_PHASES: tuple[PhaseDef, ...] = (
+    PhaseDef(PhaseName.RESTART, "Restart the container"),
+    PhaseDef(PhaseName.HEALTH, "Wait until the stack answers", (PhaseName.RESTART,),
+             timeout=Timeout.HEALTH),
+)  # fmt: skip
+
+CATALOGUES: dict[Operation, tuple[PhaseDef, ...]] = {
+    Operation.DEPLOY: DEPLOY_PHASES,
+    Operation.DESTROY: TEARDOWN_PHASES,
+    Operation.STOP: STOP_PHASES,
+    Operation.START: START_PHASES,
+    Operation.RESTART: RESTART_PHASES,
+}
+
+
 def phases_for(operation: Operation) -> tuple[PhaseDef, ...]:
-    return DEPLOY_PHASES if operation is Operation.DEPLOY else TEARDOWN_PHASES
+    return CATALOGUES[operation]
 
 
 def check_catalogue(phases: tuple[PhaseDef, ...]) -> None:
@@ -95,5 +121,5 @@ def check_catalogue(phases: tuple[PhaseDef, ...]) -> None:
         seen.add(phase.name)
 
 
-check_catalogue(DEPLOY_PHASES)
-check_catalogue(TEARDOWN_PHASES)
+for _catalogue in CATALOGUES.values():
+    check_catalogue(_catalogue)

@@ -23,8 +23,13 @@ class DeploymentState(StrEnum):
 
 
 class Operation(StrEnum):
+    """What a deployment does to its stack. A roll back is a deploy of an older release."""
+
     DEPLOY = "deploy"
     DESTROY = "destroy"
+    STOP = "stop"
+    START = "start"
+    RESTART = "restart"
 
 
 class PhaseState(StrEnum):

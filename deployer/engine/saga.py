@@ -25,14 +25,7 @@ import structlog
 
 from deployer.core.events import EventKind
 from deployer.core.models import Deployment, PhaseRecord
-from deployer.core.phases import (
-    DEPLOY_PHASES,
-    TEARDOWN_PHASES,
-    PhaseDef,
-    PhaseName,
-    Timeout,
-    phases_for,
-)
+from deployer.core.phases import CATALOGUES, PhaseDef, PhaseName, Timeout, phases_for
 from deployer.core.states import DeploymentState, Operation, PhaseState
 from deployer.engine.journal import Journal
 from deployer.ports import compensating
@@ -87,7 +80,7 @@ def undo_steps(steps: Mapping[PhaseName, PhaseStep]) -> dict[PhaseName, Undoable
     has a step, with an undo exactly when its PhaseDef says so. A gap fails at start-up,
     not in the middle of a rollback."""
     undos: dict[PhaseName, UndoableStep] = {}
-    for phase in (*DEPLOY_PHASES, *TEARDOWN_PHASES):
+    for phase in (phase for catalogue in CATALOGUES.values() for phase in catalogue):
         step = steps.get(phase.name)
         if step is None:
             raise ValueError(f"phase {phase.name} has no step")

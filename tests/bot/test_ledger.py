@@ -15,7 +15,6 @@ import asyncpg
 import pytest
 
 from bot.ledger import Card, CardLedger, MemoryLedger, PostgresLedger, SqliteLedger, open_ledger
-from deployer.adapters.stores import migrations as store_migrations
 from deployer.adapters.stores import open_store
 from deployer.adapters.stores.memory import MemoryStore
 from deployer.adapters.stores.postgres import PostgresStore
@@ -26,7 +25,7 @@ from deployer.errors import ConfigError, NotFound
 from deployer.ports import Store
 from deployer.testing import ManualClock
 from tests.bot.ledgers import T0, Database, ids, make, moved, request, said, with_schema
-from tests.deployer.conftest import PG_URL, fresh_schema
+from tests.deployer.conftest import PG_URL, fresh_schema, released_before
 
 S = DeploymentState
 
@@ -261,7 +260,7 @@ async def test_open_ledger_by_url(tmp_path: Path) -> None:
 async def test_upgrading_counts_existing_threads_as_posted(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_migrations, "MIGRATIONS", store_migrations.MIGRATIONS[:4])
+    released_before(monkeypatch, 5)
     old = await db.store()
     d = await request(old, channel="C1")
     await db.execute(f"UPDATE deployments SET message_ts = '1.1' WHERE id = '{d.id}'")
@@ -270,7 +269,7 @@ async def test_upgrading_counts_existing_threads_as_posted(
 
     new = await db.store()
     ledger = await db.ledger(new)
-    assert isinstance(new, SqliteStore | PostgresStore) and new.applied_migrations == [5, 6]
+    assert isinstance(new, SqliteStore | PostgresStore) and new.applied_migrations == [5, 6, 7]
     assert await ledger.unposted_replies() == []  # not posted again after the upgrade
     assert await ledger.replies_posted(d.id) == (await new.events_for(d.id))[-1].seq
 

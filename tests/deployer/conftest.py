@@ -16,10 +16,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from deployer.adapters.stores import common as store_common
+from deployer.adapters.stores import migrations, postgres_sql, sqlite_sql
 from deployer.adapters.stores.memory import MemoryStore
 from deployer.adapters.stores.postgres import PostgresStore
 from deployer.adapters.stores.sqlite import SqliteStore
-from deployer.ports import Store
+from deployer.ports import Clock, Store
 from deployer.storage import describe_dsn
 
 PG_URL = os.environ.get("AISTACK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -31,11 +33,11 @@ class Backend:
     """Opens stores on one backing: the same file, the same schema, the same memory."""
 
     kind: str
-    opener: Callable[[], Awaitable[Store]]
+    opener: Callable[[Clock | None], Awaitable[Store]]
     opened: list[Store] = field(default_factory=list)
 
-    async def open(self) -> Store:
-        store = await self.opener()
+    async def open(self, clock: Clock | None = None) -> Store:
+        store = await self.opener(clock)
         self.opened.append(store)
         return store
 
@@ -81,24 +83,27 @@ async def fresh_schema() -> AsyncIterator[str]:
 
 
 def _memory_backend() -> Backend:
-    shared = MemoryStore()
+    shared: list[MemoryStore] = []
 
-    async def opener() -> Store:
-        return shared
+    async def opener(clock: Clock | None) -> Store:
+        if not shared:
+            shared.append(MemoryStore(clock=clock))
+        return shared[0]
 
     return Backend("memory", opener)
 
 
 def _sqlite_backend(path: Path) -> Backend:
-    async def opener() -> Store:
-        return await SqliteStore.open(path)
+    async def opener(clock: Clock | None) -> Store:
+        return await SqliteStore.open(path, clock=clock)
 
     return Backend("sqlite", opener)
 
 
 def _postgres_backend(schema: str) -> Backend:
-    async def opener() -> Store:
-        return await PostgresStore.open(PG_URL, server_settings={"search_path": schema})
+    async def opener(clock: Clock | None) -> Store:
+        return await PostgresStore.open(PG_URL, server_settings={"search_path": schema},
+                                        clock=clock)  # fmt: skip
 
     return Backend("postgres", opener)
 
@@ -119,3 +124,13 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 @pytest.fixture
 async def store(backend: Backend) -> Store:
     return await backend.open()
+
+
+def released_before(monkeypatch: pytest.MonkeyPatch, version: int) -> None:
+    """The database and the code of a release before migration `version`: its migrations,
+    and its insert, which knew no column a later migration added."""
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[: version - 1])
+    columns = tuple(c for c in store_common.DEPLOYMENT_COLUMNS if c not in ("lifetime", "restores"))
+    monkeypatch.setattr(sqlite_sql, "INSERT", sqlite_sql.insert_statement(columns))
+    monkeypatch.setattr(postgres_sql, "INSERT", postgres_sql.insert_statement(columns))
+    monkeypatch.setattr(postgres_sql, "INSERT_COLUMNS", columns)

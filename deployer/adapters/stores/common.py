@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from deployer.core.models import Deployment, Event, PhaseRecord
 from deployer.core.states import HOLDING, DeploymentState, Operation
@@ -45,20 +46,49 @@ def failed_rollbacks(target: DeploymentState) -> int:
     return 1 if target is S.ROLLBACK_FAILED else 0
 
 
-def makes_live(deployment: Deployment, target: DeploymentState) -> bool:
-    """A deploy that succeeds makes (or keeps) its stack live."""
-    return target is S.SUCCEEDED and deployment.operation is Operation.DEPLOY
+@dataclass(frozen=True)
+class LiveChange:
+    """What a transition does to its stack's live row, in the transition's own write:
+    `make` (a deploy succeeded: the stack is live, made of it, running, and its release is
+    numbered), `stop`, `run` (a start or restart succeeded), `end` (destroyed: nobody owns
+    the name any more). `expires_at` is a new expiry; None keeps the one it has."""
+
+    kind: Literal["make", "stop", "run", "end"]
+    expires_at: datetime | None = None
 
 
-def ends_live(target: DeploymentState) -> bool:
-    """A destroy that finished leaves nothing live, and nobody owns the name any more."""
-    return target is S.DESTROYED
+_ON_SUCCESS: dict[Operation, Literal["make", "stop", "run"]] = {
+    Operation.DEPLOY: "make",
+    Operation.STOP: "stop",
+    Operation.START: "run",
+    Operation.RESTART: "run",
+}
+
+
+def live_change(moved: Deployment, target: DeploymentState, now: datetime) -> LiveChange | None:
+    if target is S.DESTROYED:
+        return LiveChange("end")
+    kind = _ON_SUCCESS.get(moved.operation) if target is S.SUCCEEDED else None
+    if kind is None:
+        return None
+    lifetime = moved.lifetime
+    return LiveChange(kind, None if lifetime is None else now + timedelta(seconds=lifetime))
+
+
+def _stamp(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    return utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
 def live_from_row(row: Mapping[str, Any]) -> LiveStack:
     since = row["owner_since"]
     since = datetime.fromisoformat(since) if isinstance(since, str) else since
-    return LiveStack(row["stack"], row["owner"], utc(since), row["deployment_id"])
+    return LiveStack(
+        row["stack"], row["owner"], utc(since), row["deployment_id"],
+        expires_at=_stamp(row["expires_at"]), stopped_at=_stamp(row["stopped_at"]),
+        noticed_for=_stamp(row["noticed_for"]),
+    )  # fmt: skip
 
 
 def not_transferred(stack: str, owner: str, current: LiveStack | None) -> Exception:
@@ -108,6 +138,8 @@ DEPLOYMENT_COLUMNS: tuple[str, ...] = (
     "error",
     "leftovers",
     "active_stack",
+    "lifetime",
+    "restores",
 )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -30,9 +30,8 @@ from .common import (
     LEASED_STATES,
     active_stack,
     busy_message,
-    ends_live,
     failed_rollbacks,
-    makes_live,
+    live_change,
     not_transferred,
     stale_message,
 )
@@ -131,20 +130,63 @@ class MemoryStore:
             self._retry_at.pop(moved.id, None)
             if retry_at is not None:
                 self._retry_at[moved.id] = utc(retry_at)
-            self._keep_live(moved, target)
+            moved = self._keep_live(moved, target)
             if event is not None:
                 self._append(event)
             return _copy(moved)
 
-    def _keep_live(self, moved: Deployment, target: DeploymentState) -> None:
-        if makes_live(moved, target):
-            kept = self._live.get(moved.stack)
-            owner, since = (
-                (kept.owner, kept.owner_since) if kept else (moved.requester, self._clock.now())
-            )
-            self._live[moved.stack] = LiveStack(moved.stack, owner, since, moved.id)
-        elif ends_live(target):
+    def _keep_live(self, moved: Deployment, target: DeploymentState) -> Deployment:
+        now = self._clock.now()
+        change = live_change(moved, target, now)
+        kept = self._live.get(moved.stack)
+        if change is None or (kept is None and change.kind in ("stop", "run")):
+            return moved
+        if change.kind == "end":
             self._live.pop(moved.stack, None)
+            return moved
+        if kept is None:
+            kept = LiveStack(moved.stack, moved.requester, now, moved.id)
+        if change.kind == "stop":
+            self._live[moved.stack] = replace(kept, stopped_at=now)
+            return moved
+        kept = replace(kept, stopped_at=None)
+        if change.expires_at is not None:
+            kept = replace(kept, expires_at=change.expires_at, noticed_for=None)
+        if change.kind == "run":
+            self._live[moved.stack] = kept
+            return moved
+        self._live[moved.stack] = replace(kept, deployment_id=moved.id)
+        numbers = [d.release or 0 for d in self._deployments.values() if d.stack == moved.stack]
+        moved = moved.model_copy(update={"release": max(numbers, default=0) + 1})
+        self._deployments[moved.id] = moved
+        return moved
+
+    async def releases(self, stack: str) -> list[Deployment]:
+        async with self._lock:
+            made = [d for d in self._deployments.values()
+                    if d.stack == stack and d.release is not None]  # fmt: skip
+            return [_copy(d) for d in sorted(made, key=lambda d: d.release or 0)]
+
+    async def extend(self, stack: str, expires_at: datetime, event: Event) -> LiveStack:
+        async with self._lock:
+            current = self._live.get(stack)
+            if current is None:
+                raise NotFound(f"{stack} is not live: there is nothing to extend")
+            moved = replace(current, expires_at=utc(expires_at), noticed_for=None)
+            self._live[stack] = moved
+            self._append(event)
+            return moved
+
+    async def mark_noticed(self, stack: str, expires_at: datetime, event: Event) -> bool:
+        async with self._lock:
+            current = self._live.get(stack)
+            if current is None or current.expires_at != utc(expires_at):
+                return False
+            if current.noticed_for == current.expires_at:
+                return False
+            self._live[stack] = replace(current, noticed_for=current.expires_at)
+            self._append(event)
+            return True
 
     async def awaiting_approval(self, stack: str | None = None) -> list[Deployment]:
         async with self._lock:

@@ -260,6 +260,31 @@ _ROLLBACK_ATTEMPTS = (
     ) WHERE id IN (SELECT deployment_id FROM events WHERE kind = 'deployment.rollback_failed')""",
 )
 
+# A stack's life between deploy and destroy: each successful deploy becomes a numbered
+# release (existing ones are numbered in the order they succeeded), a deployment may bring a
+# lifetime or put a release back, and a live stack has an expiry, the one its owner was
+# reminded of, and since when it is stopped. Existing live stacks get no expiry: nobody was
+# told they had one.
+_RELEASES = """UPDATE deployments SET release = (
+    SELECT count(*) FROM deployments AS o
+     WHERE o.stack = deployments.stack AND o.operation = 'deploy' AND o.state = 'succeeded'
+       AND (o.updated_at < deployments.updated_at
+            OR (o.updated_at = deployments.updated_at AND o.id <= deployments.id))
+) WHERE operation = 'deploy' AND state = 'succeeded'"""
+
+
+def _lifecycle(real: str, stamp: str) -> tuple[str, ...]:
+    return (
+        f"ALTER TABLE deployments ADD COLUMN lifetime {real}",
+        "ALTER TABLE deployments ADD COLUMN restores INTEGER",
+        "ALTER TABLE deployments ADD COLUMN release INTEGER",
+        _RELEASES,
+        f"ALTER TABLE live_stacks ADD COLUMN expires_at {stamp}",
+        f"ALTER TABLE live_stacks ADD COLUMN stopped_at {stamp}",
+        f"ALTER TABLE live_stacks ADD COLUMN noticed_for {stamp}",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "deployments, phases, events, dedup keys, leases", _SQLITE_1, _POSTGRES_1),
     Migration(2, "card version", _CARD_VERSION, _CARD_VERSION),
@@ -267,6 +292,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "live stacks and their owners", _SQLITE_LIVE, _POSTGRES_LIVE),
     Migration(5, "slack leases, thread outbox, channel pace", _SQLITE_SLACK, _POSTGRES_SLACK),
     Migration(6, "rollback attempts", _ROLLBACK_ATTEMPTS, _ROLLBACK_ATTEMPTS),
+    Migration(
+        7,
+        "releases, lifetimes, expiry and stopped stacks",
+        _lifecycle("REAL", "TEXT"),
+        _lifecycle("double precision", "timestamptz"),
+    ),
 )
 
 

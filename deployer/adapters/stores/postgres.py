@@ -29,7 +29,6 @@ from deployer.storage import describe_dsn, runs_to_end, translated, utc
 
 from . import postgres_sql as sql
 from .common import (
-    DEPLOYMENT_COLUMNS,
     active_stack,
     busy_message,
     deployment_from_row,
@@ -121,7 +120,7 @@ class PostgresStore:
                 raise StackBusy(busy_message(holder))
             try:
                 async with conn.transaction():  # a savepoint: undone alone on a conflict
-                    row = await conn.fetchrow(sql.INSERT, *(values[c] for c in DEPLOYMENT_COLUMNS))
+                    row = await conn.fetchrow(sql.INSERT, *(values[c] for c in sql.INSERT_COLUMNS))
                     if dedup_key is not None:
                         await conn.execute(
                             """INSERT INTO dedup_keys (key, deployment_id, created_at)
@@ -184,7 +183,8 @@ class PostgresStore:
                 async with conn.transaction():
                     row = await conn.fetchrow(sql.TRANSITION, *args)
                     if row is not None:
-                        await sql.keep_live(conn, deployment, target, self._clock.now())
+                        now = self._clock.now()
+                        row = await sql.keep_live(conn, deployment, target, now) or row
                     if row is not None and event is not None:
                         await sql.append(conn, event)
             except asyncpg.UniqueViolationError:
@@ -210,6 +210,31 @@ class PostgresStore:
     async def live_stacks(self) -> list[LiveStack]:
         rows = await self._fetch("SELECT * FROM live_stacks ORDER BY stack")
         return [live_from_row(row) for row in rows]
+
+    async def releases(self, stack: str) -> list[Deployment]:
+        rows = await self._fetch(
+            """SELECT * FROM deployments WHERE stack = $1 AND release IS NOT NULL
+                ORDER BY release""",
+            stack,
+        )
+        return [deployment_from_row(row) for row in rows]
+
+    @runs_to_end
+    async def extend(self, stack: str, expires_at: datetime, event: Event) -> LiveStack:
+        async with self._tx() as conn:
+            row = await conn.fetchrow(sql.EXTEND, stack, utc(expires_at))
+            if row is None:
+                raise NotFound(f"{stack} is not live: there is nothing to extend")
+            await sql.append(conn, event)
+        return live_from_row(row)
+
+    @runs_to_end
+    async def mark_noticed(self, stack: str, expires_at: datetime, event: Event) -> bool:
+        async with self._tx() as conn:
+            if await conn.fetchrow(sql.MARK_NOTICED, stack, utc(expires_at)) is None:
+                return False
+            await sql.append(conn, event)
+        return True
 
     @runs_to_end
     async def transfer(self, stack: str, owner: str, to: str, event: Event) -> LiveStack:

@@ -19,15 +19,19 @@ from .common import (
     busy_message,
     busy_unknown,
     deployment_from_row,
-    ends_live,
-    makes_live,
+    live_change,
 )
 
 # -- statements ------------------------------------------------------------------------------
 
-INSERT = f"""INSERT INTO deployments ({", ".join(DEPLOYMENT_COLUMNS)})
-VALUES ({", ".join(f"${n}" for n in range(1, len(DEPLOYMENT_COLUMNS) + 1))})
-RETURNING *"""
+
+def insert_statement(columns: tuple[str, ...]) -> str:
+    places = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
+    return f"INSERT INTO deployments ({', '.join(columns)}) VALUES ({places}) RETURNING *"
+
+
+INSERT_COLUMNS = DEPLOYMENT_COLUMNS
+INSERT = insert_statement(INSERT_COLUMNS)
 
 TRANSITION = """UPDATE deployments
    SET state = $4, version = version + 1, updated_at = $5, active_stack = $6, retry_at = $10,
@@ -37,10 +41,31 @@ TRANSITION = """UPDATE deployments
  WHERE id = $1 AND version = $2 AND state = $3
 RETURNING *"""
 
-# A deploy that succeeded: the stack is live and made of it; an owner it had is kept.
-MAKE_LIVE = """INSERT INTO live_stacks (stack, owner, owner_since, deployment_id)
-VALUES ($1, $2, $3, $4)
-ON CONFLICT (stack) DO UPDATE SET deployment_id = excluded.deployment_id"""
+# A deploy that succeeded: the stack is live, running and made of it; an owner it had is
+# kept, and so is its expiry unless the deploy brings a new one (then it is reminded again).
+MAKE_LIVE = """INSERT INTO live_stacks (stack, owner, owner_since, deployment_id, expires_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (stack) DO UPDATE SET deployment_id = excluded.deployment_id, stopped_at = NULL,
+    expires_at = coalesce(excluded.expires_at, live_stacks.expires_at),
+    noticed_for = CASE WHEN excluded.expires_at IS NULL THEN live_stacks.noticed_for END"""
+
+RUN_LIVE = """UPDATE live_stacks SET stopped_at = NULL,
+    expires_at = coalesce($2::timestamptz, expires_at),
+    noticed_for = CASE WHEN $2::timestamptz IS NULL THEN noticed_for END
+ WHERE stack = $1"""
+
+# Releases are numbered per stack; one deployment holds a stack at a time, so two never race.
+NUMBER_RELEASE = """UPDATE deployments
+   SET release = (SELECT coalesce(max(release), 0) + 1 FROM deployments WHERE stack = $1)
+ WHERE id = $2
+RETURNING *"""
+
+EXTEND = """UPDATE live_stacks SET expires_at = $2, noticed_for = NULL WHERE stack = $1
+RETURNING *"""
+
+MARK_NOTICED = """UPDATE live_stacks SET noticed_for = expires_at
+ WHERE stack = $1 AND expires_at = $2 AND noticed_for IS DISTINCT FROM expires_at
+RETURNING stack"""
 
 TRANSFER = """UPDATE live_stacks SET owner = $3, owner_since = $4
  WHERE stack = $1 AND owner = $2
@@ -108,13 +133,27 @@ async def holder(conn: Any, stack: str) -> Deployment | None:
     return None if row is None else deployment_from_row(row)
 
 
-async def keep_live(conn: Any, moved: Deployment, target: DeploymentState, now: datetime) -> None:
+async def keep_live(
+    conn: Any, moved: Deployment, target: DeploymentState, now: datetime
+) -> Any | None:
     """The live stack follows the deployment, in the transition's own transaction (`now`:
-    when a stack nobody owned yet becomes its requester's)."""
-    if makes_live(moved, target):
-        await conn.execute(MAKE_LIVE, moved.stack, moved.requester, now, moved.id)
-    elif ends_live(target):
+    when a stack nobody owned yet becomes its requester's). Returns the deployment's row
+    when it became a release."""
+    change = live_change(moved, target, now)
+    if change is None:
+        return None
+    if change.kind == "end":
         await conn.execute("DELETE FROM live_stacks WHERE stack = $1", moved.stack)
+    elif change.kind == "stop":
+        await conn.execute("UPDATE live_stacks SET stopped_at = $2 WHERE stack = $1",
+                           moved.stack, now)  # fmt: skip
+    elif change.kind == "run":
+        await conn.execute(RUN_LIVE, moved.stack, change.expires_at)
+    else:
+        await conn.execute(MAKE_LIVE, moved.stack, moved.requester, now, moved.id,
+                           change.expires_at)  # fmt: skip
+        return await conn.fetchrow(NUMBER_RELEASE, moved.stack, moved.id)
+    return None
 
 
 async def current(conn: Any, deployment_id: str) -> Deployment:

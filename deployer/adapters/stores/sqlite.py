@@ -133,7 +133,7 @@ class SqliteStore:
             if row is None:
                 current = await sql.current(conn, deployment.id)
                 raise IllegalTransition(stale_message(deployment, target, current))
-            await sql.keep_live(conn, deployment, target, self._clock.now())
+            row = await sql.keep_live(conn, deployment, target, self._clock.now()) or row
             if event is not None:
                 await sql.append(conn, event)
         return deployment_from_row(row)
@@ -153,6 +153,30 @@ class SqliteStore:
     async def live_stacks(self) -> list[LiveStack]:
         rows = await self._db.rows("SELECT * FROM live_stacks ORDER BY stack")
         return [live_from_row(row) for row in rows]
+
+    async def releases(self, stack: str) -> list[Deployment]:
+        rows = await self._db.rows(
+            "SELECT * FROM deployments WHERE stack = ? AND release IS NOT NULL ORDER BY release",
+            (stack,),
+        )
+        return [deployment_from_row(row) for row in rows]
+
+    @runs_to_end
+    async def extend(self, stack: str, expires_at: datetime, event: Event) -> LiveStack:
+        async with self._db.write() as conn:
+            row = await sql.one(conn, sql.EXTEND, (iso(expires_at), stack))
+            if row is None:
+                raise NotFound(f"{stack} is not live: there is nothing to extend")
+            await sql.append(conn, event)
+        return live_from_row(row)
+
+    @runs_to_end
+    async def mark_noticed(self, stack: str, expires_at: datetime, event: Event) -> bool:
+        async with self._db.write() as conn:
+            if await sql.one(conn, sql.MARK_NOTICED, (stack, iso(expires_at))) is None:
+                return False
+            await sql.append(conn, event)
+        return True
 
     @runs_to_end
     async def transfer(self, stack: str, owner: str, to: str, event: Event) -> LiveStack:

@@ -19,21 +19,23 @@ from deployer.errors import NotFound, StackBusy
 from deployer.storage import iso
 
 from .common import (
+    DEPLOYMENT_COLUMNS,
     busy_message,
     busy_unknown,
     deployment_from_row,
     deployment_values,
-    ends_live,
-    makes_live,
+    live_change,
 )
 
 # -- statements ------------------------------------------------------------------------------
 
-INSERT = """INSERT INTO deployments (id, stack, operation, state, version, requester, approver,
-    channel, spec, created_at, updated_at, error, leftovers, active_stack)
-VALUES (:id, :stack, :operation, :state, :version, :requester, :approver,
-    :channel, :spec, :created_at, :updated_at, :error, :leftovers, :active_stack)
-RETURNING *"""
+
+def insert_statement(columns: tuple[str, ...]) -> str:
+    places = ", ".join(f":{c}" for c in columns)
+    return f"INSERT INTO deployments ({', '.join(columns)}) VALUES ({places}) RETURNING *"
+
+
+INSERT = insert_statement(DEPLOYMENT_COLUMNS)
 
 TRANSITION = """UPDATE deployments
    SET state = :target, version = version + 1, updated_at = :now,
@@ -44,10 +46,31 @@ TRANSITION = """UPDATE deployments
  WHERE id = :id AND version = :version AND state = :state
 RETURNING *"""
 
-# A deploy that succeeded: the stack is live and made of it; an owner it had is kept.
-MAKE_LIVE = """INSERT INTO live_stacks (stack, owner, owner_since, deployment_id)
-VALUES (?, ?, ?, ?)
-ON CONFLICT (stack) DO UPDATE SET deployment_id = excluded.deployment_id"""
+# A deploy that succeeded: the stack is live, running and made of it; an owner it had is
+# kept, and so is its expiry unless the deploy brings a new one (then it is reminded again).
+MAKE_LIVE = """INSERT INTO live_stacks (stack, owner, owner_since, deployment_id, expires_at)
+VALUES (:stack, :owner, :now, :deployment_id, :expires_at)
+ON CONFLICT (stack) DO UPDATE SET deployment_id = excluded.deployment_id, stopped_at = NULL,
+    expires_at = coalesce(excluded.expires_at, live_stacks.expires_at),
+    noticed_for = CASE WHEN excluded.expires_at IS NULL THEN live_stacks.noticed_for END"""
+
+RUN_LIVE = """UPDATE live_stacks SET stopped_at = NULL,
+    expires_at = coalesce(:expires_at, expires_at),
+    noticed_for = CASE WHEN :expires_at IS NULL THEN noticed_for END
+ WHERE stack = :stack"""
+
+# Releases are numbered per stack; one deployment holds a stack at a time, so two never race.
+NUMBER_RELEASE = """UPDATE deployments
+   SET release = (SELECT coalesce(max(release), 0) + 1 FROM deployments WHERE stack = :stack)
+ WHERE id = :id
+RETURNING *"""
+
+EXTEND = """UPDATE live_stacks SET expires_at = ?, noticed_for = NULL WHERE stack = ?
+RETURNING *"""
+
+MARK_NOTICED = """UPDATE live_stacks SET noticed_for = expires_at
+ WHERE stack = ? AND expires_at = ? AND (noticed_for IS NULL OR noticed_for <> expires_at)
+RETURNING stack"""
 
 TRANSFER = """UPDATE live_stacks SET owner = ?, owner_since = ?
  WHERE stack = ? AND owner = ?
@@ -139,14 +162,29 @@ async def holder(conn: aiosqlite.Connection, stack: str) -> Deployment | None:
 
 async def keep_live(
     conn: aiosqlite.Connection, moved: Deployment, target: DeploymentState, now: datetime
-) -> None:
+) -> Row | None:
     """The live stack follows the deployment, in the transition's own write (`now`: when a
-    stack nobody owned yet becomes its requester's)."""
-    if makes_live(moved, target):
-        values = (moved.stack, moved.requester, iso(now), moved.id)
-        await conn.execute(MAKE_LIVE, values)
-    elif ends_live(target):
+    stack nobody owned yet becomes its requester's). Returns the deployment's row when it
+    became a release."""
+    change = live_change(moved, target, now)
+    if change is None:
+        return None
+    if change.kind == "end":
         await conn.execute("DELETE FROM live_stacks WHERE stack = ?", (moved.stack,))
+        return None
+    if change.kind == "stop":
+        await conn.execute(
+            "UPDATE live_stacks SET stopped_at = ? WHERE stack = ?", (iso(now), moved.stack)
+        )
+        return None
+    values = {"stack": moved.stack, "owner": moved.requester, "now": iso(now),
+              "deployment_id": moved.id, "id": moved.id,
+              "expires_at": iso(change.expires_at)}  # fmt: skip
+    if change.kind == "run":
+        await conn.execute(RUN_LIVE, values)
+        return None
+    await conn.execute(MAKE_LIVE, values)
+    return await one(conn, NUMBER_RELEASE, values)
 
 
 async def current(conn: aiosqlite.Connection, deployment_id: str) -> Deployment:

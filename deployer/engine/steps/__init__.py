@@ -8,7 +8,7 @@ name are refused (AmbiguousResource), never guessed between. A deploy saves
 made something, kept something, or never touched it.
 
 Modules: base.py (what the steps share), deploy.py (the deploy phases), teardown.py (locate,
-and the removals that reuse the deploy phases' undo).
+and the removals that reuse the deploy phases' undo), container.py (stop, start, restart).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from deployer.core.phases import PhaseName
 from deployer.engine.saga import PhaseStep
 from deployer.engine.steps.base import Deps
+from deployer.engine.steps.container import container_steps
 from deployer.engine.steps.deploy import (
     ApplicationStep,
     DeployStep,
@@ -37,6 +38,7 @@ __all__ = ["Deps", "stack_steps"]
 def stack_steps(deps: Deps) -> Mapping[PhaseName, PhaseStep]:
     rollout = Rollout(deps)
     project, dns, application = ProjectStep(deps), DnsStep(deps), ApplicationStep(deps)
+    container = container_steps(deps)
     return {
         PhaseName.PREFLIGHT: PreflightStep(deps),
         PhaseName.PROJECT: project,
@@ -50,4 +52,7 @@ def stack_steps(deps: Deps) -> Mapping[PhaseName, PhaseStep]:
         PhaseName.REMOVE_DNS: RemovalStep(dns, "dns"),
         PhaseName.REMOVE_APPLICATION: RemovalStep(application, "application", "application_id"),
         PhaseName.REMOVE_PROJECT: RemovalStep(project, "project", "project_id"),
+        PhaseName.STOP: container["stop"],
+        PhaseName.START: container["start"],
+        PhaseName.RESTART: container["restart"],
     }

@@ -24,6 +24,11 @@ def test_the_kinds_are_the_strings_already_stored() -> None:
         "rollback.retry_requested",
         "rollback.given_up",
         "stack.transferred",
+        "stack.extended",
+        "stack.expiry_notice",
+        "stack.expired",
+        "stack.grace_ended",
+        "credentials.sent",
     }
 
 

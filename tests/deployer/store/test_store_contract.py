@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from deployer.adapters.stores import common as store_common
-from deployer.adapters.stores import migrations, open_store
+from deployer.adapters.stores import open_store
 from deployer.adapters.stores.postgres import PostgresStore
 from deployer.adapters.stores.sqlite import SqliteStore
 from deployer.core.models import Deployment, Event, PhaseRecord, StackSpec
@@ -20,7 +20,7 @@ from deployer.core.states import ACTIVE, DeploymentState, Operation, PhaseState
 from deployer.errors import ConfigError, IllegalTransition, NotFound, StackBusy, TransientError
 from deployer.ports import LiveStack, Store
 from deployer.testing import ManualClock
-from tests.deployer.conftest import PG_URL, Backend, fresh_schema
+from tests.deployer.conftest import PG_URL, Backend, fresh_schema, released_before
 
 S = DeploymentState
 T0 = datetime(2026, 11, 26, 22, 10, tzinfo=UTC)
@@ -501,7 +501,7 @@ async def test_migrations_run_twice_are_a_no_op(backend: Backend) -> None:
     d = await first.create(make())
     second = await backend.open()
 
-    assert applied(first) == [1, 2, 3, 4, 5, 6]
+    assert applied(first) == [1, 2, 3, 4, 5, 6, 7]
     assert applied(second) == []
     assert await second.get(d.id) == d
 
@@ -522,7 +522,7 @@ async def _lived(store: Store, stack: str, *lives: tuple[str, str, int]) -> list
 async def test_upgrading_frees_waiting_requests_and_finds_each_live_owner(
     backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:2])
+    released_before(monkeypatch, 3)
     monkeypatch.setattr(store_common, "HOLDING", ACTIVE)  # then, a request held its stack
     old = await backend.open()
     assert applied(old) == [1, 2]
@@ -537,7 +537,7 @@ async def test_upgrading_frees_waiting_requests_and_finds_each_live_owner(
     monkeypatch.undo()  # this release opens the same database
 
     new = await backend.open()
-    assert applied(new) == [3, 4, 5, 6]
+    assert applied(new) == [3, 4, 5, 6, 7]
     assert await new.live("alice") == LiveStack("alice", "U1", T0, alice[1].id)
     assert await new.live("dave") == LiveStack("dave", "U3", later(2), dave[2].id)
     assert await new.live("bob") is None and await new.live("erin") is None
@@ -549,7 +549,7 @@ async def test_upgrading_frees_waiting_requests_and_finds_each_live_owner(
 async def test_upgrading_counts_the_failed_rollbacks_the_audit_trail_holds(
     backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:5])
+    released_before(monkeypatch, 6)
     old = await backend.open()
     twice = await old.create(make("alice", state=S.ROLLBACK_FAILED))
     never = await old.create(make("bob", state=S.ROLLED_BACK))
@@ -562,7 +562,7 @@ async def test_upgrading_counts_the_failed_rollbacks_the_audit_trail_holds(
     monkeypatch.undo()
 
     new = await backend.open()
-    assert applied(new) == [6]
+    assert applied(new) == [6, 7]
     assert (await new.get(twice.id)).rollback_attempts == 2
     assert (await new.get(never.id)).rollback_attempts == 0
 
@@ -570,7 +570,7 @@ async def test_upgrading_counts_the_failed_rollbacks_the_audit_trail_holds(
 @with_schema
 async def test_two_stores_opening_the_same_database_at_once(backend: Backend) -> None:
     one, two = await asyncio.gather(backend.open(), backend.open())
-    assert sorted([applied(one), applied(two)]) == [[], [1, 2, 3, 4, 5, 6]]
+    assert sorted([applied(one), applied(two)]) == [[], [1, 2, 3, 4, 5, 6, 7]]
     d = await one.create(make(state=S.QUEUED))  # holds the stack (a request would not)
     with pytest.raises(StackBusy):
         await two.create(make())
