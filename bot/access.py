@@ -95,9 +95,10 @@ class AccessPolicy:
             + _who(self.approvers),
         )  # fmt: skip
 
-    def may_destroy_directly(self, user: str, owner: str | None) -> bool:
-        """The owner of a live stack removes it without asking; others need approval, or with
-        approval off, the owner's consent (someone else's live stack is never removed unasked)."""
+    def may_change_directly(self, user: str, owner: str | None) -> bool:
+        """The owner of a live stack removes, stops, starts, restarts or rolls it back without
+        asking; others need approval, or with approval off, the owner's consent (someone
+        else's live stack is never changed unasked)."""
         if owner is not None:
             return owner == user
         return not self.approval_required

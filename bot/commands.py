@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from deployer import InvalidStackName
+from deployer import InvalidStackName, duration_seconds
 
 
 @dataclass(frozen=True)
@@ -21,11 +21,13 @@ class Deploy:
     name: str
     image: str | None = None
     dry_run: bool = False
+    lifetime: float | None = None  # --for, in seconds
 
 
 @dataclass(frozen=True)
 class Status:
     name: str | None = None
+    check: bool = False  # probe the URL now
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,43 @@ class Transfer:
 
 
 @dataclass(frozen=True)
+class Releases:
+    name: str
+
+
+@dataclass(frozen=True)
+class Rollback:
+    name: str
+    to: int | None = None  # a release number; None: the one before the live one
+
+
+@dataclass(frozen=True)
+class Container:
+    """stop, start or restart."""
+
+    verb: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Logs:
+    name: str
+    tail: int = 100
+    build: bool = False
+
+
+@dataclass(frozen=True)
+class Extend:
+    name: str
+    lifetime: float | None = None  # --for, in seconds; None: the default lifetime
+
+
+@dataclass(frozen=True)
+class Credentials:
+    name: str
+
+
+@dataclass(frozen=True)
 class Preflight:
     pass
 
@@ -59,7 +98,10 @@ class Help:
     pass
 
 
-Command: TypeAlias = Deploy | Status | ListStacks | Destroy | History | Transfer | Preflight | Help
+Command: TypeAlias = (
+    Deploy | Status | ListStacks | Destroy | History | Transfer | Releases | Rollback | Container
+    | Logs | Extend | Credentials | Preflight | Help
+)  # fmt: skip
 
 
 class UsageError(Exception):
@@ -73,11 +115,31 @@ class UsageError(Exception):
 
 _SYNTAX: dict[str, tuple[str, str]] = {
     "deploy": (
-        "/aistack deploy <name> [--image IMG] [--dry-run]",
-        "deploy a stack after approval; --dry-run only shows the plan",
+        "/aistack deploy <name> [--image IMG] [--for 3d] [--dry-run]",
+        "deploy or upgrade a stack after approval; --dry-run only shows the plan",
     ),
-    "status": ("/aistack status [name]", "one stack in detail, or all of them"),
+    "status": (
+        "/aistack status [name] [--check]",
+        "one stack in detail (--check: probe its URL now), or all of them",
+    ),
     "list": ("/aistack list [--mine]", "every stack, or only yours"),
+    "releases": ("/aistack releases <name>", "what a stack has run, release by release"),
+    "rollback": (
+        "/aistack rollback <name> [--to N]",
+        "put back the previous release (or release N)",
+    ),
+    "stop": ("/aistack stop <name>", "stop a stack's container (its data stays)"),
+    "start": ("/aistack start <name>", "start a stopped stack again"),
+    "restart": ("/aistack restart <name>", "restart a stack's container"),
+    "logs": (
+        "/aistack logs <name> [--tail N] [--build]",
+        "the container's last lines (--build: the last deploy's build log), to you alone",
+    ),
+    "extend": ("/aistack extend <name> [--for 3d]", "push a stack's expiry further out"),
+    "credentials": (
+        "/aistack credentials <name>",
+        "a new password for the stack's login, sent to its owner alone",
+    ),
     "destroy": ("/aistack destroy <name>", "remove a stack, its domain and DNS record"),
     "history": ("/aistack history <name>", "the audit trail of a stack"),
     "transfer": (
@@ -91,8 +153,15 @@ COMMANDS: tuple[str, ...] = tuple(_SYNTAX)
 _WIDTH = max(len(line) for line, _ in _SYNTAX.values())
 USAGE: str = "\n".join(f"{line:<{_WIDTH}}  {about}" for line, about in _SYNTAX.values())
 
-_FLAGS = {"deploy": {"--dry-run"}, "list": {"--mine"}}
-_VALUED = {"deploy": {"--image"}}
+_FLAGS = {"deploy": {"--dry-run"}, "list": {"--mine"}, "status": {"--check"}, "logs": {"--build"}}
+_VALUED = {
+    "deploy": {"--image", "--for"},
+    "rollback": {"--to"},
+    "logs": {"--tail"},
+    "extend": {"--for"},
+}
+CONTAINER_VERBS = ("stop", "start", "restart")
+TAIL_MAX = 1000
 _IMAGE = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
     r"(?::[0-9]{1,5})?/)?"  # registry
@@ -141,14 +210,54 @@ def _build(
         return Preflight()
     if verb == "status":
         _no_more(verb, positionals[1:], after_name=True)
-        return Status(_name(verb, positionals[0], validate_name) if positionals else None)
+        named = _name(verb, positionals[0], validate_name) if positionals else None
+        if named is None and "--check" in options:
+            raise UsageError("--check needs a stack name", usage_of(verb))
+        return Status(named, "--check" in options)
     if verb == "transfer":
         return _transfer(positionals, validate_name)
     name = _required_name(verb, positionals, validate_name)
+    return _named(verb, name, options)
+
+
+def _named(verb: str, name: str, options: dict[str, str | None]) -> Command:
+    """The commands of one stack, by name, with their options already split off."""
+    lifetime = _lifetime(verb, options.get("--for"))
     if verb == "deploy":
         image = options.get("--image")
-        return Deploy(name, _image(image) if image is not None else None, "--dry-run" in options)
-    return Destroy(name) if verb == "destroy" else History(name)
+        image = _image(image) if image is not None else None
+        return Deploy(name, image, "--dry-run" in options, lifetime)
+    if verb in CONTAINER_VERBS:
+        return Container(verb, name)
+    simple: dict[str, Callable[[str], Command]] = {
+        "destroy": Destroy, "history": History, "releases": Releases, "credentials": Credentials,
+    }  # fmt: skip
+    if verb in simple:
+        return simple[verb](name)
+    if verb == "rollback":
+        to = options.get("--to")
+        return Rollback(name, None if to is None else _count(verb, "--to", to, 1, 100_000))
+    if verb == "logs":
+        tail = options.get("--tail")
+        lines = 100 if tail is None else _count(verb, "--tail", tail, 1, TAIL_MAX)
+        return Logs(name, lines, "--build" in options)
+    return Extend(name, lifetime)
+
+
+def _lifetime(verb: str, raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        return duration_seconds(raw)
+    except ValueError as exc:
+        raise UsageError(f"--for: {exc}", usage_of(verb)) from None
+
+
+def _count(verb: str, option: str, raw: str, low: int, high: int) -> int:
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise UsageError(f"{option} takes a whole number from {low} to {high}, not {_shown(raw)}",
+                         usage_of(verb))  # fmt: skip
+    return int(raw)
 
 
 def _list(options: dict[str, str | None], positionals: list[str]) -> ListStacks:

@@ -125,7 +125,11 @@ class Listeners:
             case c.Deploy(name=name, image=image):
                 await self._request(name, user, channel, trigger, respond, image=image)
             case c.Destroy(name=name):
-                await self._request_destroy(name, user, channel, trigger, respond)
+                await self._request_change(name, Operation.DESTROY, user, channel, trigger,
+                                           respond)  # fmt: skip
+            case c.Container(verb=verb, name=name):
+                await self._request_change(name, Operation(verb), user, channel, trigger,
+                                           respond)  # fmt: skip
             case c.Transfer(name=name, to=to):
                 await self._transfer(name, to, user, respond)
             case c.ListStacks(mine=True):  # the asker's own: answered to the asker alone
@@ -160,14 +164,17 @@ class Listeners:
         if await self._cards.card(dep.id) is None:  # not a replay of a request already carded
             await self._post_card(dep, respond, approval_required=needed)
 
-    async def _request_destroy(
-        self, name: str, user: str, channel: str, trigger: str | None, respond: Respond
-    ) -> None:
+    async def _request_change(
+        self, name: str, operation: Operation, user: str, channel: str, trigger: str | None,
+        respond: Respond,
+    ) -> None:  # fmt: skip
+        """A destroy, stop, start or restart: the owner's goes ahead at once, anyone else's
+        waits for approval (and the owner may refuse it)."""
         owner = await self._d.owner(self._d.spec(name).name)
-        direct = self._policy.may_destroy_directly(user, owner)
+        direct = self._policy.may_change_directly(user, owner)
         dep = await self._d.request(
-            name, requester=user, operation=Operation.DESTROY, dedup_key=trigger,
-            channel=channel, approved=direct,
+            name, requester=user, operation=operation, dedup_key=trigger, channel=channel,
+            approved=direct,
         )  # fmt: skip
         if await self._cards.card(dep.id) is None:
             await self._post_card(dep, respond, approval_required=not direct)
@@ -299,9 +306,8 @@ class Listeners:
 
     async def _rollback(self, click: Click, dep: Deployment) -> None:
         if await self._takes_requests(click):
-            await self._request_destroy(
-                dep.stack, click.user, click.channel, None, self._ephemeral(click)
-            )
+            await self._request_change(dep.stack, Operation.DESTROY, click.user, click.channel,
+                                       None, self._ephemeral(click))  # fmt: skip
 
     async def _retry(self, click: Click, dep: Deployment) -> None:
         if await self._takes_requests(click):

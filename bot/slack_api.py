@@ -92,6 +92,11 @@ class SlackWriter:
             )
         return str(reply["ts"])
 
+    async def dm(self, user: str, text: str, blocks: list[dict[str, Any]] | None = None) -> str:
+        """A direct message: the app's Messages tab with `user` (chat:write is enough: the
+        user id is the channel). Paced as that one DM channel."""
+        return await self.post(user, text, blocks)
+
     async def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
         # Not paced with posts (its own tier): the card shows the news while replies wait.
         # text and blocks together: text alone would wipe the card's blocks

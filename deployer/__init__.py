@@ -9,6 +9,7 @@ from deployer.adapters.stores import open_store
 from deployer.assemble import open_deployer
 from deployer.clock import SystemClock
 from deployer.core.events import EventKind
+from deployer.core.lifetime import duration_seconds
 from deployer.core.models import Deployment, Event, PhaseRecord, StackSpec, StackStatus
 from deployer.core.names import validate_stack_name
 from deployer.core.phases import PhaseDef, phases_for
@@ -76,6 +77,7 @@ __all__ = [
     "Worker",
     "configure_logging",
     "describe_validation_error",
+    "duration_seconds",
     "load_settings",
     "open_deployer",
     "open_store",

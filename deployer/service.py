@@ -11,6 +11,7 @@ from datetime import timedelta
 import structlog
 
 from deployer.core.events import EventKind
+from deployer.core.lifetime import when
 from deployer.core.models import Deployment, Event, StackSpec, StackStatus
 from deployer.core.plan import Target, describe
 from deployer.core.quota import quota_refusal
@@ -32,6 +33,8 @@ from deployer.settings import DeployerSettings
 
 S = DeploymentState
 log = structlog.get_logger("aistack.service")
+# Operations on the live stack as it is: they need one, and run its recorded spec.
+LIVE_ONLY = frozenset({Operation.STOP, Operation.START, Operation.RESTART})
 
 
 class Deployer:
@@ -69,6 +72,8 @@ class Deployer:
         spec = self.spec(name, image)
         if operation is Operation.DESTROY:
             spec = await self._spec_to_destroy(spec)
+        elif operation in LIVE_ONLY:
+            spec = await self._live_spec(spec.name, operation)
         await self._within_quota(spec.name, requester, operation)
         now = self._clock.now()
         draft = Deployment(stack=spec.name, operation=operation, requester=requester, spec=spec,
@@ -263,6 +268,18 @@ class Deployer:
     async def takeover(self, dep: Deployment) -> Takeover | None:
         """Whose live stack `dep` would replace or remove, if not its requester's own."""
         return await self._records.takeover(dep)
+
+    async def _live_spec(self, stack: str, operation: Operation) -> StackSpec:
+        """The spec of the live stack an operation acts on; refused, saying why, when it is
+        not live or already as asked (a stop of a stopped stack, a start of a running one)."""
+        live = await self._store.live(stack)
+        if live is None:
+            raise NotFound(f"{stack} is not live: there is nothing to {operation}")
+        if operation is Operation.STOP and live.stopped_at is not None:
+            raise NotFound(f"{stack} is already stopped (since {when(live.stopped_at)})")
+        if operation is Operation.START and live.stopped_at is None:
+            raise NotFound(f"{stack} is running already; `restart` restarts it")
+        return (await self._store.get(live.deployment_id)).spec
 
     async def _spec_to_destroy(self, spec: StackSpec) -> StackSpec:
         """The spec the stack was made with (the live one: the latest may be someone's

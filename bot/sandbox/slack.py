@@ -319,7 +319,7 @@ class FakeSlack:
         return {"ok": True, "url": "https://sandbox.slack.com/", **BOT_IDENTITY}
 
     def _post_message(self, args: Json) -> Json:
-        channel, thread_ts = args["channel"], args.get("thread_ts")
+        channel, thread_ts = dm_channel(args["channel"]), args.get("thread_ts")
         failed = self._check_message("chat.postMessage", args)
         if failed:
             return failed
@@ -391,6 +391,16 @@ class FakeSlack:
             return error_reply(error, errors=errors, response_metadata={"messages": errors})
         return None if error is None else error_reply(error)
 
+    def direct_messages(self, user: str) -> list[Message]:
+        """What the app sent `user` in its Messages tab, oldest first."""
+        return [m for (channel, _), m in self.messages.items() if channel == dm_channel(user)]
+
     def _next_ts(self) -> str:
         micros = next(self._ts) * 100
         return f"{TS_BASE + micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+
+def dm_channel(channel: str) -> str:
+    """A user id given as the channel posts to the app's DM with that user (its Messages
+    tab); Slack answers with the DM's own id, a D... channel."""
+    return f"D{channel[1:]}" if channel[:1] in ("U", "W") else channel

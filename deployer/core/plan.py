@@ -21,9 +21,18 @@ class Target:
     https: bool
 
 
+_CONTAINER: dict[Operation, str] = {
+    Operation.STOP: "Stop the container of {app}; nothing is removed, {url} stops answering",
+    Operation.START: "Start the container of {app} again, then wait until {url} answers",
+    Operation.RESTART: "Restart the container of {app}, then wait until {url} answers",
+}
+
+
 def describe(spec: StackSpec, target: Target, operation: Operation = Operation.DEPLOY) -> list[str]:
     """One line per resource, in the order the phases make (or remove) them."""
     record = f"{target.record_name}.{target.dns_zone}"
+    if operation in _CONTAINER:
+        return [_CONTAINER[operation].format(app=spec.app_name, url=spec.url)]
     if operation is Operation.DESTROY:
         return [
             f"Remove Dokploy application {spec.app_name} and its domain {spec.host}",

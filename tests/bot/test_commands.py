@@ -10,12 +10,18 @@ from bot.commands import (
     COMMANDS,
     USAGE,
     Command,
+    Container,
+    Credentials,
     Deploy,
     Destroy,
+    Extend,
     Help,
     History,
     ListStacks,
+    Logs,
     Preflight,
+    Releases,
+    Rollback,
     Status,
     Transfer,
     UsageError,
@@ -25,7 +31,7 @@ from bot.commands import (
 from deployer.core.names import validate_stack_name
 
 DIGEST = "sha256:" + "a" * 64
-DEPLOY_USAGE = "/aistack deploy <name> [--image IMG] [--dry-run]"
+DEPLOY_USAGE = "/aistack deploy <name> [--image IMG] [--for 3d] [--dry-run]"
 
 
 def run(text: str) -> Command:
@@ -96,7 +102,7 @@ def test_parses(text: str, expected: Command) -> None:
         ("preflight now", "unexpected argument 'now'", "/aistack preflight"),
         ("deploy alice --force", "unknown option '--force'", DEPLOY_USAGE),
         ("destroy alice --dry-run", "unknown option '--dry-run'", "/aistack destroy <name>"),
-        ("status --mine", "unknown option '--mine'", "/aistack status [name]"),
+        ("status --mine", "unknown option '--mine'", "/aistack status [name] [--check]"),
         ("deploy alice -f", "unknown option '-f'", DEPLOY_USAGE),
     ],
 )
@@ -184,8 +190,9 @@ def test_usage_error_is_an_exception_with_both_parts() -> None:
 
 
 words = st.sampled_from(
-    [*COMMANDS, "mine", "--image", "--image=", "--dry-run", "--mine", "-x", "alice", "<@U1>"]
-)
+    [*COMMANDS, "mine", "--image", "--image=", "--dry-run", "--mine", "-x", "alice", "<@U1>",
+     "--for", "3d", "--to", "2", "--tail", "--build", "--check"]
+)  # fmt: skip
 
 
 @given(st.text() | st.lists(words | st.text(max_size=8)).map(" ".join))
@@ -196,9 +203,7 @@ def test_any_text_is_a_command_or_a_usage_error(text: str) -> None:
         assert error.problem.strip()
         assert error.hint.strip()
     else:
-        assert isinstance(
-            result, Deploy | Status | ListStacks | Destroy | History | Preflight | Help
-        )
+        assert isinstance(result, Command.__args__)  # type: ignore[attr-defined]
 
 
 TRANSFER_USAGE = "/aistack transfer <name> @user"
@@ -232,3 +237,49 @@ def test_transfer_usage_errors(text: str, problem: str) -> None:
         run(text)
     assert caught.value.problem.startswith(problem)
     assert TRANSFER_USAGE in caught.value.hint
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("deploy alice --for 3d", Deploy("alice", lifetime=3 * 86400.0)),
+        (
+            "deploy alice --image nginx:1 --for=36h",
+            Deploy("alice", "nginx:1", lifetime=36 * 3600.0),
+        ),
+        ("status alice --check", Status("alice", check=True)),
+        ("releases alice", Releases("alice")),
+        ("rollback alice", Rollback("alice")),
+        ("rollback alice --to 3", Rollback("alice", 3)),
+        ("stop alice", Container("stop", "alice")),
+        ("START alice", Container("start", "alice")),
+        ("restart alice", Container("restart", "alice")),
+        ("logs alice", Logs("alice", 100, False)),
+        ("logs alice --tail 20 --build", Logs("alice", 20, True)),
+        ("extend alice", Extend("alice")),
+        ("extend alice --for 2w", Extend("alice", 14 * 86400.0)),
+        ("credentials alice", Credentials("alice")),
+    ],
+)
+def test_the_lifecycle_commands(text: str, expected: Command) -> None:
+    assert parse(text, validate_name=validate_stack_name) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("deploy alice --for 3x", "--for: '3x' is not a duration: use 3d, 36h, 90m or 2w"),
+        ("deploy alice --for 0d", "--for: '0d' is not a duration"),
+        ("status --check", "--check needs a stack name"),
+        ("rollback alice --to two", "--to takes a whole number from 1 to 100000, not 'two'"),
+        ("logs alice --tail 0", "--tail takes a whole number from 1 to 1000, not '0'"),
+        ("logs alice --tail 5000", "--tail takes a whole number from 1 to 1000, not '5000'"),
+        ("stop", "stop needs a stack name"),
+        ("restart alice bob", "unexpected argument 'bob' after the name"),
+        ("credentials alice --for 3d", "unknown option '--for'"),
+    ],
+)
+def test_lifecycle_usage_errors_say_what_was_wrong(text: str, problem: str) -> None:
+    with pytest.raises(UsageError) as raised:
+        parse(text, validate_name=validate_stack_name)
+    assert raised.value.problem.startswith(problem)

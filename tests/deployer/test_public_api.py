@@ -19,7 +19,8 @@ SURFACE = {
     # the facade, how to open it, and its worker
     "Deployer", "DeployerSettings", "Worker", "load_settings", "open_deployer", "open_store",
     # helpers the bot shares
-    "configure_logging", "describe_validation_error", "phases_for", "validate_stack_name",
+    "configure_logging", "describe_validation_error",
+    "duration_seconds", "phases_for", "validate_stack_name",
 }  # fmt: skip
 
 
