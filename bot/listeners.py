@@ -85,15 +85,17 @@ class Listeners:
         return {
             "aistack_approve": self._approve,
             "aistack_reject": self._reject,
-            "aistack_rollback": self._rollback,
+            "aistack_destroy": self._destroy,
+            # Cards posted before the Destroy button got its own id still carry this one
+            "aistack_rollback": self._destroy,
             "aistack_retry": self._retry,
             "aistack_retry_rollback": self._retry_rollback,
         }
 
     def register(self, app: AsyncApp) -> None:
         app.command("/aistack")(self.on_command)
-        for action in ("approve", "reject", "rollback", "retry", "retry_rollback"):
-            app.action(f"aistack_{action}")(self.on_click)
+        for action in self._buttons:
+            app.action(action)(self.on_click)
 
     # -- the slash command ------------------------------------------------------------------
     async def on_command(self, ack: Any, command: dict[str, Any], respond: Respond) -> None:
@@ -304,7 +306,7 @@ class Listeners:
             await self._tell(click, decision.reason)
         return decision.allowed
 
-    async def _rollback(self, click: Click, dep: Deployment) -> None:
+    async def _destroy(self, click: Click, dep: Deployment) -> None:
         if await self._takes_requests(click):
             await self._request_change(dep.stack, Operation.DESTROY, click.user, click.channel,
                                        None, self._ephemeral(click))  # fmt: skip

@@ -189,7 +189,7 @@ def _running(c: _Card) -> Body:
 
 def _succeeded(c: _Card) -> Body:
     # It removes the stack, so it says Destroy; its action id stays the listeners' rollback.
-    destroy = button("Destroy", "aistack_rollback", c.dep.id, "danger")
+    destroy = button("Destroy", "aistack_destroy", c.dep.id, "danger")
     removes = f"This removes {_removes(c.dep)}"
     destroy["confirm"] = confirm(f"Destroy {c.dep.stack}?", removes, "Destroy")
     url = escape(c.dep.spec.url)

@@ -126,7 +126,7 @@ class Chaos:
         ts = await self._card_ts(live)
         assert self.driver is not None and ts
         self.report.teardowns += 1
-        await self.driver.click(live.requester, "aistack_rollback", live.id,
+        await self.driver.click(live.requester, "aistack_destroy", live.id,
                                 channel=live.channel or "", message_ts=ts)  # fmt: skip
 
     async def _card_ts(self, dep: Deployment) -> str | None:

@@ -146,7 +146,7 @@ async def _tour(world: SandboxBot, say: Transcript) -> None:
     await _failing(world, say)
     card = await world.card(live)
     label = next(
-        b["text"]["text"] for b in _buttons(card.blocks) if b["action_id"] == "aistack_rollback"
+        b["text"]["text"] for b in _buttons(card.blocks) if b["action_id"] == "aistack_destroy"
     )
     step(say, "alice removes her live stack from its card", f"alice clicks [{label}] and confirms")
     await world.click("U0ALICE", "rollback", live)

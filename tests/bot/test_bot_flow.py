@@ -39,7 +39,7 @@ async def test_request_approve_deploy_streams_into_the_thread(world: SandboxBot)
     assert done.state is S.SUCCEEDED and done.approver == "U0BOB"
     final = await world.card(done)
     assert "https://alice.ai.example.test" in final.text and "total" in final.text
-    assert "aistack_rollback" in str(final.blocks)
+    assert "aistack_destroy" in str(final.blocks)
     assert len(final.history) >= 2  # the same card, edited in place
     replies = [m.text for m in await world.thread(done)]
     assert len(replies) == 8 and all(":white_check_mark:" in r for r in replies)

@@ -140,7 +140,7 @@ async def test_destroy_is_labelled_so_and_approving_a_destroy_asks_first(
     await world.click("U0BOB", "approve", dep)
     live = await world.settled("alice")
     (destroy,) = buttons((await world.card(live)).blocks)
-    assert (destroy["text"]["text"], destroy["action_id"]) == ("Destroy", "aistack_rollback")
+    assert (destroy["text"]["text"], destroy["action_id"]) == ("Destroy", "aistack_destroy")
     assert destroy["confirm"]["title"]["text"] == "Destroy alice?"
     assert "removes *alice*" in destroy["confirm"]["text"]["text"]
 

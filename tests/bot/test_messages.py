@@ -90,7 +90,7 @@ EXPECTED_BUTTONS = {
     S.QUEUED: [],
     S.RUNNING: [],
     S.DESTROYING: [],
-    S.SUCCEEDED: ["aistack_rollback"],
+    S.SUCCEEDED: ["aistack_destroy"],
     S.ROLLING_BACK: [],
     S.ROLLED_BACK: ["aistack_retry"],
     S.ROLLBACK_FAILED: ["aistack_retry_rollback"],
@@ -186,7 +186,7 @@ def test_succeeded_shows_url_total_and_a_confirmed_destroy() -> None:
     )
     (button,) = buttons(message.blocks)
     assert (button["style"], button["text"]["text"]) == ("danger", "Destroy")
-    assert button["action_id"] == "aistack_rollback"
+    assert button["action_id"] == "aistack_destroy"
     confirm = button["confirm"]
     assert confirm["title"]["text"] == "Destroy alice?"
     assert confirm["text"]["text"].startswith("This removes *alice*")

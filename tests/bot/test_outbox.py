@@ -36,7 +36,7 @@ async def test_an_acknowledged_destroy_is_carded_and_done_after_a_kill(tmp_path:
         calls = len(world.slack.calls)
         world.slack.fail_next("chat.postMessage", "internal_error", count=2)
         clicked = await driver.click(  # the owner's Destroy
-            "U0ALICE", "aistack_rollback", live.id, channel=CHANNEL, message_ts=live_ts
+            "U0ALICE", "aistack_destroy", live.id, channel=CHANNEL, message_ts=live_ts
         )
         assert clicked.status == 200  # acknowledged
         await world.failed_post(calls)  # the card is being retried...

@@ -153,7 +153,7 @@ def test_a_stack_name_is_a_dns_label_or_a_clear_refusal(raw: str, suffix: str) -
 
 
 # -- (c) interactive payloads --------------------------------------------------------------
-OURS = ["aistack_approve", "aistack_reject", "aistack_rollback", "aistack_retry",
+OURS = ["aistack_approve", "aistack_reject", "aistack_destroy", "aistack_rollback", "aistack_retry",
         "aistack_retry_rollback"]  # fmt: skip
 ACTION_IDS = st.one_of(
     st.sampled_from(OURS),
