@@ -126,7 +126,7 @@ async def _health(_: web.Request) -> web.Response:
 
 class FakeDokploy:
     """The fake server. `app()` builds the aiohttp app; tests and benchmarks read `calls`,
-    `snapshot()`, `live_hosts()` and `container_env()`, and steer it with `faults`,
+    `snapshot()`, `live_hosts()`, `logins()` and `container_env()`, and steer it with `faults`,
     `fail_deploys` (by application name), `fail_images` (an image that cannot be pulled),
     `lose_deploys` (that many next deploy requests vanish, as in a Dokploy restart, which
     loses its in-memory queue) and `deploy_delay`.
@@ -244,6 +244,12 @@ class FakeDokploy:
             if app_id is not None and port is not None and self.store.is_running(app_id):
                 live[domain["host"]] = port
         return live
+
+    def logins(self, host: str) -> list[tuple[str, str]]:
+        """The basic-auth logins (username, password) guarding `host`: its application's
+        security rows, which Dokploy turns into a Traefik basicAuth middleware."""
+        apps = {d["applicationId"] for d in self.store.domains.values() if d["host"] == host}
+        return [(s["username"], s["password"]) for app in apps for s in self.store.security_of(app)]
 
     async def settled(self) -> None:
         """Return once every deployment asked for so far has finished: a test waits on this

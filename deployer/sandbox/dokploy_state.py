@@ -24,7 +24,6 @@ from deployer.sandbox.dokploy_tables import (
     pick,
 )
 
-REDACTED = "REDACTED"  # stands for a password wherever the real server would echo it
 DEFAULT_TAIL = 100  # the readLogs procedures' default `tail`
 
 
@@ -252,7 +251,7 @@ class Store(Tables):
         """200 with an empty body (recording 77); the id stays, username and password change."""
         row = self._security(i["securityId"])
         if self._username_taken(i["username"], row["applicationId"], besides=row["securityId"]):
-            raise ApiError(400, _failed_update(row["securityId"], i["username"]))
+            raise ApiError(400, _failed_update(row["securityId"], i["username"], i["password"]))
         row.update(username=i["username"], password=i["password"])
 
     def security_delete(self, i: Row) -> Row:
@@ -276,21 +275,22 @@ def _command_failed(command: str, stderr: str) -> str:
 
 
 def _failed_insert(row: Row) -> str:
-    """The database's unique-violation text, as Dokploy passes it on (recording 79). The real
-    server lists the password in clear; the fake writes REDACTED, as the recording does."""
+    """The database's unique-violation text, as Dokploy passes it on (recording 79): with the
+    password sent, in clear, as the real server does (the recording redacts it), so that a
+    client that shows this text is caught showing a password."""
     columns = ", ".join(f'"{key}"' for key in SECURITY_KEYS)
-    params = ",".join(REDACTED if key == "password" else str(row[key]) for key in SECURITY_KEYS)
+    params = ",".join(str(row[key]) for key in SECURITY_KEYS)
     return (
         f'Failed query: insert into "security" ({columns}) values ($1, $2, $3, $4, $5) '
         f"returning {columns}\nparams: {params}"
     )
 
 
-def _failed_update(security_id: str, username: str) -> str:
+def _failed_update(security_id: str, username: str, password: str) -> str:
     """The same for an update to a taken username (not recorded: drizzle's wording)."""
     columns = ", ".join(f'"{key}"' for key in SECURITY_KEYS)
     return (
         'Failed query: update "security" set "securityId" = $1, "username" = $2, '
         f'"password" = $3 where "security"."securityId" = $4 returning {columns}\n'
-        f"params: {security_id},{username},{REDACTED},{security_id}"
+        f"params: {security_id},{username},{password},{security_id}"
     )

@@ -1,16 +1,20 @@
 """A local stand-in for the Traefik ingress in front of the deployed stacks.
 
 Any path on a host that has a running stack answers 200 with a small JSON page (like the
-OpenCode agent's); any other host gets Traefik's 404. The shared fault knobs (op `ingress.get`)
-let a test make the stacks answer 502 for a while.
+OpenCode agent's); any other host gets Traefik's 404. A stack with basic-auth logins (Dokploy's
+security rows) answers 401 without one of them, as Traefik's basicAuth middleware does. The
+shared fault knobs (op `ingress.get`) let a test make the stacks answer 502 for a while.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from deployer.sandbox.faults import Faults, control_routes, fault_middleware
 
@@ -24,12 +28,18 @@ def _render(status: int, code: str, message: str, retry_after: float | None) -> 
 
 
 class FakeIngress:
-    """Routes by Host header to the stacks `live_hosts()` reports as running."""
+    """Routes by Host header to the stacks `live_hosts()` reports as running, past the
+    logins `logins(host)` gives (none: the stack is open)."""
 
     def __init__(
-        self, live_hosts: Callable[[], Mapping[str, int]], *, faults: Faults | None = None
+        self,
+        live_hosts: Callable[[], Mapping[str, int]],
+        *,
+        faults: Faults | None = None,
+        logins: Callable[[str], list[tuple[str, str]]] | None = None,
     ) -> None:
         self.live_hosts = live_hosts
+        self.logins = logins or (lambda _: [])
         self.faults = faults if faults is not None else Faults()
         self.hits: list[tuple[str, str]] = []  # (host, path) of every request served
 
@@ -47,6 +57,23 @@ class FakeIngress:
     async def _serve(self, request: web.Request) -> web.Response:
         host = (request.url.host or "").lower()
         self.hits.append((host, request.path))
-        if host not in {h.lower() for h in self.live_hosts()}:
+        live = {h.lower(): h for h in self.live_hosts()}
+        if host not in live:
             return web.Response(status=404, text="no such stack\n")
+        logins = self.logins(live[host])
+        if logins and not _authorized(request.headers.get(hdrs.AUTHORIZATION, ""), logins):
+            headers = {hdrs.WWW_AUTHENTICATE: 'Basic realm="traefik"'}
+            return web.Response(status=401, text="401 Unauthorized\n", headers=headers)
         return web.json_response({"service": "opencode", "host": host})
+
+
+def _authorized(header: str, logins: list[tuple[str, str]]) -> bool:
+    """`Basic base64(user:password)` naming one of the logins."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        given = base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        return False
+    return any(secrets.compare_digest(given, f"{u}:{p}".encode()) for u, p in logins)
