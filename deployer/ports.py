@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from deployer.core.models import Deployment, Event, PhaseRecord, ProjectView
 from deployer.core.states import DeploymentState
@@ -162,6 +162,12 @@ class Paas(Protocol):
     async def reload_application(self, application_id: str, app_name: str) -> None: ...
     # None: no container runs (nothing to read), not a fault
     async def application_logs(self, application_id: str, lines: int) -> str | None: ...
+    # HTTP basic auth on the application's URL (Dokploy's security router), by username. The
+    # password goes in and never comes back out: Dokploy returns it in clear, we drop it.
+    async def add_basic_auth(self, application_id: str, username: str, password: str) -> str: ...
+    async def set_basic_auth(self, security_id: str, username: str, password: str) -> None: ...
+    async def remove_basic_auth(self, security_id: str) -> bool: ...
+    async def find_basic_auth(self, application_id: str, username: str) -> str | None: ...
     async def stacks(self, project_prefix: str) -> list[ProjectView]: ...
 
 
@@ -196,6 +202,17 @@ class Notifier(Protocol):
     """Receives every event of a deployment, in order (Slack, the terminal, a test)."""
 
     async def notify(self, event: Event) -> None: ...
+
+
+@runtime_checkable
+class Courier(Protocol):
+    """Hands a stack's new basic-auth login to its owner privately: a Slack direct message,
+    the operator's terminal. The password travels only through here: never logged, stored,
+    put in an event or an error."""
+
+    async def deliver_credentials(
+        self, deployment: Deployment, owner: str, username: str, password: str
+    ) -> None: ...
 
 
 class DeploymentReads(Protocol):

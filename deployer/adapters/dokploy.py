@@ -2,7 +2,8 @@
 
 GET with query parameters for reads, POST with JSON for writes, `x-api-key` on every call.
 Every public method is idempotent, so the retry policy may repeat it: creates look up by
-name first, deletes treat "not found" as already done.
+name first, deletes treat "not found" as already done. The basic-auth methods (`security.*`)
+are mixed in from dokploy_security.py.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 from pydantic import Field, SecretStr, TypeAdapter
 
 from deployer.adapters.dokploy_errors import NAME, checked, log_tail
+from deployer.adapters.dokploy_security import BasicAuthCalls
 from deployer.adapters.dotenv import to_dotenv
 from deployer.adapters.http import (
     QUICK_TIMEOUT,
@@ -85,7 +87,7 @@ _domains = TypeAdapter(list[_Domain])
 _deployments = TypeAdapter(list[_Deployment])
 
 
-class DokployPaas:
+class DokployPaas(BasicAuthCalls):
     def __init__(self, base_url: str, api_key: SecretStr, upstream: Upstream, timeout: float):
         self._api = f"{base_url}/api"
         self._upstream = upstream
