@@ -8,7 +8,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from deployer import Event
+from deployer import Deployment, Event
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,11 @@ class Section:
 class NullNotifier:
     async def notify(self, event: Event) -> None:
         return None
+
+    async def deliver_credentials(
+        self, deployment: Deployment, owner: str, username: str, password: str
+    ) -> None:
+        return None  # a bench's stacks are never logged into
 
 
 def percentile(values: Sequence[float], pct: float) -> float:

@@ -32,6 +32,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetr
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import Readiness, build_bolt, build_web
+from bot.credentials import LoginFailures, SlackCourier
 from bot.directory import Directory
 from bot.ledger import CardLedger, open_ledger
 from bot.listeners import Listeners
@@ -165,10 +166,11 @@ async def running_bot(
                               plan_of=lambda spec, op: deployer.plan(spec, op),
                               takeover_of=lambda dep: deployer.takeover(dep),
                               leases=SlackLeases(ledger, owner_id(), clock=clock))  # fmt: skip
-        notifier = Notifiers(MetricsNotifier(metrics), cards)
+        notifier = Notifiers(MetricsNotifier(metrics), cards, LoginFailures(slack, store))
         async with open_deployer(
-            engine, notifier, store=store, clock=engine_clock or clock
-        ) as deployer:
+            engine, notifier, store=store, clock=engine_clock or clock,
+            courier=SlackCourier(slack),  # logins go to their owners by direct message
+        ) as deployer:  # fmt: skip
             bot = _assemble(settings, deployer, client, slack, cards, metrics, tasks, store,
                             socket_url, clock)  # fmt: skip
             try:

@@ -14,12 +14,14 @@ from deployer.adapters.stores import open_store
 from deployer.clock import SystemClock
 from deployer.config import ResilienceConfig
 from deployer.core.phases import Timeout
+from deployer.engine.delivery import Delivery
 from deployer.engine.journal import Journal
 from deployer.engine.records import Records
 from deployer.engine.saga import Saga
 from deployer.engine.steps import Deps, stack_steps
+from deployer.errors import ConfigError
 from deployer.inventory import Inventory
-from deployer.ports import Clock, Notifier, Store
+from deployer.ports import Clock, Courier, Notifier, Store
 from deployer.service import Deployer
 from deployer.settings import DeployerSettings
 
@@ -81,8 +83,12 @@ async def open_deployer(
     *,
     store: Store | None = None,
     clock: Clock | None = None,
+    courier: Courier | None = None,
 ) -> AsyncIterator[Deployer]:
+    """The deployer, its store and clients open; closed when the block ends. `courier` gives
+    owners their logins (None: the notifier, when it can, as the CLI's terminal does)."""
     clock = clock or SystemClock()
+    courier = courier_for(settings, notifier, courier)
     async with AsyncExitStack() as stack:
         if store is None:
             store = await open_store(settings.store.database_url, clock=clock)
@@ -93,9 +99,28 @@ async def open_deployer(
         journal = Journal(store, notifier, clock, retry_initial=worker.rollback_retry_initial,
                           retry_max=worker.rollback_retry_max)  # fmt: skip
         records = Records(store)
+        delivery = Delivery(courier, journal, records) if courier is not None else None
         steps = stack_steps(
-            Deps(settings, made.paas, made.dns, made.probe, clock, records.live_ids)
+            Deps(settings, made.paas, made.dns, made.probe, clock, records.live_ids, delivery)
         )
         saga = Saga(journal, steps, timeouts(settings))
         inventory = Inventory(settings, store, made.paas, made.dns)
         yield Deployer(settings, journal, inventory, saga)
+
+
+def courier_for(
+    settings: DeployerSettings, notifier: Notifier, courier: Courier | None
+) -> Courier | None:
+    """The courier given, else the notifier if it is one. None only with AISTACK_STACK_AUTH
+    =none (a `credentials` then fails saying why); with logins on, nobody to hand a password
+    to is refused at start."""
+    if courier is not None:
+        return courier
+    if isinstance(notifier, Courier):
+        return notifier
+    if settings.stack.auth == "basic":
+        raise ConfigError(
+            "AISTACK_STACK_AUTH=basic gives every stack a password, but nothing here can hand "
+            "it to the owner; set AISTACK_STACK_AUTH=none, or run the bot or the CLI"
+        )
+    return None

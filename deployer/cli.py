@@ -1,5 +1,5 @@
 """`aistack`: the operator CLI. preflight, deploy, status, list, destroy, history, gc, worker,
-sandbox, demo.
+credentials, sandbox, demo.
 
 Exit codes: 0 done (also: nothing to do, or the operator declined); 1 the deployment failed
 and was rolled back; 2 bad input or settings; 3 rollback failed, resources left behind;
@@ -77,6 +77,10 @@ def parser() -> argparse.ArgumentParser:
     retry.add_argument("name")
     give_up = sub.add_parser("give-up", help="stop retrying a failed rollback automatically")
     give_up.add_argument("name")
+    credentials = sub.add_parser(
+        "credentials", help="a new password for a stack's login, printed here (stdout) once"
+    )
+    credentials.add_argument("name")
     gc = sub.add_parser("gc", help="find resources no record owns, and remove them")
     gc.add_argument("--yes", action="store_true", help="remove without asking")
     worker = sub.add_parser("worker", help="run queued deployments until stopped")
@@ -174,6 +178,10 @@ async def cmd_worker(d: Deployer, args: argparse.Namespace, out: TerminalNotifie
     return 0
 
 
+async def cmd_credentials(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
+    return _exit(await d.credentials(args.name, requester=_operator()))
+
+
 COMMANDS: dict[str, Command] = {
     "preflight": cmd_preflight,
     "deploy": cmd_deploy,
@@ -185,6 +193,7 @@ COMMANDS: dict[str, Command] = {
     "retry-rollback": cmd_retry_rollback,
     "give-up": cmd_give_up,
     "worker": cmd_worker,
+    "credentials": cmd_credentials,
 }
 
 

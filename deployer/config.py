@@ -8,7 +8,8 @@ pause, which is no setting), so a variable's name, default and rule live in one 
 
     dokploy     where Dokploy is and its key
     dns         the Hetzner Cloud DNS zone and how records are named after stacks
-    stack       what a stack is made of: names, host, image (and which are allowed), env
+    stack       what a stack is made of: names, host, image (and which are allowed), env,
+                its limits, and whether its URL asks for a login
     health      how the readiness probe asks, and for how long
     resilience  upstream requests: time limit, retry policy, circuit breaker
     deadlines   the saga's phase time limits, and the polling of a Dokploy deployment
@@ -89,6 +90,7 @@ class StackConfig:
     max_total: int  # stacks the server may hold (AISTACK_MAX_STACKS)
     memory_limit: int | None  # bytes a stack's container may use (AISTACK_STACK_MEMORY)
     cpu_limit: int | None  # NanoCPUs it may use (AISTACK_STACK_CPUS)
+    auth: Literal["basic", "none"]  # a login on the stack's URL (AISTACK_STACK_AUTH)
 
     @property
     def image_patterns(self) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from deployer.core.events import EventKind
-from deployer.core.models import Event, StackStatus
+from deployer.core.models import Deployment, Event, StackStatus
 from deployer.inventory import PreflightReport
 
 K = EventKind
@@ -71,6 +71,19 @@ class TerminalNotifier:
             self.console.print(line, markup=False)
         if event.kind in ENDINGS:
             self._stop()
+
+    async def deliver_credentials(
+        self, deployment: Deployment, owner: str, username: str, password: str
+    ) -> None:
+        """The CLI's Courier: the login goes to the operator's terminal (stdout), who passes
+        it on to the owner. Never to the log, which is stderr."""
+        url = deployment.spec.url
+        self.console.print(
+            f"{deployment.stack}: login for {url} (owner {owner}): user {username}, "
+            f"password {password}  (shown once; `aistack credentials {deployment.stack}` "
+            "makes a new one)",
+            markup=False,
+        )
 
     def _advance(self, event: Event) -> None:
         if event.kind == K.PHASE_RUNNING and self._progress is None:

@@ -34,7 +34,7 @@ from deployer.settings import DeployerSettings
 S = DeploymentState
 log = structlog.get_logger("aistack.service")
 # Operations on the live stack as it is: they need one, and run its recorded spec.
-LIVE_ONLY = frozenset({Operation.STOP, Operation.START, Operation.RESTART})
+LIVE_ONLY = frozenset({Operation.STOP, Operation.START, Operation.RESTART, Operation.CREDENTIALS})
 
 
 class Deployer:
@@ -72,6 +72,8 @@ class Deployer:
         spec = self.spec(name, image)
         if operation is Operation.DESTROY:
             spec = await self._spec_to_destroy(spec)
+        elif operation is Operation.CREDENTIALS:
+            spec = await self._login_spec(spec.name)
         elif operation in LIVE_ONLY:
             spec = await self._live_spec(spec.name, operation)
         await self._within_quota(spec.name, requester, operation)
@@ -198,7 +200,8 @@ class Deployer:
     def plan(self, spec: StackSpec, operation: Operation = Operation.DEPLOY) -> list[str]:
         s = self._settings
         target = Target(s.dokploy.url, s.dns.zone, s.dns.mode, s.dns.record_name(spec.name),
-                        str(s.dns.ingress_ip), s.stack.https)  # fmt: skip
+                        str(s.dns.ingress_ip), s.stack.https,
+                        login=s.stack.auth == "basic")  # fmt: skip
         return describe(spec, target, operation)
 
     async def run(self, dep: Deployment) -> Deployment:
@@ -216,6 +219,13 @@ class Deployer:
     async def destroy(self, name: str, *, requester: str) -> Deployment:
         dep = await self.request(name, requester=requester, operation=Operation.DESTROY)
         return await self._work_until_settled(await self.approve(dep, requester))
+
+    async def credentials(self, name: str, *, requester: str) -> Deployment:
+        """Operator path (CLI): a new password for the stack's login, to its owner (the
+        courier: the operator's terminal), worked until done."""
+        dep = await self.request(name, requester=requester, operation=Operation.CREDENTIALS,
+                                 approved=True)  # fmt: skip
+        return await self._work_until_settled(dep)
 
     async def history(self, name: str) -> list[Event]:
         events = await self._store.events(self.spec(name).name)
@@ -279,6 +289,13 @@ class Deployer:
             raise NotFound(f"{stack} is already stopped (since {when(live.stopped_at)})")
         if operation is Operation.START and live.stopped_at is None:
             raise NotFound(f"{stack} is running already; `restart` restarts it")
+        return (await self._store.get(live.deployment_id)).spec
+
+    async def _login_spec(self, stack: str) -> StackSpec:
+        """The live stack's spec, for a new password on its login (stopped or running)."""
+        live = await self._store.live(stack)
+        if live is None:
+            raise NotFound(f"{stack} is not live: it has no login to renew")
         return (await self._store.get(live.deployment_id)).spec
 
     async def _spec_to_destroy(self, spec: StackSpec) -> StackSpec:

@@ -62,6 +62,8 @@ class DeployerSettings(BaseSettings):
     # What one stack's container may use (settings.stack): sent to Dokploy as its limits
     stack_memory: str = "4Gi"
     stack_cpus: str = "2"
+    # A stack's URL asks for a login (HTTP basic auth through Dokploy) unless `none`
+    stack_auth: Literal["basic", "none"] = "basic"
     # Health check (settings.health)
     health_path: str = "/"
     health_statuses: list[int] = Field(default_factory=lambda: [200, 301, 302, 401])
@@ -183,6 +185,7 @@ class DeployerSettings(BaseSettings):
             env=dict(self.stack_env), https=self.https,
             max_per_user=self.max_stacks_per_user, max_total=self.max_stacks,
             memory_limit=memory_bytes(self.stack_memory), cpu_limit=nano_cpus(self.stack_cpus),
+            auth=self.stack_auth,
         )  # fmt: skip
 
     @cached_property

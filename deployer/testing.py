@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from deployer.clock import SystemClock
-from deployer.core.models import Event
+from deployer.core.models import Deployment, Event
 
 
 class FakeClock:
@@ -81,8 +82,39 @@ class RecordedSleeps(SystemClock):
         await self.sleep(seconds)
 
 
-class RecordingNotifier:
+@dataclass(frozen=True)
+class Delivered:
+    """A login a Courier handed to an owner (the password kept for the test to try it)."""
+
+    deployment_id: str
+    stack: str
+    owner: str
+    username: str
+    password: str = field(repr=False)
+
+
+class RecordingCourier:
+    """A Courier that keeps what it delivered, in order."""
+
     def __init__(self) -> None:
+        self.delivered: list[Delivered] = []
+
+    async def deliver_credentials(
+        self, deployment: Deployment, owner: str, username: str, password: str
+    ) -> None:
+        self.delivered.append(Delivered(deployment.id, deployment.stack, owner, username,
+                                        password))  # fmt: skip
+
+    def logins(self, stack: str) -> list[Delivered]:
+        return [d for d in self.delivered if d.stack == stack]
+
+
+class RecordingNotifier(RecordingCourier):
+    """Keeps every event; also the Courier (`open_deployer` takes the notifier as its
+    courier when it is one), keeping every login it was handed."""
+
+    def __init__(self) -> None:
+        super().__init__()
         self.events: list[Event] = []
         self._waiters: list[tuple[str, str | None, asyncio.Event]] = []
 

@@ -40,6 +40,8 @@ class PhaseName(StrEnum):
     STOP = "stop"
     START = "start"
     RESTART = "restart"
+    SECURITY = "security"
+    ROTATE = "rotate_credentials"
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,13 @@ DEPLOY_PHASES: tuple[PhaseDef, ...] = (
         undo_timeout=Timeout.RESTORE,
     ),
     PhaseDef(PhaseName.DOMAIN, "Domain and TLS", (PhaseName.APPLICATION,), undo=True),
+    # The login comes before the deploy: the stack never serves without its password.
+    PhaseDef(PhaseName.SECURITY, "Login (HTTP basic auth)", (PhaseName.APPLICATION,), undo=True),
     PhaseDef(
-        PhaseName.DEPLOY, "Deploy", (PhaseName.IMAGE, PhaseName.DOMAIN), timeout=Timeout.DEPLOY
+        PhaseName.DEPLOY,
+        "Deploy",
+        (PhaseName.IMAGE, PhaseName.DOMAIN, PhaseName.SECURITY),
+        timeout=Timeout.DEPLOY,
     ),
     PhaseDef(
         PhaseName.HEALTH,
@@ -98,12 +105,19 @@ RESTART_PHASES: tuple[PhaseDef, ...] = (
              timeout=Timeout.HEALTH),
 )  # fmt: skip
 
+# A new password for the live stack's login, sent to its owner: nothing to undo (the old
+# password is not kept anywhere to put back).
+CREDENTIALS_PHASES: tuple[PhaseDef, ...] = (
+    PhaseDef(PhaseName.ROTATE, "New password for the login (HTTP basic auth)"),
+)
+
 CATALOGUES: dict[Operation, tuple[PhaseDef, ...]] = {
     Operation.DEPLOY: DEPLOY_PHASES,
     Operation.DESTROY: TEARDOWN_PHASES,
     Operation.STOP: STOP_PHASES,
     Operation.START: START_PHASES,
     Operation.RESTART: RESTART_PHASES,
+    Operation.CREDENTIALS: CREDENTIALS_PHASES,
 }
 
 

@@ -19,6 +19,7 @@ class Target:
     record_name: str
     ingress_ip: str
     https: bool
+    login: bool = False  # a basic-auth login guards the URL (AISTACK_STACK_AUTH=basic)
 
 
 _CONTAINER: dict[Operation, str] = {
@@ -33,6 +34,8 @@ def describe(spec: StackSpec, target: Target, operation: Operation = Operation.D
     record = f"{target.record_name}.{target.dns_zone}"
     if operation in _CONTAINER:
         return [_CONTAINER[operation].format(app=spec.app_name, url=spec.url)]
+    if operation is Operation.CREDENTIALS:
+        return [f"Set a new password for the login on {spec.url}; it goes to the owner alone"]
     if operation is Operation.DESTROY:
         return [
             f"Remove Dokploy application {spec.app_name} and its domain {spec.host}",
@@ -54,5 +57,12 @@ def describe(spec: StackSpec, target: Target, operation: Operation = Operation.D
         f"Dokploy application {spec.app_name} running {spec.image}{within}",
         f"Domain {spec.host} -> container port {spec.container_port} ({tls})",
         dns,
+        *_login(spec, target),
         f"Deploy, then wait until {spec.url} answers",
     ]
+
+
+def _login(spec: StackSpec, target: Target) -> list[str]:
+    if not target.login:
+        return []
+    return [f"A login on {spec.url} (HTTP basic auth); its password goes to the owner alone"]

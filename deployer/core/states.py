@@ -30,6 +30,7 @@ class Operation(StrEnum):
     STOP = "stop"
     START = "start"
     RESTART = "restart"
+    CREDENTIALS = "credentials"  # a new basic-auth password, to the owner
 
 
 class PhaseState(StrEnum):

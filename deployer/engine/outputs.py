@@ -14,7 +14,8 @@ from deployer.engine.records import IDS
 from deployer.engine.saga import PhaseContext
 from deployer.ports import AppSettings, Limits, ProjectRef
 
-Kind = Literal["project", "dns", "application", "domain"]  # what a deploy makes or keeps
+# what a deploy makes or keeps
+Kind = Literal["project", "dns", "application", "domain", "security"]
 Run = Literal["deploy", "restore"]  # the deploy's Dokploy run, or the one the image undo starts
 YES, NO = "yes", "no"
 

@@ -15,7 +15,7 @@ from deployer.core.models import Deployment
 from deployer.core.states import PhaseState
 from deployer.ports import DeploymentReads
 
-IDS = ("project_id", "environment_id", "application_id", "app_name", "domain_id")
+IDS = ("project_id", "environment_id", "application_id", "app_name", "domain_id", "security_id")
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ async def test_request_approve_deploy_streams_into_the_thread(world: SandboxBot)
     assert "aistack_destroy" in str(final.blocks)
     assert len(final.history) >= 2  # the same card, edited in place
     replies = [m.text for m in await world.thread(done)]
-    assert len(replies) == 8 and all(":white_check_mark:" in r for r in replies)
+    assert len(replies) == 9 and all(":white_check_mark:" in r for r in replies)
 
 
 async def test_failed_deploy_rolls_back_and_offers_retry(world: SandboxBot) -> None:
@@ -110,7 +110,7 @@ async def test_slack_429_storm_delays_but_loses_nothing(
     done = await world.settled("alice")
     assert done.state is S.SUCCEEDED
     assert "live at" in (await world.card(done)).text  # the final state arrived
-    assert len(await world.thread(done)) == 8  # and every phase reply
+    assert len(await world.thread(done)) == 9  # and every phase reply
     assert slack_waits.waits.count(7) == 4 and slack_waits.waits.count(5) == 3
 
 
@@ -229,5 +229,5 @@ async def test_card_edits_are_coalesced_and_the_final_state_still_arrives() -> N
         ts = await world.card_ts(dep)
         edits = [c for c in world.slack.calls_to("chat.update") if c.args["ts"] == ts]
         assert len(events) > 20 and len(edits) <= 4  # ~20 events, a handful of edits
-        assert "live at" in (await world.card(done)).text and len(await world.thread(done)) == 8
+        assert "live at" in (await world.card(done)).text and len(await world.thread(done)) == 9
     assert world.slack.violations == []

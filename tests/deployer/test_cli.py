@@ -25,7 +25,7 @@ async def test_deploy_then_status_in_another_process(env: dict[str, str]) -> Non
     deployed = await aistack(env, "deploy", "alice")
     assert deployed.code == 0, deployed.output
     assert "alice: live at https://alice.ai.example.test (total" in deployed.output
-    assert "ok   [8/8] Wait until the stack answers" in deployed.output
+    assert "ok   [9/9] Wait until the stack answers" in deployed.output
     status = await aistack(env, "status", "alice")
     assert status.code == 0, status.output
     assert "alice  succeeded  https://alice.ai.example.test" in status.output
@@ -58,7 +58,7 @@ async def test_history_json_is_the_audit_trail(env: dict[str, str], sandbox: San
     assert kinds[-1] == "deployment.rolled_back"
     assert events[0]["actor"].startswith("cli")
     undone = [e["phase"] for e in events if e["kind"] == "undo.done"]
-    assert sorted(undone) == ["application", "dns", "domain", "image", "project"]
+    assert sorted(undone) == ["application", "dns", "domain", "image", "project", "security"]
     assert undone.index("application") > max(undone.index("domain"), undone.index("image"))
     assert undone[-1] == "project"  # reverse order: the first made is the last undone
     assert all(e["duration"] is not None for e in events if e["kind"] == "phase.done")

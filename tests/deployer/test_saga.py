@@ -416,6 +416,8 @@ async def test_a_first_deploy_makes_only_the_calls_that_can_change_its_result(
             "application.saveDockerProvider",  # no saveEnvironment: the environment is empty
             "application.update",  # the limits (AISTACK_STACK_MEMORY, AISTACK_STACK_CPUS)
             "domain.create",
+            "security.create",  # the login (AISTACK_STACK_AUTH=basic), no look-up before it
+            "application.one",  # its id: security.create answers only `true`
             "application.deploy",
         ]
     )

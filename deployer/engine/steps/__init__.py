@@ -8,7 +8,8 @@ name are refused (AmbiguousResource), never guessed between. A deploy saves
 made something, kept something, or never touched it.
 
 Modules: base.py (what the steps share), deploy.py (the deploy phases), teardown.py (locate,
-and the removals that reuse the deploy phases' undo), container.py (stop, start, restart).
+and the removals that reuse the deploy phases' undo), container.py (stop, start, restart),
+security.py (the login on a stack's URL, and a new password for it).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from deployer.engine.steps.deploy import (
     ProjectStep,
     Rollout,
 )
+from deployer.engine.steps.security import RotateStep, SecurityStep
 from deployer.engine.steps.teardown import LocateStep, RemovalStep
 
 __all__ = ["Deps", "stack_steps"]
@@ -55,4 +57,6 @@ def stack_steps(deps: Deps) -> Mapping[PhaseName, PhaseStep]:
         PhaseName.STOP: container["stop"],
         PhaseName.START: container["start"],
         PhaseName.RESTART: container["restart"],
+        PhaseName.SECURITY: SecurityStep(deps),
+        PhaseName.ROTATE: RotateStep(deps),
     }

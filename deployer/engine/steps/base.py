@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from deployer.core.states import Operation
+from deployer.engine.delivery import Delivery
 from deployer.engine.outputs import Kind, PhaseOutputs
 from deployer.engine.provenance import untouched
 from deployer.engine.saga import PhaseContext
@@ -29,6 +30,7 @@ class Deps:
     prober: Prober
     clock: Clock
     recorded: Recorded
+    delivery: Delivery | None = None  # a new login to its owner (the login phases need it)
 
 
 class Phase:

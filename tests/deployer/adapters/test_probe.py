@@ -11,9 +11,11 @@ from deployer.service import Deployer
 URL = "https://alice.ai.example.test"
 
 
-def pinned(sandbox: Sandbox, port: int | None = None) -> HttpProbe:
+def pinned(
+    sandbox: Sandbox, port: int | None = None, accepted: tuple[int, ...] = (200,)
+) -> HttpProbe:
     return HttpProbe(
-        accepted=(200,),
+        accepted=accepted,
         timeout=0.5,
         scheme="http",
         resolve=f"127.0.0.1:{port or sandbox.ingress_port}",
@@ -23,7 +25,7 @@ def pinned(sandbox: Sandbox, port: int | None = None) -> HttpProbe:
 async def test_unknown_host_is_not_ready_and_a_deployed_one_is(
     sandbox: Sandbox, deployer: Deployer
 ) -> None:
-    probe = pinned(sandbox)
+    probe = pinned(sandbox, accepted=(200, 401))  # as AISTACK_HEALTH_STATUSES by default
     try:
         not_yet = await probe.check(URL)
         assert not not_yet.ready and "404" in not_yet.detail
@@ -31,7 +33,7 @@ async def test_unknown_host_is_not_ready_and_a_deployed_one_is(
         ready = await probe.check(URL)
     finally:
         await probe.close()
-    assert ready.ready and ready.detail == "HTTP 200"
+    assert ready.ready and ready.detail == "HTTP 401"  # the stack's login asks who it is
 
 
 async def test_ingress_5xx_means_not_yet(sandbox: Sandbox) -> None:
