@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from bot.blocks import mention
 from deployer import Deployment
 
 
@@ -93,6 +94,16 @@ class AccessPolicy:
         return Decision(
             False, "only the stack's owner or an approver can transfer it; approvers are: "
             + _who(self.approvers),
+        )  # fmt: skip
+
+    def may_renew_login(self, user: str, groups: Collection[str], owner: str) -> Decision:
+        """The owner renews her stack's password; an approver may too (a password that got
+        out), and the new one still goes to the owner alone."""
+        if user == owner or _member(user, groups, self.approvers):
+            return ALLOW
+        return Decision(
+            False, f"only the stack's owner ({mention(owner)}) or an approver can "
+            "renew its password; approvers are: " + _who(self.approvers),
         )  # fmt: skip
 
     def may_change_directly(self, user: str, owner: str | None) -> bool:

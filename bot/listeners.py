@@ -134,6 +134,8 @@ class Listeners:
                                            respond)  # fmt: skip
             case c.Transfer(name=name, to=to):
                 await self._transfer(name, to, user, respond)
+            case c.Credentials(name=name):
+                await self._credentials(name, user, trigger, respond)
             case c.ListStacks(mine=True):  # the asker's own: answered to the asker alone
                 stacks = await self._d.list_stacks()
                 await _say(respond, a.list_message(stacks, mine_of=user))
@@ -204,6 +206,25 @@ class Listeners:
         await self._d.transfer(stack, owner=owner, to=to, by=user)
         said = f"{stack} now belongs to {mention(to)} (it was {mention(owner)}'s)"
         await _say(respond, a.notice(f"{said}; transferred by {mention(user)}."), public=True)
+
+    async def _credentials(
+        self, name: str, user: str, trigger: str | None, respond: Respond
+    ) -> None:
+        """A new password for the stack's login, to its owner alone (a DM): asked for by the
+        owner or an approver, at once. No card: nothing in the channel is about it."""
+        stack = self._d.spec(name).name
+        owner = await self._d.owner(stack)
+        if owner is None:
+            raise NotFound(f"{stack} is not live: it has no login to renew")
+        decision = self._policy.may_renew_login(user, await self._dir.groups_of(user), owner)
+        if not decision.allowed:
+            await _say(respond, a.refusal(decision.reason))
+            return
+        await self._d.request(name, requester=user, operation=Operation.CREDENTIALS,
+                              dedup_key=trigger, approved=True)  # fmt: skip
+        to = "you" if owner == user else mention(owner)
+        await _say(respond, a.notice(f"A new password for *{stack}* is on its way to "
+                                     f"{to} in a direct message."))  # fmt: skip
 
     async def _post_card(
         self, dep: Deployment, respond: Respond, *, approval_required: bool

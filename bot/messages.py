@@ -194,7 +194,16 @@ def _succeeded(c: _Card) -> Body:
     destroy["confirm"] = confirm(f"Destroy {c.dep.stack}?", removes, "Destroy")
     url = escape(c.dep.spec.url)
     line = f":white_check_mark: {c.name} is live at {url} · total {duration(c.elapsed)}"
-    return line, [actions(destroy)]
+    return line, [*_login_note(c), actions(destroy)]
+
+
+def _login_note(c: _Card) -> list[Block]:
+    """Where the new login went (never what it is): the owner's direct messages."""
+    sent = next((r.outputs.get("login_sent_to") for r in c.phases if r.name == "security"), None)
+    if not sent:
+        return []
+    return [context(f":closed_lock_with_key: Its login went to {mention(sent)} privately, "
+                    "in a direct message")]  # fmt: skip
 
 
 def _rolled_back(c: _Card) -> Body:
