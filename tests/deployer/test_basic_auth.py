@@ -119,6 +119,26 @@ async def test_a_redeploy_keeps_the_login_its_owner_has(
     assert outputs["security_id"] == row["securityId"] and "login_sent_to" not in outputs
 
 
+async def test_a_login_found_on_an_adopted_application_gets_a_password_its_owner_has(
+    deployer: Deployer, sandbox: Sandbox, settings: DeployerSettings, clock: FakeClock,
+    notifier: RecordingNotifier, memory_store: MemoryStore,
+) -> None:  # fmt: skip
+    made = adapters(settings, clock)  # made by hand before aistack knew of it
+    try:
+        project = await made.paas.ensure_project("ai-stack-alice", "by hand")
+        app = await made.paas.ensure_application(project, "opencode-alice")
+        await made.paas.add_basic_auth(app.application_id, "alice", "nobody-here-knows-it")
+    finally:
+        await made.close()
+    dep = await deployer.deploy("alice", requester="U1")
+    assert dep.state is S.SUCCEEDED
+    (login,) = notifier.logins("alice")
+    (row,) = rows(sandbox)
+    assert row["password"] == login.password != "nobody-here-knows-it"
+    outputs = await phase_outputs(memory_store, dep, "security")
+    assert outputs["security_existed"] == "yes"  # not ours to remove on a failure
+
+
 async def test_with_auth_none_a_stack_gets_no_login(
     sandbox: Sandbox, notifier: RecordingNotifier, clock: FakeClock
 ) -> None:
@@ -230,6 +250,10 @@ async def test_credentials_sets_a_new_password_and_only_the_owner_gets_it(
 ) -> None:
     made = await deployer.deploy("alice", requester="U1")
     (first,) = notifier.logins("alice")
+    assert deployer.plan(made.spec, Operation.CREDENTIALS) == [
+        "Set a new password for the login on https://alice.ai.example.test; it goes to the "
+        "owner alone"
+    ]
     rotated = await deployer.credentials("alice", requester="U2")  # an approver asks
     assert (rotated.state, rotated.operation) == (S.SUCCEEDED, Operation.CREDENTIALS)
     second = notifier.logins("alice")[-1]
