@@ -13,6 +13,7 @@ from deployer.core.lifetime import duration_seconds
 from deployer.core.models import Deployment, Event, PhaseRecord, StackSpec, StackStatus
 from deployer.core.names import validate_stack_name
 from deployer.core.phases import PhaseDef, phases_for
+from deployer.core.releases import Release, Revert, env_fingerprint, reverted
 from deployer.core.states import ACTIVE, TERMINAL, DeploymentState, Operation, PhaseState
 from deployer.engine.records import Takeover
 from deployer.engine.worker import Worker
@@ -65,6 +66,8 @@ __all__ = [
     "PhaseState",
     "PreflightReport",
     "QuotaExceeded",
+    "Release",
+    "Revert",
     "StackBusy",
     "StackSpec",
     "StackStatus",
@@ -78,9 +81,11 @@ __all__ = [
     "configure_logging",
     "describe_validation_error",
     "duration_seconds",
+    "env_fingerprint",
     "load_settings",
     "open_deployer",
     "open_store",
     "phases_for",
+    "reverted",
     "validate_stack_name",
 ]

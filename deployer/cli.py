@@ -1,5 +1,5 @@
-"""`aistack`: the operator CLI. preflight, deploy, status, list, destroy, history, gc, worker,
-sandbox, demo.
+"""`aistack`: the operator CLI. preflight, deploy, status, list, destroy, history, releases,
+rollback, gc, worker, sandbox, demo.
 
 Exit codes: 0 done (also: nothing to do, or the operator declined); 1 the deployment failed
 and was rolled back; 2 bad input or settings; 3 rollback failed, resources left behind;
@@ -24,6 +24,7 @@ from deployer.console import (
     render_history,
     render_list,
     render_preflight,
+    render_releases,
     render_status,
 )
 from deployer.core.models import Deployment
@@ -70,6 +71,16 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="every stack, from Dokploy and our records")
     destroy = sub.add_parser("destroy", help="remove a stack and everything it made")
     destroy.add_argument("name")
+    releases = sub.add_parser("releases", help="what a stack has run, release by release")
+    releases.add_argument("name")
+    rollback = sub.add_parser("rollback", help="put an earlier release back and wait for it")
+    rollback.add_argument("name")
+    rollback.add_argument(
+        "--to",
+        type=_release_number,
+        metavar="N",
+        help="the release to put back (default: the one before the live one)",
+    )
     history = sub.add_parser("history", help="the audit trail of a stack")
     history.add_argument("name")
     history.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -128,6 +139,21 @@ async def cmd_history(d: Deployer, args: argparse.Namespace, out: TerminalNotifi
     return 0
 
 
+async def cmd_releases(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
+    _print(out, render_releases(await d.releases(args.name)))
+    return 0
+
+
+async def cmd_rollback(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
+    return _exit(await d.rollback(args.name, requester=_operator(), to=args.to))
+
+
+def _release_number(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"a release number is a whole number from 1, not {raw!r}")
+    return int(raw)
+
+
 async def cmd_retry_rollback(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
     done = await d.retry_now(args.name, _operator())
     return 3 if done.state is S.ROLLBACK_FAILED else 0  # rolled back or destroyed: clean
@@ -181,6 +207,8 @@ COMMANDS: dict[str, Command] = {
     "status": cmd_status,
     "list": cmd_list,
     "history": cmd_history,
+    "releases": cmd_releases,
+    "rollback": cmd_rollback,
     "gc": cmd_gc,
     "retry-rollback": cmd_retry_rollback,
     "give-up": cmd_give_up,

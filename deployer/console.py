@@ -10,6 +10,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from deployer.core.events import EventKind
 from deployer.core.models import Event, StackStatus
+from deployer.core.releases import Release
 from deployer.inventory import PreflightReport
 
 K = EventKind
@@ -40,12 +41,24 @@ def describe(event: Event, total_seconds: float | None = None) -> str | None:
         if error
         else f"{event.stack}: retrying the rollback",
         K.DEPLOYMENT_SUCCEEDED: f"{event.stack}: live at {event.data.get('url', '')}{total}",
-        K.DEPLOYMENT_ROLLED_BACK: f"{event.stack}: rolled back, nothing left behind{total}",
+        K.DEPLOYMENT_ROLLED_BACK: _reverted(event, total)
+        or f"{event.stack}: rolled back, nothing left behind{total}",
         K.DEPLOYMENT_DESTROYED: f"{event.stack}: destroyed{total}",
         K.DEPLOYMENT_ROLLBACK_FAILED: f"{event.stack}: ROLLBACK FAILED{total}; left behind: "
         + "; ".join(event.data.get("leftovers", [])),
     }
     return lines.get(event.kind)
+
+
+def _reverted(event: Event, total: str) -> str | None:
+    """A failed upgrade or roll back of a live stack: which release it runs again."""
+    number = event.data.get("reverted_to")
+    if number is None:
+        return None
+    what = "roll back" if event.data.get("restores") is not None else "upgrade"
+    how = "redeployed, and it answers" if event.data.get("redeployed") else (
+        "the new image never reached the container")  # fmt: skip
+    return f"{event.stack}: {what} failed, reverted to release {number} ({how}){total}"
 
 
 class TerminalNotifier:
@@ -169,3 +182,18 @@ def render_history(events: list[Event]) -> list[str]:
             f" by {e.actor}{took}{'  ' + extra if extra else ''}"
         )
     return lines
+
+
+def render_releases(releases: list[Release]) -> list[str]:
+    """What a stack has run, one release a line, oldest first: never an env value, only its
+    fingerprint."""
+    rows = [f"{'#':>3}  {'IMAGE':<36} {'ENV':<12} {'PORT':>5}  {'LIMITS':<22} {'BY':<24} "
+            "WHEN (UTC)"]  # fmt: skip
+    for r in releases:
+        approved = r.approver not in (None, r.requester)
+        by = r.requester + (f" (approved by {r.approver})" if approved else "")
+        notes = f"  roll back of {r.restores}" if r.restores is not None else ""
+        notes += "  <- live" if r.live else ""
+        rows.append(f"{r.number:>3}  {r.image:<36} {r.env_fingerprint:<12} {r.container_port:>5}  "
+                    f"{r.limits:<22} {by:<24} {r.at:%Y-%m-%d %H:%M}{notes}")  # fmt: skip
+    return rows

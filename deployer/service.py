@@ -15,6 +15,7 @@ from deployer.core.lifetime import when
 from deployer.core.models import Deployment, Event, StackSpec, StackStatus
 from deployer.core.plan import Target, describe
 from deployer.core.quota import quota_refusal
+from deployer.core.releases import Release
 from deployer.core.states import HOLDING, TERMINAL, DeploymentState, Operation
 from deployer.engine.journal import Journal
 from deployer.engine.records import Records, Takeover
@@ -29,6 +30,7 @@ from deployer.errors import (
 )
 from deployer.inventory import Inventory, PreflightReport
 from deployer.ports import LiveStack
+from deployer.releases import ReleaseBook
 from deployer.settings import DeployerSettings
 
 S = DeploymentState
@@ -48,6 +50,7 @@ class Deployer:
         self._inventory = inventory
         self._saga = saga
         self._records = Records(journal.store)
+        self._releases = ReleaseBook(journal.store, settings.stack)
         self.work_queued = asyncio.Event()  # wakes this process's workers
 
     def spec(self, name: str, image: str | None = None) -> StackSpec:
@@ -63,23 +66,29 @@ class Deployer:
         dedup_key: str | None = None,
         channel: str | None = None,
         approved: bool = False,
+        restores: int | None = None,
     ) -> Deployment:
         """Record a new deployment in `requested` (or, `approved`: approved by its requester
         and queued), with its audit events, in one write; the store refuses it while another
         one holds the stack (requests waiting for approval do not: they may wait side by
         side). `channel` is where the request came from (a chat channel; None from the CLI),
-        recorded with it so whoever answers there finds it even after a crash."""
+        recorded with it so whoever answers there finds it even after a crash. `restores`:
+        a roll back, a deploy of that earlier release's spec onto the live stack."""
         spec = self.spec(name, image)
         if operation is Operation.DESTROY:
             spec = await self._spec_to_destroy(spec)
         elif operation in LIVE_ONLY:
             spec = await self._live_spec(spec.name, operation)
+        elif restores is not None:
+            spec = await self._releases.spec_to_restore(spec.name, restores)
         await self._within_quota(spec.name, requester, operation)
         now = self._clock.now()
         draft = Deployment(stack=spec.name, operation=operation, requester=requester, spec=spec,
-                           channel=channel, created_at=now, updated_at=now)  # fmt: skip
+                           channel=channel, created_at=now, updated_at=now,
+                           restores=restores)  # fmt: skip
+        asked = {"image": spec.image, **({} if restores is None else {"restores": restores})}
         events = [self._journal.event(draft, EventKind.DEPLOYMENT_REQUESTED, state=str(S.REQUESTED),
-                           actor=requester, data={"image": spec.image})]  # fmt: skip
+                           actor=requester, data=asked)]  # fmt: skip
         if approved:
             draft = draft.model_copy(update={"state": S.QUEUED, "version": 2,
                                              "approver": requester})  # fmt: skip
@@ -90,6 +99,17 @@ class Deployer:
         if dep.state is S.QUEUED:
             self.work_queued.set()
         return dep
+
+    async def request_rollback(
+        self, name: str, *, requester: str, to: int | None = None, dedup_key: str | None = None,
+        channel: str | None = None, approved: bool = False,
+    ) -> Deployment:  # fmt: skip
+        """Request a roll back: release `to`, or the one before the live release, put back
+        on the live stack (a deploy through the same saga). Refused, saying why, when the
+        stack is not live, has no earlier release, or `to` is unknown or runs now."""
+        number = await self._releases.target(self.spec(name).name, to)
+        return await self.request(name, requester=requester, dedup_key=dedup_key,
+                                  channel=channel, approved=approved, restores=number)  # fmt: skip
 
     async def approve(self, dep: Deployment, approver: str) -> Deployment:
         # checked again: other stacks may have been made while this request waited
@@ -195,11 +215,13 @@ class Deployer:
             raise PermanentError(f"{name} is {state}, not rollback_failed: nothing to retry")
         return dep
 
-    def plan(self, spec: StackSpec, operation: Operation = Operation.DEPLOY) -> list[str]:
+    def plan(
+        self, spec: StackSpec, operation: Operation = Operation.DEPLOY, restores: int | None = None
+    ) -> list[str]:
         s = self._settings
         target = Target(s.dokploy.url, s.dns.zone, s.dns.mode, s.dns.record_name(spec.name),
                         str(s.dns.ingress_ip), s.stack.https)  # fmt: skip
-        return describe(spec, target, operation)
+        return describe(spec, target, operation, restores=restores)
 
     async def run(self, dep: Deployment) -> Deployment:
         return await self._saga.run(dep)
@@ -213,9 +235,18 @@ class Deployer:
         dep = await self.request(name, requester=requester, image=image)
         return await self._work_until_settled(await self.approve(dep, requester))
 
+    async def rollback(self, name: str, *, requester: str, to: int | None = None) -> Deployment:
+        """Operator path (CLI): request a roll back as the operator and wait for its end."""
+        dep = await self.request_rollback(name, requester=requester, to=to, approved=True)
+        return await self._work_until_settled(dep)
+
     async def destroy(self, name: str, *, requester: str) -> Deployment:
         dep = await self.request(name, requester=requester, operation=Operation.DESTROY)
         return await self._work_until_settled(await self.approve(dep, requester))
+
+    async def releases(self, name: str) -> list[Release]:
+        """What the stack has run, release by release, oldest first (no env values)."""
+        return await self._releases.releases(self.spec(name).name)
 
     async def history(self, name: str) -> list[Event]:
         events = await self._store.events(self.spec(name).name)

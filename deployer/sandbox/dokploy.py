@@ -128,6 +128,7 @@ class FakeDokploy:
     """The fake server. `app()` builds the aiohttp app; tests and benchmarks read `calls`,
     `snapshot()`, `live_hosts()` and `container_env()`, and steer it with `faults`,
     `fail_deploys` (by application name), `fail_images` (an image that cannot be pulled),
+    `silent_images` (an image that deploys but whose container never answers),
     `lose_deploys` (that many next deploy requests vanish, as in a Dokploy restart, which
     loses its in-memory queue) and `deploy_delay`.
 
@@ -152,6 +153,8 @@ class FakeDokploy:
         self.build_concurrency = build_concurrency
         self.fail_deploys: set[str] = set()
         self.fail_images: set[str] = set()
+        self.silent_images: set[str] = set()
+        self._ran: dict[str, str] = {}  # deploymentId -> the image its container runs
         self.lose_deploys = 0
         self.calls: list[tuple[str, str]] = []
         self.store = Store()
@@ -230,6 +233,8 @@ class FakeDokploy:
         self.calls.clear()
         self.fail_deploys.clear()
         self.fail_images.clear()
+        self.silent_images.clear()
+        self._ran.clear()
         self.lose_deploys = 0
         self._usage.clear()
         while self._queue is not None and not self._queue.empty():
@@ -244,6 +249,17 @@ class FakeDokploy:
             if app_id is not None and port is not None and self.store.is_running(app_id):
                 live[domain["host"]] = port
         return live
+
+    def silent_hosts(self) -> set[str]:
+        """Hosts whose running container never answers: its newest successful deployment
+        ran one of `silent_images` (a crash loop; the ingress answers 502)."""
+        silent = set()
+        for domain in self.store.domains.values():
+            done = [d for d in self.store.deployments_of(domain["applicationId"] or "")
+                    if d["status"] == "done"][:1]  # fmt: skip
+            if done and self._ran.get(done[0]["deploymentId"]) in self.silent_images:
+                silent.add(domain["host"])
+        return silent
 
     async def settled(self) -> None:
         """Return once every deployment asked for so far has finished: a test waits on this
@@ -381,3 +397,4 @@ class FakeDokploy:
             failing=app["name"] in self.fail_deploys or app["dockerImage"] in self.fail_images,
         )
         self.store.finish_deployment(deployment, build)
+        self._ran[deployment["deploymentId"]] = app["dockerImage"]

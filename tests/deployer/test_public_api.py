@@ -9,7 +9,7 @@ SURFACE = {
     "ACTIVE", "TERMINAL", "DeploymentState", "Operation", "PhaseState",
     # values
     "Deployment", "Event", "EventKind", "PhaseDef", "PhaseRecord", "PreflightReport", "StackSpec",
-    "StackStatus", "Takeover",
+    "StackStatus", "Takeover", "Release", "Revert",
     # errors
     "AistackError", "AuthError", "ConfigError", "DeployFailed", "Gone", "IllegalTransition",
     "InvalidStackName", "NotFound", "PermanentError", "QuotaExceeded", "StackBusy",
@@ -21,6 +21,7 @@ SURFACE = {
     # helpers the bot shares
     "configure_logging", "describe_validation_error",
     "duration_seconds", "phases_for", "validate_stack_name",
+    "env_fingerprint", "reverted",
 }  # fmt: skip
 
 
