@@ -28,6 +28,7 @@ from bot.access import AccessPolicy, Decision
 from bot.blocks import Message, escape, mention
 from bot.directory import Directory
 from bot.notifier import NO_CARD, SlackNotifier
+from bot.releases import releases_message
 from bot.settings import BotSettings
 from bot.slack_api import SlackWriter
 from bot.tasks import Tasks
@@ -88,6 +89,7 @@ class Listeners:
             "aistack_destroy": self._destroy,
             # Cards posted before the Destroy button got its own id still carry this one
             "aistack_rollback": self._destroy,
+            "aistack_roll_back": self._roll_back,
             "aistack_retry": self._retry,
             "aistack_retry_rollback": self._retry_rollback,
         }
@@ -132,6 +134,11 @@ class Listeners:
             case c.Container(verb=verb, name=name):
                 await self._request_change(name, Operation(verb), user, channel, trigger,
                                            respond)  # fmt: skip
+            case c.Rollback(name=name, to=to):
+                await self._request_rollback(name, to, user, channel, trigger, respond)
+            case c.Releases(name=name):
+                await _say(respond, releases_message(name, await self._d.releases(name)),
+                           public=True)  # fmt: skip
             case c.Transfer(name=name, to=to):
                 await self._transfer(name, to, user, respond)
             case c.ListStacks(mine=True):  # the asker's own: answered to the asker alone
@@ -181,6 +188,19 @@ class Listeners:
         if await self._cards.card(dep.id) is None:
             await self._post_card(dep, respond, approval_required=not direct)
 
+    async def _request_rollback(
+        self, name: str, to: int | None, user: str, channel: str, trigger: str | None,
+        respond: Respond,
+    ) -> None:  # fmt: skip
+        """Put an earlier release back: like a destroy, the owner's goes ahead at once and
+        anyone else's waits for approval. The stack is live: no quota applies."""
+        owner = await self._d.owner(self._d.spec(name).name)
+        direct = self._policy.may_change_directly(user, owner)
+        dep = await self._d.request_rollback(name, requester=user, to=to, dedup_key=trigger,
+                                             channel=channel, approved=direct)  # fmt: skip
+        if await self._cards.card(dep.id) is None:
+            await self._post_card(dep, respond, approval_required=not direct)
+
     async def _image_refused(self, image: str, respond: Respond) -> bool:
         """An image outside AISTACK_ALLOWED_IMAGES is refused to the asker alone: no card."""
         if self._d.image_refusal(image) is None:
@@ -213,7 +233,7 @@ class Listeners:
         closed = await self._d.supersede(dep)
 
         async def render(current: Deployment) -> Message:
-            plan = self._d.plan(current.spec, current.operation)
+            plan = self._d.plan(current.spec, current.operation, current.restores)
             expires = current.created_at + timedelta(seconds=self._s.approval_ttl)
             return m.request_card(current, plan, expires_at=expires,
                                   approval_required=approval_required,
@@ -311,10 +331,20 @@ class Listeners:
             await self._request_change(dep.stack, Operation.DESTROY, click.user, click.channel,
                                        None, self._ephemeral(click))  # fmt: skip
 
-    async def _retry(self, click: Click, dep: Deployment) -> None:
+    async def _roll_back(self, click: Click, dep: Deployment) -> None:
         if await self._takes_requests(click):
-            await self._request(dep.stack, click.user, click.channel, None,
-                                self._ephemeral(click), image=dep.spec.image)  # fmt: skip
+            await self._request_rollback(dep.stack, None, click.user, click.channel, None,
+                                         self._ephemeral(click))  # fmt: skip
+
+    async def _retry(self, click: Click, dep: Deployment) -> None:
+        if not await self._takes_requests(click):
+            return
+        if dep.restores is not None:  # a failed roll back is retried as one, to that release
+            await self._request_rollback(dep.stack, dep.restores, click.user, click.channel,
+                                         None, self._ephemeral(click))  # fmt: skip
+            return
+        await self._request(dep.stack, click.user, click.channel, None,
+                            self._ephemeral(click), image=dep.spec.image)  # fmt: skip
 
     async def _takes_requests(self, click: Click) -> bool:
         """A button that starts a new request obeys the channel rule, as the command does."""

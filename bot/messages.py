@@ -41,8 +41,11 @@ from deployer import (
     Operation,
     PhaseRecord,
     PhaseState,
+    Revert,
     Takeover,
+    env_fingerprint,
     phases_for,
+    reverted,
 )
 
 S = DeploymentState
@@ -74,6 +77,9 @@ def request_card(
     `replaces` (or removes) someone else's live stack says so first and names its owner, who
     may reject it: it must not read like a new deploy."""
     asks = f"{mention(dep.requester)} asks to {dep.operation} *{escape(dep.stack)}*"
+    if dep.restores is not None:
+        asks = f"{mention(dep.requester)} asks to roll back *{escape(dep.stack)}* to "
+        asks += _release(dep)
     first = owns = ""
     if replaces is not None:
         deploys, owner = dep.operation is Operation.DEPLOY, mention(replaces.owner)
@@ -82,7 +88,7 @@ def request_card(
         first = f":warning: This {'replaces' if deploys else 'removes'} {owner}'s live stack: "
         first += f"{change}\n"
         owns = f"{owner} owns it and may reject it" if approval_required else ""
-    blocks = [header(f"aistack: {dep.operation} {dep.stack}")]
+    blocks = [header(f"aistack: {title(dep)} {dep.stack}")]
     blocks.append(section(f"{first}{asks}\nImage: `{escape(dep.spec.image)}`"))
     blocks += pack(["*Plan*", *bullets(plan)] if plan else [])[0][:10]
     waiting = "Waiting for approval" if approval_required else "No approval needed · starting"
@@ -93,6 +99,18 @@ def request_card(
         blocks.append(actions(approve, button("Reject", "aistack_reject", dep.id, "danger")))
     blocks.append(_meta(dep))
     return message(f"{first}{asks} · {waiting.lower()}", blocks)
+
+
+def title(dep: Deployment) -> str:
+    """What a deployment does, as its card's header says it: a roll back is a deploy."""
+    return "roll back" if dep.restores is not None else str(dep.operation)
+
+
+def _release(dep: Deployment) -> str:
+    """`release 2 (image `X`, env fingerprint `F`)`: what a roll back puts back."""
+    spec = dep.spec
+    return (f"release {dep.restores} (image `{escape(spec.image)}`, env fingerprint "
+            f"`{env_fingerprint(spec.env)}`)")  # fmt: skip
 
 
 def _approve(dep: Deployment) -> Block:
@@ -171,7 +189,7 @@ def card(
     body = _BODIES.get(dep.state, _one_line)
     line, extra = body(_Card(dep, phases, total, now, paused))
     summary = {**section(line), "block_id": "summary"}
-    blocks = [header(f"aistack: {dep.operation} {dep.stack}"), summary, *extra, _meta(dep)]
+    blocks = [header(f"aistack: {title(dep)} {dep.stack}"), summary, *extra, _meta(dep)]
     return message(line.replace("\n", " "), blocks)
 
 
@@ -180,6 +198,8 @@ def _running(c: _Card) -> Body:
     step = min(len(c.titles(PhaseState.DONE)) + 1, total)
     doing = " + ".join(c.titles(PhaseState.RUNNING))
     verb = "Deploying" if c.dep.operation is Operation.DEPLOY else "Destroying"
+    if c.dep.restores is not None:
+        verb = f"Putting release {c.dep.restores} back on"
     line = f":hourglass_flowing_sand: {verb} {c.name} — phase {step} of {total}"
     line += f": {doing}" if doing else ""
     line += f" · {clock(c.elapsed)} elapsed"
@@ -194,14 +214,44 @@ def _succeeded(c: _Card) -> Body:
     destroy["confirm"] = confirm(f"Destroy {c.dep.stack}?", removes, "Destroy")
     url = escape(c.dep.spec.url)
     line = f":white_check_mark: {c.name} is live at {url} · total {duration(c.elapsed)}"
-    return line, [actions(destroy)]
+    if c.dep.restores is not None:
+        line = (f":white_check_mark: {c.name} is back on release {c.dep.restores} (now release "
+                f"{c.dep.release}) and is live at {url} · total {duration(c.elapsed)}")  # fmt: skip
+    elif c.dep.release is not None and c.dep.release > 1:
+        line += f" · release {c.dep.release}"
+    if c.dep.release is None or c.dep.release < 2:  # nothing earlier to put back
+        return line, [actions(destroy)]
+    return line, [actions(_roll_back(c.dep), destroy)]
+
+
+def _roll_back(dep: Deployment) -> Block:
+    """Like `/aistack rollback <stack>` by whoever clicks: the release before the live one."""
+    roll_back = button("Roll back", "aistack_roll_back", dep.id, "primary")
+    puts = (f"This puts the release before the live one back on *{escape(dep.stack)}* (its "
+            "image and environment), redeploys it and waits until it answers. The owner's "
+            "roll back starts at once; anyone else's waits for approval.")  # fmt: skip
+    roll_back["confirm"] = confirm(f"Roll back {dep.stack}?", puts, "Roll back")
+    return roll_back
 
 
 def _rolled_back(c: _Card) -> Body:
+    revert = reverted(c.phases)
+    if revert is not None:
+        line = f":leftwards_arrow_with_hook: {_reverted(c, revert)}"
+        return line, [actions(button("Retry", "aistack_retry", c.dep.id, "primary"))]
     undone = c.titles(PhaseState.UNDONE)
     what = f"Rolled back: {', '.join(undone)}." if undone else "Nothing had to be undone."
     line = f":leftwards_arrow_with_hook: {c.failure()}\n{what} Nothing is left behind."
     return line, [actions(button("Retry", "aistack_retry", c.dep.id, "primary"))]
+
+
+def _reverted(c: _Card, revert: Revert) -> str:
+    """A failed upgrade (or roll back) of a live stack, and the release it runs again."""
+    what = f"Roll back to release {c.dep.restores}" if c.dep.restores is not None else "Upgrade"
+    n = revert.release
+    how = (f"release {n} was deployed again and answers" if revert.redeployed else
+           f"the new image never reached the container: it still runs release {n}")  # fmt: skip
+    return f"{what} failed, reverted to release {n}: {c.failure()}\n{c.name} is live: {how}."
 
 
 def _rollback_failed(c: _Card) -> Body:
@@ -264,6 +314,13 @@ def outcome_line(dep: Deployment, phases: list[PhaseRecord]) -> str | None:
     edit of the card does not); None for endings nobody is waiting on."""
     c = _Card(dep, phases, 0, dep.updated_at, False)
     who = mention(dep.requester)
+    revert = reverted(phases) if dep.state is S.ROLLED_BACK else None
+    if revert is not None:
+        return truncate(f"{who} :leftwards_arrow_with_hook: {_reverted(c, revert)}", MAX_TEXT)
+    if dep.state is S.SUCCEEDED and dep.restores is not None:
+        back = (f"{who} :white_check_mark: {c.name} is back on release {dep.restores} (now "
+                f"release {dep.release}) and is live at {escape(dep.spec.url)}")  # fmt: skip
+        return truncate(back, MAX_TEXT)
     what = "teardown" if dep.operation is Operation.DESTROY else "rollback"
     not_done = "was not removed" if dep.operation is Operation.DESTROY else "is not live"
     lines = {

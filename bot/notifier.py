@@ -63,7 +63,7 @@ from deployer import (
 )
 
 log = structlog.get_logger("aistack.bot.notifier")
-PlanOf = Callable[[StackSpec, Operation], list[str]]
+PlanOf = Callable[[StackSpec, Operation, int | None], list[str]]  # ..., the release restored
 TakeoverOf = Callable[[Deployment], Awaitable[Takeover | None]]
 # Another replica is drawing the card: its edit takes a moment; wait for it that long at most.
 DRAW_RETRY = 0.05
@@ -310,7 +310,7 @@ class SlackNotifier(ThreadReplies):
         the request expires `approval_ttl` after it was made (as the expiry sweep counts)."""
         if not self._waiting(dep):
             return [], None
-        return self._plan_of(dep.spec, dep.operation), dep.created_at + self._ttl
+        return self._plan_of(dep.spec, dep.operation, dep.restores), dep.created_at + self._ttl
 
 
 class Notifiers:

@@ -162,7 +162,7 @@ async def running_bot(
         # stack a request would take over) only later
         cards = SlackNotifier(slack, store, ledger, cards_tasks, interval=settings.card_interval,
                               clock=clock, approval_ttl=settings.approval_ttl,
-                              plan_of=lambda spec, op: deployer.plan(spec, op),
+                              plan_of=lambda spec, op, back: deployer.plan(spec, op, back),
                               takeover_of=lambda dep: deployer.takeover(dep),
                               leases=SlackLeases(ledger, owner_id(), clock=clock))  # fmt: skip
         notifier = Notifiers(MetricsNotifier(metrics), cards)
