@@ -145,7 +145,10 @@ async def cmd_releases(d: Deployer, args: argparse.Namespace, out: TerminalNotif
 
 
 async def cmd_rollback(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
-    return _exit(await d.rollback(args.name, requester=_operator(), to=args.to))
+    done = await d.rollback(args.name, requester=_operator(), to=args.to)
+    if done.state is S.SUCCEEDED:
+        _print(out, [f"{done.stack}: back on release {done.restores} (now release {done.release})"])
+    return _exit(done)
 
 
 def _release_number(raw: str) -> int:

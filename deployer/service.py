@@ -1,5 +1,5 @@
-"""Deployer: the lifecycle commands the CLI and the bot drive (request, approve, reject,
-transfer, retry, give up), and the reads they need. It plans, records and runs; what exists
+"""Deployer: the lifecycle commands the CLI and the bot drive (request, roll back, approve,
+reject, transfer, retry, give up), and the reads they need. It plans, records and runs; what exists
 right now is the Inventory's (inventory.py). Its store, journal and settings stay inside."""
 
 from __future__ import annotations

@@ -154,6 +154,19 @@ async def test_a_stack_that_is_not_live_cannot_be_rolled_back(opened: Opener) ->
             await deployer.releases("bob")
 
 
+async def test_a_roll_back_approved_after_its_stack_was_destroyed_makes_nothing(
+    opened: Opener, sandbox: Sandbox
+) -> None:
+    await two_releases(opened)
+    async with opened() as deployer:
+        waiting = await deployer.request_rollback("alice", requester="U2")  # needs approval
+        await deployer.destroy("alice", requester="U1")
+        ended = await deployer.run(await deployer.approve(waiting, "U3"))
+    assert ended.state is S.ROLLED_BACK
+    assert "alice is not live any more" in (ended.error or "")
+    assert not any(sandbox.resources().values())
+
+
 async def test_a_roll_back_to_an_image_no_longer_allowed_is_refused(opened: Opener) -> None:
     await two_releases(opened)
     async with opened(allowed_images="ghcr.io/sst/opencode:*") as deployer:
