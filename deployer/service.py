@@ -1,6 +1,7 @@
 """Deployer: the lifecycle commands the CLI and the bot drive (request, roll back, approve,
-reject, transfer, retry, give up), and the reads they need. It plans, records and runs; what exists
-right now is the Inventory's (inventory.py). Its store, journal and settings stay inside."""
+reject, transfer, retry, give up), and the reads they need. It plans, records and runs; what
+exists right now is the Inventory's (inventory.py). Its store, journal and settings stay
+inside; which release a roll back puts back is the ReleaseBook's (releases.py)."""
 
 from __future__ import annotations
 

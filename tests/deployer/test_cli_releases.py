@@ -65,8 +65,7 @@ async def test_an_upgrade_that_does_not_answer_exits_1_saying_what_it_reverted_t
     failed = await aistack(env, "deploy", "alice", "--image", "ghcr.io/sst/opencode:silent")
     assert failed.code == 1, failed.output
     assert (
-        "alice: upgrade failed, reverted to release 1 (redeployed, and it answers)"
-        in failed.output
+        "alice: upgrade failed, reverted to release 1 (redeployed, and it answers)" in failed.output
     )
     history = await aistack(env, "history", "alice", "--json")
     ended = [json.loads(line) for line in history.output.splitlines()][-1]
