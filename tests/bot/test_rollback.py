@@ -203,6 +203,23 @@ async def test_an_upgrade_that_does_not_answer_says_which_release_it_reverted_to
     assert await world.bot.deployer.owner("alice") == ALICE
 
 
+async def test_a_failed_roll_back_reverts_and_its_retry_rolls_back_again(world: SandboxBot) -> None:
+    await two_releases(world)
+    world.engine.dokploy.silent_images.add(LATEST)  # release 1's image does not answer now
+    await typed(world, ALICE, "rollback alice")
+    failed = await world.settled("alice")
+    assert (failed.state, failed.restores) == (S.ROLLED_BACK, 1)
+    card = await world.card(failed)
+    assert card.text.startswith(
+        ":leftwards_arrow_with_hook: Roll back to release 1 failed, reverted to release 2:"
+    )
+    world.engine.dokploy.silent_images.clear()
+    again = await clicked(world, ALICE, "retry", failed)
+    assert again.restores == 1
+    done = await world.settled("alice")
+    assert (done.state, done.release, done.restores) == (S.SUCCEEDED, 3, 1)
+
+
 async def test_an_old_cards_rollback_button_still_destroys(world: SandboxBot) -> None:
     live = await _first(world)
     removal = await clicked(world, ALICE, "rollback", live)  # the id before aistack_destroy
