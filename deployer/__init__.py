@@ -37,6 +37,7 @@ from deployer.logs import configure_logging
 from deployer.ports import Clock, DeploymentReads, Notifier, Store
 from deployer.service import Deployer
 from deployer.settings import DeployerSettings, describe_validation_error, load_settings
+from deployer.stack_logs import StackLogs
 
 __all__ = [
     "ACTIVE",
@@ -66,6 +67,7 @@ __all__ = [
     "PreflightReport",
     "QuotaExceeded",
     "StackBusy",
+    "StackLogs",
     "StackSpec",
     "StackStatus",
     "Store",

@@ -8,8 +8,8 @@ SURFACE = {
     # states and their groups
     "ACTIVE", "TERMINAL", "DeploymentState", "Operation", "PhaseState",
     # values
-    "Deployment", "Event", "EventKind", "PhaseDef", "PhaseRecord", "PreflightReport", "StackSpec",
-    "StackStatus", "Takeover",
+    "Deployment", "Event", "EventKind", "PhaseDef", "PhaseRecord", "PreflightReport", "StackLogs",
+    "StackSpec", "StackStatus", "Takeover",
     # errors
     "AistackError", "AuthError", "ConfigError", "DeployFailed", "Gone", "IllegalTransition",
     "InvalidStackName", "NotFound", "PermanentError", "QuotaExceeded", "StackBusy",
