@@ -103,6 +103,15 @@ class AccessPolicy:
             return owner == user
         return not self.approval_required
 
+    def may_read_logs(self, user: str, groups: Collection[str], owner: str | None) -> Decision:
+        """A stack's logs can show what its owner works on: the owner reads them, and an
+        approver may (someone has to help when it breaks); nobody else. A stack that is not
+        live has no logs: the deployer says so to anyone."""
+        if owner is None or user == owner or _member(user, groups, self.approvers):
+            return ALLOW
+        return Decision(False, f"only the stack's owner (<@{owner}>) or an approver can read "
+                        f"its logs; approvers are: {_who(self.approvers)}")  # fmt: skip
+
     def may_retry_rollback(
         self, user: str, groups: Collection[str], dep: Deployment, owner: str | None
     ) -> Decision:
