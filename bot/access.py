@@ -109,8 +109,9 @@ class AccessPolicy:
         live has no logs: the deployer says so to anyone."""
         if owner is None or user == owner or _member(user, groups, self.approvers):
             return ALLOW
-        return Decision(False, f"only the stack's owner (<@{owner}>) or an approver can read "
-                        f"its logs; approvers are: {_who(self.approvers)}")  # fmt: skip
+        whose = _who(frozenset({owner})) if owner[:1] in ("U", "W") else owner  # or cli:name
+        return Decision(False, f"only the stack's owner ({whose}) or an approver can read its "
+                        f"logs; approvers are: {_who(self.approvers)}")  # fmt: skip
 
     def may_retry_rollback(
         self, user: str, groups: Collection[str], dep: Deployment, owner: str | None
