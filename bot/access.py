@@ -103,6 +103,16 @@ class AccessPolicy:
             return owner == user
         return not self.approval_required
 
+    def may_read_logs(self, user: str, groups: Collection[str], owner: str | None) -> Decision:
+        """A stack's logs can show what its owner works on: the owner reads them, and an
+        approver may (someone has to help when it breaks); nobody else. A stack that is not
+        live has no logs: the deployer says so to anyone."""
+        if owner is None or user == owner or _member(user, groups, self.approvers):
+            return ALLOW
+        whose = _who(frozenset({owner})) if owner[:1] in ("U", "W") else owner  # or cli:name
+        return Decision(False, f"only the stack's owner ({whose}) or an approver can read its "
+                        f"logs; approvers are: {_who(self.approvers)}")  # fmt: skip
+
     def may_retry_rollback(
         self, user: str, groups: Collection[str], dep: Deployment, owner: str | None
     ) -> Decision:

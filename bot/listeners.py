@@ -26,6 +26,7 @@ from bot import commands as c
 from bot import messages as m
 from bot.access import AccessPolicy, Decision
 from bot.blocks import Message, escape, mention
+from bot.day_two import check_message, logs_message
 from bot.directory import Directory
 from bot.notifier import NO_CARD, SlackNotifier
 from bot.releases import releases_message
@@ -143,12 +144,18 @@ class Listeners:
                 await self._transfer(name, to, user, respond)
             case c.ListStacks(mine=True):  # the asker's own: answered to the asker alone
                 stacks = await self._d.list_stacks()
-                await _say(respond, a.list_message(stacks, mine_of=user))
+                await _say(respond, a.list_message(stacks, mine_of=user, now=self._d.now()))
             case c.Status(name=None) | c.ListStacks():
                 stacks = await self._d.list_stacks()
-                await _say(respond, a.list_message(stacks), public=True)
+                await _say(respond, a.list_message(stacks, now=self._d.now()), public=True)
+            case c.Status(name=str(name), check=True):
+                checked = await self._d.check(name)
+                await _say(respond, check_message(checked, self._d.now()), public=True)
             case c.Status(name=str(name)):
-                await _say(respond, a.status_message(await self._d.status(name)), public=True)
+                status = await self._d.status(name)
+                await _say(respond, a.status_message(status, now=self._d.now()), public=True)
+            case c.Logs(name=name, tail=tail, build=build):
+                await self._logs(name, tail, build, user, respond)
             case c.History(name=name):
                 events = await self._d.history(name)
                 await _say(respond, a.history_message(name, events), public=True)
@@ -200,6 +207,15 @@ class Listeners:
                                              channel=channel, approved=direct)  # fmt: skip
         if await self._cards.card(dep.id) is None:
             await self._post_card(dep, respond, approval_required=not direct)
+
+    async def _logs(self, name: str, tail: int, build: bool, user: str, respond: Respond) -> None:
+        """To the asker alone: the owner's or an approver's (access.may_read_logs)."""
+        owner = await self._d.owner(self._d.spec(name).name)
+        decision = self._policy.may_read_logs(user, await self._dir.groups_of(user), owner)
+        if not decision.allowed:
+            await _say(respond, a.refusal(decision.reason))
+            return
+        await _say(respond, logs_message(await self._d.logs(name, tail=tail, build=build)))
 
     async def _image_refused(self, image: str, respond: Respond) -> bool:
         """An image outside AISTACK_ALLOWED_IMAGES is refused to the asker alone: no card."""

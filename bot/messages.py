@@ -32,6 +32,7 @@ from bot.blocks import (
     section,
     truncate,
 )
+from bot.container_cards import CONTAINER_OPS, done_line, failed_line, succeeded_line, takeover_line
 from deployer import (
     TERMINAL,
     Deployment,
@@ -87,6 +88,8 @@ def request_card(
                   else "its domain and DNS record go too")  # fmt: skip
         first = f":warning: This {'replaces' if deploys else 'removes'} {owner}'s live stack: "
         first += f"{change}\n"
+        if dep.operation in CONTAINER_OPS:  # nothing replaced or removed
+            first = takeover_line(dep, owner)
         owns = f"{owner} owns it and may reject it" if approval_required else ""
     blocks = [header(f"aistack: {title(dep)} {dep.stack}")]
     blocks.append(section(f"{first}{asks}\nImage: `{escape(dep.spec.image)}`"))
@@ -187,6 +190,8 @@ def card(
             dep, list(plan), expires_at=expires_at, approval_required=True, replaces=replaces
         )
     body = _BODIES.get(dep.state, _one_line)
+    if dep.operation in CONTAINER_OPS:
+        body = _CONTAINER_BODIES.get(dep.state, body)
     line, extra = body(_Card(dep, phases, total, now, paused))
     summary = {**section(line), "block_id": "summary"}
     blocks = [header(f"aistack: {title(dep)} {dep.stack}"), summary, *extra, _meta(dep)]
@@ -197,7 +202,7 @@ def _running(c: _Card) -> Body:
     total = c.total or len(phases_for(c.dep.operation))
     step = min(len(c.titles(PhaseState.DONE)) + 1, total)
     doing = " + ".join(c.titles(PhaseState.RUNNING))
-    verb = "Deploying" if c.dep.operation is Operation.DEPLOY else "Destroying"
+    verb = _DOING.get(c.dep.operation, "Destroying")
     if c.dep.restores is not None:
         verb = f"Putting release {c.dep.restores} back on"
     line = f":hourglass_flowing_sand: {verb} {c.name} — phase {step} of {total}"
@@ -281,6 +286,25 @@ def _one_line(c: _Card) -> Body:
     return lines.get(c.dep.state, f"{c.name} is {c.dep.state}"), []
 
 
+_DOING = {Operation.DEPLOY: "Deploying", Operation.STOP: "Stopping",
+          Operation.START: "Starting", Operation.RESTART: "Restarting"}  # fmt: skip
+
+
+def _container_done(c: _Card) -> Body:
+    return succeeded_line(c.dep, c.elapsed), []
+
+
+def _container_failed(c: _Card) -> Body:
+    return failed_line(c.dep, c.phases), []
+
+
+# A stop, start or restart: its own card, no buttons (bot/container_cards.py)
+_CONTAINER_BODIES: dict[DeploymentState, Callable[[_Card], Body]] = {
+    S.SUCCEEDED: _container_done,
+    S.ROLLING_BACK: _container_failed,
+    S.ROLLED_BACK: _container_failed,
+}
+
 _BODIES: dict[DeploymentState, Callable[[_Card], Body]] = {
     S.RUNNING: _running,
     S.DESTROYING: _running,
@@ -314,6 +338,8 @@ def outcome_line(dep: Deployment, phases: list[PhaseRecord]) -> str | None:
     edit of the card does not); None for endings nobody is waiting on."""
     c = _Card(dep, phases, 0, dep.updated_at, False)
     who = mention(dep.requester)
+    if dep.operation in CONTAINER_OPS:
+        return _container_outcome(dep, phases)
     revert = reverted(phases) if dep.state is S.ROLLED_BACK else None
     if revert is not None:
         return truncate(f"{who} :leftwards_arrow_with_hook: {_reverted(c, revert)}", MAX_TEXT)
@@ -332,3 +358,10 @@ def outcome_line(dep: Deployment, phases: list[PhaseRecord]) -> str | None:
     }
     line = lines.get(dep.state)
     return truncate(line, MAX_TEXT) if line else None
+
+
+def _container_outcome(dep: Deployment, phases: list[PhaseRecord]) -> str | None:
+    """How a stop, start or restart ended, to its requester (a mention notifies)."""
+    lines = {S.SUCCEEDED: done_line(dep), S.ROLLED_BACK: failed_line(dep, phases)}
+    line = lines.get(dep.state)
+    return truncate(f"{mention(dep.requester)} {line}", MAX_TEXT) if line else None

@@ -38,6 +38,7 @@ from deployer.logs import configure_logging
 from deployer.ports import Clock, DeploymentReads, Notifier, Store
 from deployer.service import Deployer
 from deployer.settings import DeployerSettings, describe_validation_error, load_settings
+from deployer.stack_logs import StackLogs
 
 __all__ = [
     "ACTIVE",
@@ -69,6 +70,7 @@ __all__ = [
     "Release",
     "Revert",
     "StackBusy",
+    "StackLogs",
     "StackSpec",
     "StackStatus",
     "Store",

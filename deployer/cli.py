@@ -1,5 +1,5 @@
-"""`aistack`: the operator CLI. preflight, deploy, status, list, destroy, history, releases,
-rollback, gc, worker, sandbox, demo.
+"""`aistack`: the operator CLI. preflight, deploy, status, list, destroy, stop, start, restart,
+logs, history, releases, rollback, gc, worker, sandbox, demo.
 
 Exit codes: 0 done (also: nothing to do, or the operator declined); 1 the deployment failed
 and was rolled back; 2 bad input or settings; 3 rollback failed, resources left behind;
@@ -17,18 +17,21 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 from deployer.assemble import open_deployer
 from deployer.console import (
     TerminalNotifier,
+    render_check,
     render_history,
     render_list,
+    render_logs,
     render_preflight,
     render_releases,
     render_status,
 )
 from deployer.core.models import Deployment
-from deployer.core.states import DeploymentState
+from deployer.core.states import DeploymentState, Operation
 from deployer.errors import (
     AistackError,
     ConfigError,
@@ -44,6 +47,7 @@ from deployer.service import Deployer
 from deployer.settings import load_settings
 
 S = DeploymentState
+TAIL_MAX = 1000  # as in Slack: more would not be read
 EXIT_FOR_STATE = {S.SUCCEEDED: 0, S.DESTROYED: 0, S.ROLLED_BACK: 1, S.ROLLBACK_FAILED: 3}
 EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE  # 141, what a shell shows for `... | head`
 Command = Callable[[Deployer, argparse.Namespace, TerminalNotifier], Awaitable[int]]
@@ -68,6 +72,8 @@ def parser() -> argparse.ArgumentParser:
     deploy.add_argument("--image", help="container image (default: AISTACK_STACK_IMAGE)")
     status = sub.add_parser("status", help="one stack, or all of them")
     status.add_argument("name", nargs="?")
+    status.add_argument("--check", action="store_true", help="probe the stack's URL now")
+    _day_two_parsers(sub)
     sub.add_parser("list", help="every stack, from Dokploy and our records")
     destroy = sub.add_parser("destroy", help="remove a stack and everything it made")
     destroy.add_argument("name")
@@ -119,13 +125,51 @@ async def cmd_destroy(d: Deployer, args: argparse.Namespace, out: TerminalNotifi
 
 async def cmd_status(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
     if args.name is None:
+        if args.check:
+            out.console.print("aistack: --check needs a stack name", markup=False, style="red")
+            return 2
         return await cmd_list(d, args, out)
-    _print(out, render_status(await d.status(args.name)))
+    if args.check:
+        _print(out, render_check(await d.check(args.name), d.now()))
+        return 0
+    _print(out, render_status(await d.status(args.name), d.now()))
+    return 0
+
+
+def _day_two_parsers(sub: Any) -> None:
+    verbs = {
+        "stop": "stop a stack's container; its data stays",
+        "start": "start a stopped stack again and wait until it answers",
+        "restart": "restart a stack's container and wait until it answers",
+    }
+    for verb, about in verbs.items():
+        sub.add_parser(verb, help=about).add_argument("name")
+    logs = sub.add_parser("logs", help="a stack's last container lines, secrets masked")
+    logs.add_argument("name")
+    logs.add_argument("--tail", type=_tail, default=100, help=f"lines, 1 to {TAIL_MAX}")
+    logs.add_argument("--build", action="store_true", help="the live release's build log")
+
+
+def _tail(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= TAIL_MAX:
+        raise argparse.ArgumentTypeError(f"a whole number from 1 to {TAIL_MAX}, not {raw!r}")
+    return int(raw)
+
+
+async def cmd_change(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
+    """stop, start, restart: requested, approved and worked by the operator at once."""
+    return _exit(await d.change(args.name, Operation(args.command), requester=_operator()))
+
+
+async def cmd_logs(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
+    logs = await d.logs(args.name, tail=args.tail, build=args.build)
+    for line in render_logs(logs):  # as written: no markup, no emoji codes turned into emoji
+        print(line, file=out.console.file, flush=True)
     return 0
 
 
 async def cmd_list(d: Deployer, _: argparse.Namespace, out: TerminalNotifier) -> int:
-    _print(out, render_list(await d.list_stacks()))
+    _print(out, render_list(await d.list_stacks(), d.now()))
     return 0
 
 
@@ -216,6 +260,10 @@ COMMANDS: dict[str, Command] = {
     "retry-rollback": cmd_retry_rollback,
     "give-up": cmd_give_up,
     "worker": cmd_worker,
+    "stop": cmd_change,
+    "start": cmd_change,
+    "restart": cmd_change,
+    "logs": cmd_logs,
 }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -33,6 +33,7 @@ from deployer.inventory import Inventory, PreflightReport
 from deployer.ports import LiveStack
 from deployer.releases import ReleaseBook
 from deployer.settings import DeployerSettings
+from deployer.stack_logs import StackLogs
 
 S = DeploymentState
 log = structlog.get_logger("aistack.service")
@@ -87,7 +88,8 @@ class Deployer:
         draft = Deployment(stack=spec.name, operation=operation, requester=requester, spec=spec,
                            channel=channel, created_at=now, updated_at=now,
                            restores=restores)  # fmt: skip
-        asked = {"image": spec.image, **({} if restores is None else {"restores": restores})}
+        asked = {"image": spec.image, "operation": str(operation),
+                 **({} if restores is None else {"restores": restores})}  # fmt: skip
         events = [self._journal.event(draft, EventKind.DEPLOYMENT_REQUESTED, state=str(S.REQUESTED),
                            actor=requester, data=asked)]  # fmt: skip
         if approved:
@@ -245,6 +247,11 @@ class Deployer:
         dep = await self.request(name, requester=requester, operation=Operation.DESTROY)
         return await self._work_until_settled(await self.approve(dep, requester))
 
+    async def change(self, name: str, operation: Operation, *, requester: str) -> Deployment:
+        """Operator path (CLI) of a stop, start or restart: request, approve, work until done."""
+        dep = await self.request(name, requester=requester, operation=operation)
+        return await self._work_until_settled(await self.approve(dep, requester))
+
     async def releases(self, name: str) -> list[Release]:
         """What the stack has run, release by release, oldest first (no env values)."""
         return await self._releases.releases(self.spec(name).name)
@@ -266,6 +273,10 @@ class Deployer:
         return await self._store.get(dep.id)
 
     # -- reads ------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        """The time on the deployer's clock: how long a stack has run is measured to it."""
+        return self._clock.now()
+
     async def get(self, deployment_id: str) -> Deployment:
         return await self._store.get(deployment_id)
 
@@ -274,6 +285,16 @@ class Deployer:
 
     async def status(self, name: str) -> StackStatus:
         return await self._inventory.status(self.spec(name))
+
+    async def check(self, name: str) -> StackStatus:
+        """The status, with what the stack's URL answers right now (not probed when stopped)."""
+        return await self._inventory.check(self.spec(name))
+
+    async def logs(self, name: str, *, tail: int = 100, build: bool = False) -> StackLogs:
+        """The live stack's last container lines (or its live release's build log), with
+        the values of its environment masked. Who may read them is the caller's rule."""
+        spec = self.spec(name)
+        return await self._inventory.logs(spec.name, tail, build, also_masked=spec.env)
 
     async def list_stacks(self) -> list[StackStatus]:
         return await self._inventory.list_stacks()

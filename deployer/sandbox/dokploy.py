@@ -126,11 +126,12 @@ async def _health(_: web.Request) -> web.Response:
 
 class FakeDokploy:
     """The fake server. `app()` builds the aiohttp app; tests and benchmarks read `calls`,
-    `snapshot()`, `live_hosts()` and `container_env()`, and steer it with `faults`,
-    `fail_deploys` (by application name), `fail_images` (an image that cannot be pulled),
-    `silent_images` (an image that deploys but whose container never answers),
+    `snapshot()`, `live_hosts()`, `stopped_hosts()` and `container_env()`, and steer it with
+    `faults`, `fail_deploys` (by application name), `fail_images` (an image that cannot be
+    pulled), `silent_images` (an image that deploys but whose container never answers),
     `lose_deploys` (that many next deploy requests vanish, as in a Dokploy restart, which
-    loses its in-memory queue) and `deploy_delay`.
+    loses its in-memory queue), `deploy_delay` and `container_prints` (what a running
+    container writes to its output).
 
     `docker_error` makes it a host without a Docker engine, as the recording hosts were: the
     text is what the docker CLI prints there, and deploys, `start`, `reload` and
@@ -249,6 +250,18 @@ class FakeDokploy:
             if app_id is not None and port is not None and self.store.is_running(app_id):
                 live[domain["host"]] = port
         return live
+
+    def stopped_hosts(self) -> set[str]:
+        """Hosts whose application is stopped: Traefik still routes them, to no container."""
+        return {d["host"] for d in self.store.domains.values()
+                if d["applicationId"] in self.store.stopped}  # fmt: skip
+
+    def container_prints(self, name: str, *lines: str) -> None:
+        """The running container of the application named `name` writes `lines` to its
+        output (what `application.readLogs` shows after the start lines)."""
+        app = next(a for a in self.store.applications.values() if a["name"] == name)
+        newest = self.store.deployments_of(app["applicationId"])[0]
+        self.store.output.setdefault(newest["deploymentId"], []).extend(lines)
 
     def silent_hosts(self) -> set[str]:
         """Hosts whose running container never answers: its newest successful deployment

@@ -1,8 +1,9 @@
 """A local stand-in for the Traefik ingress in front of the deployed stacks.
 
 Any path on a host that has a running stack answers 200 with a small JSON page (like the
-OpenCode agent's); any other host gets Traefik's 404, and a host whose container never
-answers (`silent_hosts`) Traefik's 502. The shared fault knobs (op `ingress.get`)
+OpenCode agent's); a host whose stack is stopped gets Traefik's 502 (its router is still there,
+its service has no container to send to), and so does one whose container never answers
+(`silent_hosts`); any other host gets Traefik's 404. The shared fault knobs (op `ingress.get`)
 let a test make the stacks answer 502 for a while.
 """
 
@@ -29,9 +30,11 @@ class FakeIngress:
 
     def __init__(
         self, live_hosts: Callable[[], Mapping[str, int]], *, faults: Faults | None = None,
+        stopped_hosts: Callable[[], Collection[str]] = frozenset,
         silent_hosts: Callable[[], Collection[str]] = frozenset,
     ) -> None:  # fmt: skip
         self.live_hosts = live_hosts
+        self.stopped_hosts = stopped_hosts
         self.silent_hosts = silent_hosts
         self.faults = faults if faults is not None else Faults()
         self.hits: list[tuple[str, str]] = []  # (host, path) of every request served
@@ -51,6 +54,8 @@ class FakeIngress:
         host = (request.url.host or "").lower()
         self.hits.append((host, request.path))
         if host not in {h.lower() for h in self.live_hosts()}:
+            if host in {h.lower() for h in self.stopped_hosts()}:
+                return web.Response(status=502, text="Bad Gateway")
             return web.Response(status=404, text="no such stack\n")
         if host in {h.lower() for h in self.silent_hosts()}:
             return web.Response(status=502, text="Bad Gateway\n")

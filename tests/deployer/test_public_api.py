@@ -8,8 +8,8 @@ SURFACE = {
     # states and their groups
     "ACTIVE", "TERMINAL", "DeploymentState", "Operation", "PhaseState",
     # values
-    "Deployment", "Event", "EventKind", "PhaseDef", "PhaseRecord", "PreflightReport", "StackSpec",
-    "StackStatus", "Takeover", "Release", "Revert",
+    "Deployment", "Event", "EventKind", "PhaseDef", "PhaseRecord", "PreflightReport", "StackLogs",
+    "StackSpec", "StackStatus", "Takeover", "Release", "Revert",
     # errors
     "AistackError", "AuthError", "ConfigError", "DeployFailed", "Gone", "IllegalTransition",
     "InvalidStackName", "NotFound", "PermanentError", "QuotaExceeded", "StackBusy",

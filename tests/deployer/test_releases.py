@@ -93,7 +93,8 @@ async def test_a_roll_back_puts_the_previous_release_back_and_waits_until_it_ans
         done = [e.phase for e in events_of(notifier, back, EventKind.PHASE_DONE)]
         assert PhaseName.HEALTH in done  # it waited until the stack answered
         (asked,) = events_of(notifier, back, EventKind.DEPLOYMENT_REQUESTED)
-        assert asked.data == {"image": "ghcr.io/sst/opencode:latest", "restores": 1}
+        assert asked.data == {"image": "ghcr.io/sst/opencode:latest", "operation": "deploy",
+                              "restores": 1}  # fmt: skip
         assert (await deployer.status("alice")).drift == ()
         assert await deployer.owner("alice") == "U1"
 
