@@ -29,6 +29,7 @@ from deployer.errors import (
     PermanentError,
     QuotaExceeded,
 )
+from deployer.expiry import Cause, Lifetimes, SweepReport, sweep_every
 from deployer.inventory import Inventory, PreflightReport
 from deployer.ports import LiveStack
 from deployer.releases import ReleaseBook
@@ -54,6 +55,7 @@ class Deployer:
         self._records = Records(journal.store)
         self._releases = ReleaseBook(journal.store, settings.stack)
         self.work_queued = asyncio.Event()  # wakes this process's workers
+        self._lifetimes = Lifetimes(journal, settings.lifetime, self.request)
 
     def spec(self, name: str, image: str | None = None) -> StackSpec:
         return self._settings.stack.spec_for(name, image)
@@ -69,13 +71,18 @@ class Deployer:
         channel: str | None = None,
         approved: bool = False,
         restores: int | None = None,
+        lifetime: float | None = None,
+        cause: Cause | None = None,
     ) -> Deployment:
         """Record a new deployment in `requested` (or, `approved`: approved by its requester
         and queued), with its audit events, in one write; the store refuses it while another
         one holds the stack (requests waiting for approval do not: they may wait side by
         side). `channel` is where the request came from (a chat channel; None from the CLI),
         recorded with it so whoever answers there finds it even after a crash. `restores`:
-        a roll back, a deploy of that earlier release's spec onto the live stack."""
+        a roll back, a deploy of that earlier release's spec onto the live stack. `lifetime`
+        (`--for`, seconds) is refused past AISTACK_STACK_TTL_MAX before anything is recorded;
+        `cause` is why aistack asks (expired, grace ended): its event is stored first."""
+        self._lifetimes.refuse(lifetime)
         spec = self.spec(name, image)
         if operation is Operation.DESTROY:
             spec = await self._spec_to_destroy(spec)
@@ -85,13 +92,17 @@ class Deployer:
             spec = await self._releases.spec_to_restore(spec.name, restores)
         await self._within_quota(spec.name, requester, operation)
         now = self._clock.now()
+        lifetime = await self._lifetimes.lifetime(spec.name, operation, lifetime, now)
         draft = Deployment(stack=spec.name, operation=operation, requester=requester, spec=spec,
                            channel=channel, created_at=now, updated_at=now,
-                           restores=restores)  # fmt: skip
+                           restores=restores, lifetime=lifetime)  # fmt: skip
         asked = {"image": spec.image, "operation": str(operation),
                  **({} if restores is None else {"restores": restores})}  # fmt: skip
         events = [self._journal.event(draft, EventKind.DEPLOYMENT_REQUESTED, state=str(S.REQUESTED),
                            actor=requester, data=asked)]  # fmt: skip
+        if cause is not None:  # why aistack asks comes first
+            events.insert(0, self._journal.event(draft, cause.kind, actor=requester,
+                                                 data=cause.data))  # fmt: skip
         if approved:
             draft = draft.model_copy(update={"state": S.QUEUED, "version": 2,
                                              "approver": requester})  # fmt: skip
@@ -233,9 +244,11 @@ class Deployer:
         limits = self._settings.worker
         return Worker(self._journal, self.run, limits, owner=owner, wake=self.work_queued)
 
-    async def deploy(self, name: str, *, requester: str, image: str | None = None) -> Deployment:
+    async def deploy(
+        self, name: str, *, requester: str, image: str | None = None, lifetime: float | None = None
+    ) -> Deployment:
         """Operator path (CLI): request, approve as the operator, work the queue until done."""
-        dep = await self.request(name, requester=requester, image=image)
+        dep = await self.request(name, requester=requester, image=image, lifetime=lifetime)
         return await self._work_until_settled(await self.approve(dep, requester))
 
     async def rollback(self, name: str, *, requester: str, to: int | None = None) -> Deployment:
@@ -271,6 +284,26 @@ class Deployer:
 
         await self.worker().run_until(settled)
         return await self._store.get(dep.id)
+
+    # -- a stack's lifetime (deployer/expiry.py) -----------------------------------------
+    async def extend(self, name: str, *, by: str, lifetime: float | None = None) -> LiveStack:
+        """The live stack expires `lifetime` (default AISTACK_STACK_TTL) from now, at most
+        AISTACK_STACK_TTL_MAX, recorded as `stack.extended`. Who may is the caller's rule
+        (the owner, an approver; the CLI is the operator)."""
+        return await self._lifetimes.extend(self.spec(name).name, by=by, lifetime=lifetime)
+
+    async def sweep_lifetimes(self) -> SweepReport:
+        """One round of the lifecycle sweep: reminders due, stops at expiry and destroys
+        after the grace requested, each once whoever else sweeps."""
+        report = await self._lifetimes.sweep()
+        if report.stopped or report.destroyed:
+            self.work_queued.set()
+        return report
+
+    async def keep_lifetimes(self, stop: asyncio.Event) -> None:
+        """The sweep at start and every AISTACK_LIFECYCLE_INTERVAL until `stop` (the bot,
+        `aistack worker`): every replica may run it, each step happens once."""
+        await sweep_every(self.sweep_lifetimes, self._settings.lifetime.interval, stop)
 
     # -- reads ------------------------------------------------------------------------------
     def now(self) -> datetime:

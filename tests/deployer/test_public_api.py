@@ -12,8 +12,8 @@ SURFACE = {
     "StackSpec", "StackStatus", "Takeover", "Release", "Revert",
     # errors
     "AistackError", "AuthError", "ConfigError", "DeployFailed", "Gone", "IllegalTransition",
-    "InvalidStackName", "NotFound", "PermanentError", "QuotaExceeded", "StackBusy",
-    "TransientError", "UpstreamError", "UpstreamUnavailable",
+    "InvalidStackName", "LifetimeTooLong", "NotFound", "PermanentError", "QuotaExceeded",
+    "StackBusy", "TransientError", "UpstreamError", "UpstreamUnavailable",
     # ports a caller implements or passes in
     "Clock", "DeploymentReads", "Notifier", "Store", "SystemClock",
     # the facade, how to open it, and its worker
