@@ -95,6 +95,16 @@ class AccessPolicy:
             + _who(self.approvers),
         )  # fmt: skip
 
+    def may_extend(self, user: str, groups: Collection[str], owner: str | None) -> Decision:
+        """The owner pushes her stack's expiry out without asking (up to the maximum); an
+        approver may too (someone is away)."""
+        if (owner is not None and user == owner) or _member(user, groups, self.approvers):
+            return ALLOW
+        return Decision(
+            False, "only the stack's owner or an approver can extend it; approvers are: "
+            + _who(self.approvers),
+        )  # fmt: skip
+
     def may_change_directly(self, user: str, owner: str | None) -> bool:
         """The owner of a live stack removes, stops, starts, restarts or rolls it back without
         asking; others need approval, or with approval off, the owner's consent (someone

@@ -24,10 +24,12 @@ from slack_sdk.errors import SlackApiError
 from bot import answers as a
 from bot import commands as c
 from bot import messages as m
+from bot import reminders
 from bot.access import AccessPolicy, Decision
 from bot.blocks import Message, escape, mention
 from bot.day_two import check_message, logs_message
 from bot.directory import Directory
+from bot.lifetimes import AccessDenied, LifetimeClicks
 from bot.notifier import NO_CARD, SlackNotifier
 from bot.releases import releases_message
 from bot.settings import BotSettings
@@ -40,6 +42,7 @@ from deployer import (
     Deployment,
     DeploymentState,
     IllegalTransition,
+    LifetimeTooLong,
     NotFound,
     Operation,
     QuotaExceeded,
@@ -62,7 +65,7 @@ ClickHandler = Callable[[Click, Deployment], Awaitable[None]]
 Rule = Callable[[str, frozenset[str], Deployment, str | None], Decision]  # ..., the owner
 
 
-class Listeners:
+class Listeners(LifetimeClicks):
     def __init__(
         self,
         deployer: Deployer,
@@ -93,6 +96,8 @@ class Listeners:
             "aistack_roll_back": self._roll_back,
             "aistack_retry": self._retry,
             "aistack_retry_rollback": self._retry_rollback,
+            reminders.EXTEND: self._extend_click,
+            reminders.STOP: self._stop_click,
         }
 
     def register(self, app: AsyncApp) -> None:
@@ -127,8 +132,9 @@ class Listeners:
                 spec = self._d.spec(name, image)
                 if not await self._image_refused(spec.image, respond):
                     await _say(respond, a.dry_run_message(spec, self._d.plan(spec)))
-            case c.Deploy(name=name, image=image):
-                await self._request(name, user, channel, trigger, respond, image=image)
+            case c.Deploy(name=name, image=image, lifetime=lifetime):
+                await self._request(name, user, channel, trigger, respond, image=image,
+                                    lifetime=lifetime)  # fmt: skip
             case c.Destroy(name=name):
                 await self._request_change(name, Operation.DESTROY, user, channel, trigger,
                                            respond)  # fmt: skip
@@ -139,6 +145,9 @@ class Listeners:
                 await self._request_rollback(name, to, user, channel, trigger, respond)
             case c.Releases(name=name):
                 await _say(respond, releases_message(name, await self._d.releases(name)),
+                           public=True)  # fmt: skip
+            case c.Extend(name=name, lifetime=lifetime):
+                await _say(respond, a.notice(await self._extend(name, user, lifetime)),
                            public=True)  # fmt: skip
             case c.Transfer(name=name, to=to):
                 await self._transfer(name, to, user, respond)
@@ -164,7 +173,7 @@ class Listeners:
 
     async def _request(
         self, name: str, user: str, channel: str, trigger: str | None, respond: Respond,
-        *, image: str | None = None,
+        *, image: str | None = None, lifetime: float | None = None,
     ) -> None:  # fmt: skip
         refused = self._policy.may_request(user, await self._dir.groups_of(user))
         if not refused.allowed:
@@ -176,7 +185,8 @@ class Listeners:
         owner = await self._d.owner(self._d.spec(name).name)
         needed = self._s.approval_required or owner not in (None, user)
         dep = await self._d.request(name, requester=user, image=image, dedup_key=trigger,
-                                    channel=channel, approved=not needed)  # fmt: skip
+                                    channel=channel, approved=not needed,
+                                    lifetime=lifetime)  # fmt: skip
         if await self._cards.card(dep.id) is None:  # not a replay of a request already carded
             await self._post_card(dep, respond, approval_required=needed)
 
@@ -343,8 +353,9 @@ class Listeners:
         return decision.allowed
 
     async def _destroy(self, click: Click, dep: Deployment) -> None:
-        if await self._takes_requests(click):
-            await self._request_change(dep.stack, Operation.DESTROY, click.user, click.channel,
+        channel = dep.channel or click.channel  # a reminder's, in a DM: the stack's channel
+        if await self._takes_requests(click, channel):
+            await self._request_change(dep.stack, Operation.DESTROY, click.user, channel,
                                        None, self._ephemeral(click))  # fmt: skip
 
     async def _roll_back(self, click: Click, dep: Deployment) -> None:
@@ -362,9 +373,10 @@ class Listeners:
         await self._request(dep.stack, click.user, click.channel, None,
                             self._ephemeral(click), image=dep.spec.image)  # fmt: skip
 
-    async def _takes_requests(self, click: Click) -> bool:
-        """A button that starts a new request obeys the channel rule, as the command does."""
-        allowed = self._policy.in_channel(click.channel)
+    async def _takes_requests(self, click: Click, channel: str | None = None) -> bool:
+        """A button that starts a new request obeys the channel rule, as the command does
+        (for the channel its card goes to)."""
+        allowed = self._policy.in_channel(channel or click.channel)
         if not allowed.allowed:
             await self._tell(click, allowed.reason)
         return allowed.allowed
@@ -388,7 +400,7 @@ class Listeners:
             await work
         except StackBusy as exc:
             await _say(respond, a.busy_message(str(exc)))
-        except (NotFound, QuotaExceeded) as exc:  # our own words: what is wrong, and why
+        except (NotFound, QuotaExceeded, LifetimeTooLong, AccessDenied) as exc:  # our own words
             await _say(respond, a.refusal(str(exc)))
         except AistackError as exc:  # upstream text: escaped whole, no mention survives
             await _say(respond, a.refusal(f"That did not work: {escape(str(exc))}"))

@@ -33,6 +33,7 @@ from bot.blocks import (
     truncate,
 )
 from bot.container_cards import CONTAINER_OPS, done_line, failed_line, succeeded_line, takeover_line
+from bot.reminders import expiry_line, extended_line, reminder_text
 from deployer import (
     TERMINAL,
     Deployment,
@@ -146,6 +147,7 @@ class _Card:
     total: int
     now: datetime
     paused: bool
+    live_until: datetime | None = None  # the live stack's expiry, on its live card
 
     @property
     def name(self) -> str:
@@ -180,11 +182,14 @@ def card(
     plan: Sequence[str] = (),
     expires_at: datetime | None = None,
     replaces: Takeover | None = None,
+    live_until: datetime | None = None,
+    cause: str | None = None,
 ) -> Message:
     """The one status card of a deployment, edited in place as its state changes.
 
     A request is redrawn as it was first posted: approvers decide on its `plan`, see when it
-    `expires_at`, and whose live stack it `replaces`."""
+    `expires_at`, and whose live stack it `replaces`. The live deployment's card says when
+    the stack expires (`live_until`); an operation aistack asked for says why (`cause`)."""
     if dep.state is S.REQUESTED:
         return request_card(
             dep, list(plan), expires_at=expires_at, approval_required=True, replaces=replaces
@@ -192,9 +197,11 @@ def card(
     body = _BODIES.get(dep.state, _one_line)
     if dep.operation in CONTAINER_OPS:
         body = _CONTAINER_BODIES.get(dep.state, body)
-    line, extra = body(_Card(dep, phases, total, now, paused))
+    line, extra = body(_Card(dep, phases, total, now, paused, live_until))
     summary = {**section(line), "block_id": "summary"}
     blocks = [header(f"aistack: {title(dep)} {dep.stack}"), summary, *extra, _meta(dep)]
+    if cause:
+        blocks.insert(2, section(cause))
     return message(line.replace("\n", " "), blocks)
 
 
@@ -225,8 +232,8 @@ def _succeeded(c: _Card) -> Body:
     elif c.dep.release is not None and c.dep.release > 1:
         line += f" · release {c.dep.release}"
     if c.dep.release is None or c.dep.release < 2:  # nothing earlier to put back
-        return line, [actions(destroy)]
-    return line, [actions(_roll_back(c.dep), destroy)]
+        return line, [*_expiry(c), actions(destroy)]
+    return line, [*_expiry(c), actions(_roll_back(c.dep), destroy)]
 
 
 def _roll_back(dep: Deployment) -> Block:
@@ -237,6 +244,12 @@ def _roll_back(dep: Deployment) -> Block:
             "roll back starts at once; anyone else's waits for approval.")  # fmt: skip
     roll_back["confirm"] = confirm(f"Roll back {dep.stack}?", puts, "Roll back")
     return roll_back
+
+
+def _expiry(c: _Card) -> list[Block]:
+    """When the live stack expires (bot/reminders.py), above its buttons."""
+    line = expiry_line(c.live_until)
+    return [context(line)] if line else []
 
 
 def _rolled_back(c: _Card) -> Body:
@@ -329,8 +342,15 @@ def thread_line(event: Event) -> str | None:
         K.UNDO_FAILED: f":warning: Undo {title} failed: {error}",
         K.DEPLOYMENT_NOT_STARTED: f":warning: {escape(event.stack)} has not started: {error}",
     }
-    line = lines.get(event.kind)
+    line = lines.get(event.kind) or _lifetime_line(event)
     return truncate(line, MAX_TEXT) if line else None
+
+
+def _lifetime_line(event: Event) -> str | None:
+    """A stack's reminder (posted with its buttons: bot/threads.py) and its extensions."""
+    if event.kind == K.STACK_EXPIRY_NOTICE:
+        return reminder_text(event, yours=False)
+    return extended_line(event) if event.kind == K.STACK_EXTENDED else None
 
 
 def outcome_line(dep: Deployment, phases: list[PhaseRecord]) -> str | None:
