@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -100,25 +103,63 @@ async def test_extend_says_the_new_expiry_and_refuses_past_the_maximum(
     assert missing.code == 6 and "bob is not live: there is nothing to extend" in missing.output
 
 
+async def expired(database: Path, stack: str = "alice") -> None:
+    """Give the live stack an expiry a minute past, as the store would hold it a week on."""
+    store = await SqliteStore.open(database)
+    try:
+        live = await store.live(stack)
+        assert live is not None
+        past = datetime.now(UTC) - timedelta(minutes=1)
+        said = Event(deployment_id=live.deployment_id, stack=stack, actor="test",
+                     kind=EventKind.STACK_EXTENDED)  # fmt: skip
+        await store.extend(stack, past, said)
+    finally:
+        await store.close()
+
+
+async def stopped(database: Path, stack: str = "alice") -> bool:
+    store = await SqliteStore.open(database)
+    try:
+        live = await store.live(stack)
+    finally:
+        await store.close()
+    return live is not None and live.stopped_at is not None
+
+
 async def test_sweep_stops_an_expired_stack_and_says_so(
     cli: dict[str, str], tmp_path: Path
 ) -> None:
     assert (await aistack(cli, "deploy", "alice")).code == 0
     quiet = await aistack(cli, "sweep")
     assert quiet.code == 0 and "nothing due" in quiet.output
-    store = await SqliteStore.open(tmp_path / "aistack.db")
-    try:  # an expiry already past, as the store would hold it a week later
-        live = await store.live("alice")
-        assert live is not None
-        past = datetime.now(UTC) - timedelta(minutes=1)
-        said = Event(deployment_id=live.deployment_id, stack="alice", actor="test",
-                     kind=EventKind.STACK_EXTENDED)  # fmt: skip
-        await store.extend("alice", past, said)
-    finally:
-        await store.close()
+    await expired(tmp_path / "aistack.db")
     swept = await aistack(cli, "sweep")
     assert swept.code == 0, swept.output
     assert "alice: stop requested" in swept.output
     history = await aistack(cli, "history", "alice", "--json")
     assert '"kind":"stack.expired"' in history.output.replace(" ", "")
     assert "nothing due" in (await aistack(cli, "sweep")).output  # stopped: the grace runs
+
+
+async def test_the_worker_sweeps_as_it_runs_until_stopped(
+    cli: dict[str, str], tmp_path: Path
+) -> None:
+    assert (await aistack(cli, "deploy", "alice")).code == 0
+    await expired(tmp_path / "aistack.db")
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "deployer.cli", "--log-level", "info", "worker", env=cli,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert worker.stderr is not None
+    said: list[str] = []
+    try:
+        async with asyncio.timeout(30):  # its first sweep requests the stop, then it runs it
+            while "deployment.succeeded" not in (line := (await worker.stderr.readline()).decode()):
+                assert line, f"the worker ended: {said}"
+                said.append(line)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        await worker.communicate()
+    assert worker.returncode == 0
+    assert any("stack expired: stop requested" in line for line in said)
+    assert await stopped(tmp_path / "aistack.db")
