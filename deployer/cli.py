@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from deployer.assemble import open_deployer
+from deployer.cli_lifetimes import extended_lines, lifetime_commands, lifetime_option, swept_lines
 from deployer.console import (
     TerminalNotifier,
     render_check,
@@ -30,7 +31,6 @@ from deployer.console import (
     render_releases,
     render_status,
 )
-from deployer.core.lifetime import EXAMPLE, duration_seconds, when
 from deployer.core.models import Deployment
 from deployer.core.states import DeploymentState, Operation
 from deployer.errors import (
@@ -72,7 +72,7 @@ def parser() -> argparse.ArgumentParser:
     deploy = sub.add_parser("deploy", help="deploy a stack and wait until it answers")
     deploy.add_argument("name")
     deploy.add_argument("--image", help="container image (default: AISTACK_STACK_IMAGE)")
-    _lifetime_option(deploy, "how long a new stack lives (default: AISTACK_STACK_TTL)")
+    lifetime_option(deploy, "how long a new stack lives (default: AISTACK_STACK_TTL)")
     status = sub.add_parser("status", help="one stack, or all of them")
     status.add_argument("name", nargs="?")
     status.add_argument("--check", action="store_true", help="probe the stack's URL now")
@@ -103,33 +103,11 @@ def parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--exit-when-idle", action="store_true", help="stop when nothing is left to claim"
     )
-    _lifetime_commands(sub)
+    lifetime_commands(sub)
     sandbox = sub.add_parser("sandbox", help="serve the fakes on 127.0.0.1 until Ctrl-C")
     sandbox.add_argument("--deploy-delay", type=float, default=2.0)
     sub.add_parser("demo", help="a guided tour against the sandbox")
     return p
-
-
-def _lifetime_option(command: argparse.ArgumentParser, what: str) -> None:
-    command.add_argument("--for", dest="lifetime", type=_duration, metavar="DURATION",
-                         help=f"{what}; {EXAMPLE}, at most AISTACK_STACK_TTL_MAX")  # fmt: skip
-
-
-def _lifetime_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    extend = sub.add_parser("extend", help="a live stack expires later (now + --for)")
-    extend.add_argument("name")
-    _lifetime_option(extend, "from now (default: AISTACK_STACK_TTL)")
-    sub.add_parser(
-        "sweep", help="remind, stop expired stacks, destroy those stopped past the grace; "
-        "then run what it requested"
-    )  # fmt: skip
-
-
-def _duration(text: str) -> float:
-    try:
-        return duration_seconds(text)
-    except ValueError as exc:  # argparse says it with the usage, exit 2
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 async def cmd_preflight(d: Deployer, _: argparse.Namespace, out: TerminalNotifier) -> int:
@@ -277,27 +255,17 @@ async def cmd_worker(d: Deployer, args: argparse.Namespace, out: TerminalNotifie
 
 
 async def cmd_extend(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
-    live = await d.extend(args.name, by=_operator(), lifetime=args.lifetime)
-    assert live.expires_at is not None  # it was just set
-    stopped = f"; it is stopped (since {when(live.stopped_at)})" if live.stopped_at else ""
-    _print(out, [f"{live.stack} now expires {when(live.expires_at)}{stopped}"])
+    _print(out, extended_lines(await d.extend(args.name, by=_operator(), lifetime=args.lifetime)))
     return 0
 
 
 async def cmd_sweep(d: Deployer, _: argparse.Namespace, out: TerminalNotifier) -> int:
     report = await d.sweep_lifetimes()
-    requested = [*report.stopped, *report.destroyed]
-    lines = [f"reminded the owner of {stack}'s expiry" for stack in report.reminded]
-    lines += [f"{dep.stack}: {dep.operation} requested" for dep in requested]
-    lines += [f"{stack}: busy with another operation; the next sweep looks again"
-              for stack in report.busy]  # fmt: skip
-    lines += [f"{stack}: not handled (see the log); the next sweep tries again"
-              for stack in report.failed]  # fmt: skip
-    _print(out, lines or ["nothing due: no reminder, no stop, no destroy"])
+    _print(out, swept_lines(report))
     worker = d.worker()
     while await worker.run_once() is not None:  # the stops and destroys it requested
         pass
-    results = [_exit(await d.get(dep.id)) for dep in requested]
+    results = [_exit(await d.get(dep.id)) for dep in (*report.stopped, *report.destroyed)]
     return max(results, default=4 if report.failed else 0)
 
 
