@@ -232,12 +232,13 @@ async def test_status_and_list_say_how_long_it_runs_and_since_when_it_is_stopped
 ) -> None:
     calendar.advance(3 * 3600 + 60)
     status = await on_calendar.status("alice")
-    assert "  running for 3 h · release 1" in render_status(status, calendar.now())
-    assert render_list([status], calendar.now())[1].endswith("  running for 3 h · release 1")
+    running = "running for 3 h · release 1 · expires 2026-12-08 07:00 UTC"  # the default TTL
+    assert f"  {running}" in render_status(status, calendar.now())
+    assert render_list([status], calendar.now())[1].endswith(f"  {running}")
     await on_calendar.change("alice", Operation.STOP, requester="U1")
     calendar.advance(600)
     status = await on_calendar.status("alice")
-    stopped = "stopped since 2026-12-01 10:01 UTC · release 1"
+    stopped = "stopped since 2026-12-01 10:01 UTC · release 1 · expires 2026-12-08 07:00 UTC"
     assert f"  {stopped}" in render_status(status, calendar.now())
     assert render_check(status, calendar.now())[1:] == [
         "  stopped since 2026-12-01 10:01 UTC: not probed", f"  {stopped}"]  # fmt: skip
@@ -251,7 +252,7 @@ async def test_check_in_the_cli_shows_the_answer_and_the_uptime(
     assert lines == [
         "alice  https://alice.ai.example.test",
         "  answers (200)",
-        "  running for 3 days · release 1",
+        "  running for 3 days · release 1 · expires 2026-12-08 07:00 UTC",
     ]
 
 
