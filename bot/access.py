@@ -106,6 +106,16 @@ class AccessPolicy:
             "renew its password; approvers are: " + _who(self.approvers),
         )  # fmt: skip
 
+    def may_extend(self, user: str, groups: Collection[str], owner: str | None) -> Decision:
+        """The owner pushes her stack's expiry out without asking (up to the maximum); an
+        approver may too (someone is away)."""
+        if (owner is not None and user == owner) or _member(user, groups, self.approvers):
+            return ALLOW
+        return Decision(
+            False, "only the stack's owner or an approver can extend it; approvers are: "
+            + _who(self.approvers),
+        )  # fmt: skip
+
     def may_change_directly(self, user: str, owner: str | None) -> bool:
         """The owner of a live stack removes, stops, starts, restarts or rolls it back without
         asking; others need approval, or with approval off, the owner's consent (someone
@@ -113,6 +123,16 @@ class AccessPolicy:
         if owner is not None:
             return owner == user
         return not self.approval_required
+
+    def may_read_logs(self, user: str, groups: Collection[str], owner: str | None) -> Decision:
+        """A stack's logs can show what its owner works on: the owner reads them, and an
+        approver may (someone has to help when it breaks); nobody else. A stack that is not
+        live has no logs: the deployer says so to anyone."""
+        if owner is None or user == owner or _member(user, groups, self.approvers):
+            return ALLOW
+        whose = _who(frozenset({owner})) if owner[:1] in ("U", "W") else owner  # or cli:name
+        return Decision(False, f"only the stack's owner ({whose}) or an approver can read its "
+                        f"logs; approvers are: {_who(self.approvers)}")  # fmt: skip
 
     def may_retry_rollback(
         self, user: str, groups: Collection[str], dep: Deployment, owner: str | None

@@ -9,6 +9,7 @@ drawn in `bot/messages.py`. As there, user- and upstream-controlled text always 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from bot.blocks import (
     Message,
@@ -22,6 +23,7 @@ from bot.blocks import (
     pack,
     section,
 )
+from bot.day_two import life
 from bot.messages import bullets, phase_title, utc
 from deployer import Event, PhaseRecord, PreflightReport, StackSpec, StackStatus
 
@@ -65,10 +67,12 @@ def dry_run_message(spec: StackSpec, plan: list[str]) -> Message:
     return message(f"Dry run for {escape(spec.name)}: nothing was changed", blocks)
 
 
-def status_message(status: StackStatus) -> Message:
+def status_message(status: StackStatus, *, now: datetime | None = None) -> Message:
     dep, live = status.deployment, status.live
     state = str(dep.state) if dep else "no record"
     lines = [f"*{escape(status.name)}* · {state} · {escape(status.url)}", *_record_lines(status)]
+    if running := escape(life(status, now)):  # running for, stopped since, release, expiry
+        lines.insert(1, running[:1].upper() + running[1:])
     app = escape(live.application_status or "none") if live else ""
     where = f"project `{escape(live.project_name)}`, application {app}" if live else "nothing"
     lines.append(f"Dokploy: {where}")
@@ -103,14 +107,16 @@ def _phase_line(record: PhaseRecord) -> str:
     return f"{icon} {phase_title(record.name)} — {record.state}{took}"
 
 
-def list_message(stacks: list[StackStatus], *, mine_of: str | None = None) -> Message:
+def list_message(
+    stacks: list[StackStatus], *, mine_of: str | None = None, now: datetime | None = None
+) -> Message:
     if mine_of is not None:
         stacks = [s for s in stacks if s.belongs_to(mine_of)]
     if not stacks:
         empty = "You have no stacks yet" if mine_of else "No stacks yet"
         hint = escape("Start one with `/aistack deploy <name>`.")
         return message(empty, [section(f"{empty}. {hint}")])
-    packed, left = pack([_list_line(s) for s in stacks])
+    packed, left = pack([_list_line(s) + _running(s, now) for s in stacks])
     note = [context(f"{left} more not shown; /aistack status NAME shows one")] if left else []
     blocks = [header("aistack: your stacks" if mine_of else "aistack: stacks"), *packed, *note]
     drifting = sum(1 for s in stacks if s.drift)
@@ -123,6 +129,11 @@ def _list_line(s: StackStatus) -> str:
     owner = mention(s.owner) if s.owner else "-"
     flag = " · :warning: *DRIFT*" if s.drift else ""
     return f"*{escape(s.name)}* · {state} · app {app} · {escape(s.url)} · {owner}{flag}"
+
+
+def _running(s: StackStatus, now: datetime | None) -> str:
+    running = life(s, now)
+    return f" · {escape(running)}" if running else ""
 
 
 def history_message(name: str, events: list[Event]) -> Message:

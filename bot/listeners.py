@@ -24,10 +24,14 @@ from slack_sdk.errors import SlackApiError
 from bot import answers as a
 from bot import commands as c
 from bot import messages as m
+from bot import reminders
 from bot.access import AccessPolicy, Decision
 from bot.blocks import Message, escape, mention
+from bot.day_two import check_message, logs_message
 from bot.directory import Directory
+from bot.lifetimes import AccessDenied, LifetimeClicks
 from bot.notifier import NO_CARD, SlackNotifier
+from bot.releases import releases_message
 from bot.settings import BotSettings
 from bot.slack_api import SlackWriter
 from bot.tasks import Tasks
@@ -38,6 +42,7 @@ from deployer import (
     Deployment,
     DeploymentState,
     IllegalTransition,
+    LifetimeTooLong,
     NotFound,
     Operation,
     QuotaExceeded,
@@ -60,7 +65,7 @@ ClickHandler = Callable[[Click, Deployment], Awaitable[None]]
 Rule = Callable[[str, frozenset[str], Deployment, str | None], Decision]  # ..., the owner
 
 
-class Listeners:
+class Listeners(LifetimeClicks):
     def __init__(
         self,
         deployer: Deployer,
@@ -88,8 +93,11 @@ class Listeners:
             "aistack_destroy": self._destroy,
             # Cards posted before the Destroy button got its own id still carry this one
             "aistack_rollback": self._destroy,
+            "aistack_roll_back": self._roll_back,
             "aistack_retry": self._retry,
             "aistack_retry_rollback": self._retry_rollback,
+            reminders.EXTEND: self._extend_click,
+            reminders.STOP: self._stop_click,
         }
 
     def register(self, app: AsyncApp) -> None:
@@ -124,26 +132,41 @@ class Listeners:
                 spec = self._d.spec(name, image)
                 if not await self._image_refused(spec.image, respond):
                     await _say(respond, a.dry_run_message(spec, self._d.plan(spec)))
-            case c.Deploy(name=name, image=image):
-                await self._request(name, user, channel, trigger, respond, image=image)
+            case c.Deploy(name=name, image=image, lifetime=lifetime):
+                await self._request(name, user, channel, trigger, respond, image=image,
+                                    lifetime=lifetime)  # fmt: skip
             case c.Destroy(name=name):
                 await self._request_change(name, Operation.DESTROY, user, channel, trigger,
                                            respond)  # fmt: skip
             case c.Container(verb=verb, name=name):
                 await self._request_change(name, Operation(verb), user, channel, trigger,
                                            respond)  # fmt: skip
+            case c.Rollback(name=name, to=to):
+                await self._request_rollback(name, to, user, channel, trigger, respond)
+            case c.Releases(name=name):
+                await _say(respond, releases_message(name, await self._d.releases(name)),
+                           public=True)  # fmt: skip
+            case c.Extend(name=name, lifetime=lifetime):
+                await _say(respond, a.notice(await self._extend(name, user, lifetime)),
+                           public=True)  # fmt: skip
             case c.Transfer(name=name, to=to):
                 await self._transfer(name, to, user, respond)
             case c.Credentials(name=name):
                 await self._credentials(name, user, trigger, respond)
             case c.ListStacks(mine=True):  # the asker's own: answered to the asker alone
                 stacks = await self._d.list_stacks()
-                await _say(respond, a.list_message(stacks, mine_of=user))
+                await _say(respond, a.list_message(stacks, mine_of=user, now=self._d.now()))
             case c.Status(name=None) | c.ListStacks():
                 stacks = await self._d.list_stacks()
-                await _say(respond, a.list_message(stacks), public=True)
+                await _say(respond, a.list_message(stacks, now=self._d.now()), public=True)
+            case c.Status(name=str(name), check=True):
+                checked = await self._d.check(name)
+                await _say(respond, check_message(checked, self._d.now()), public=True)
             case c.Status(name=str(name)):
-                await _say(respond, a.status_message(await self._d.status(name)), public=True)
+                status = await self._d.status(name)
+                await _say(respond, a.status_message(status, now=self._d.now()), public=True)
+            case c.Logs(name=name, tail=tail, build=build):
+                await self._logs(name, tail, build, user, respond)
             case c.History(name=name):
                 events = await self._d.history(name)
                 await _say(respond, a.history_message(name, events), public=True)
@@ -152,7 +175,7 @@ class Listeners:
 
     async def _request(
         self, name: str, user: str, channel: str, trigger: str | None, respond: Respond,
-        *, image: str | None = None,
+        *, image: str | None = None, lifetime: float | None = None,
     ) -> None:  # fmt: skip
         refused = self._policy.may_request(user, await self._dir.groups_of(user))
         if not refused.allowed:
@@ -164,7 +187,8 @@ class Listeners:
         owner = await self._d.owner(self._d.spec(name).name)
         needed = self._s.approval_required or owner not in (None, user)
         dep = await self._d.request(name, requester=user, image=image, dedup_key=trigger,
-                                    channel=channel, approved=not needed)  # fmt: skip
+                                    channel=channel, approved=not needed,
+                                    lifetime=lifetime)  # fmt: skip
         if await self._cards.card(dep.id) is None:  # not a replay of a request already carded
             await self._post_card(dep, respond, approval_required=needed)
 
@@ -182,6 +206,28 @@ class Listeners:
         )  # fmt: skip
         if await self._cards.card(dep.id) is None:
             await self._post_card(dep, respond, approval_required=not direct)
+
+    async def _request_rollback(
+        self, name: str, to: int | None, user: str, channel: str, trigger: str | None,
+        respond: Respond,
+    ) -> None:  # fmt: skip
+        """Put an earlier release back: like a destroy, the owner's goes ahead at once and
+        anyone else's waits for approval. The stack is live: no quota applies."""
+        owner = await self._d.owner(self._d.spec(name).name)
+        direct = self._policy.may_change_directly(user, owner)
+        dep = await self._d.request_rollback(name, requester=user, to=to, dedup_key=trigger,
+                                             channel=channel, approved=direct)  # fmt: skip
+        if await self._cards.card(dep.id) is None:
+            await self._post_card(dep, respond, approval_required=not direct)
+
+    async def _logs(self, name: str, tail: int, build: bool, user: str, respond: Respond) -> None:
+        """To the asker alone: the owner's or an approver's (access.may_read_logs)."""
+        owner = await self._d.owner(self._d.spec(name).name)
+        decision = self._policy.may_read_logs(user, await self._dir.groups_of(user), owner)
+        if not decision.allowed:
+            await _say(respond, a.refusal(decision.reason))
+            return
+        await _say(respond, logs_message(await self._d.logs(name, tail=tail, build=build)))
 
     async def _image_refused(self, image: str, respond: Respond) -> bool:
         """An image outside AISTACK_ALLOWED_IMAGES is refused to the asker alone: no card."""
@@ -234,7 +280,7 @@ class Listeners:
         closed = await self._d.supersede(dep)
 
         async def render(current: Deployment) -> Message:
-            plan = self._d.plan(current.spec, current.operation)
+            plan = self._d.plan(current.spec, current.operation, current.restores)
             expires = current.created_at + timedelta(seconds=self._s.approval_ttl)
             return m.request_card(current, plan, expires_at=expires,
                                   approval_required=approval_required,
@@ -328,18 +374,30 @@ class Listeners:
         return decision.allowed
 
     async def _destroy(self, click: Click, dep: Deployment) -> None:
-        if await self._takes_requests(click):
-            await self._request_change(dep.stack, Operation.DESTROY, click.user, click.channel,
+        channel = dep.channel or click.channel  # a reminder's, in a DM: the stack's channel
+        if await self._takes_requests(click, channel):
+            await self._request_change(dep.stack, Operation.DESTROY, click.user, channel,
                                        None, self._ephemeral(click))  # fmt: skip
 
-    async def _retry(self, click: Click, dep: Deployment) -> None:
+    async def _roll_back(self, click: Click, dep: Deployment) -> None:
         if await self._takes_requests(click):
-            await self._request(dep.stack, click.user, click.channel, None,
-                                self._ephemeral(click), image=dep.spec.image)  # fmt: skip
+            await self._request_rollback(dep.stack, None, click.user, click.channel, None,
+                                         self._ephemeral(click))  # fmt: skip
 
-    async def _takes_requests(self, click: Click) -> bool:
-        """A button that starts a new request obeys the channel rule, as the command does."""
-        allowed = self._policy.in_channel(click.channel)
+    async def _retry(self, click: Click, dep: Deployment) -> None:
+        if not await self._takes_requests(click):
+            return
+        if dep.restores is not None:  # a failed roll back is retried as one, to that release
+            await self._request_rollback(dep.stack, dep.restores, click.user, click.channel,
+                                         None, self._ephemeral(click))  # fmt: skip
+            return
+        await self._request(dep.stack, click.user, click.channel, None,
+                            self._ephemeral(click), image=dep.spec.image)  # fmt: skip
+
+    async def _takes_requests(self, click: Click, channel: str | None = None) -> bool:
+        """A button that starts a new request obeys the channel rule, as the command does
+        (for the channel its card goes to)."""
+        allowed = self._policy.in_channel(channel or click.channel)
         if not allowed.allowed:
             await self._tell(click, allowed.reason)
         return allowed.allowed
@@ -363,7 +421,7 @@ class Listeners:
             await work
         except StackBusy as exc:
             await _say(respond, a.busy_message(str(exc)))
-        except (NotFound, QuotaExceeded) as exc:  # our own words: what is wrong, and why
+        except (NotFound, QuotaExceeded, LifetimeTooLong, AccessDenied) as exc:  # our own words
             await _say(respond, a.refusal(str(exc)))
         except AistackError as exc:  # upstream text: escaped whole, no mention survives
             await _say(respond, a.refusal(f"That did not work: {escape(str(exc))}"))

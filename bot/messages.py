@@ -32,6 +32,8 @@ from bot.blocks import (
     section,
     truncate,
 )
+from bot.container_cards import CONTAINER_OPS, done_line, failed_line, succeeded_line, takeover_line
+from bot.reminders import expiry_line, extended_line, reminder_text
 from deployer import (
     TERMINAL,
     Deployment,
@@ -41,8 +43,11 @@ from deployer import (
     Operation,
     PhaseRecord,
     PhaseState,
+    Revert,
     Takeover,
+    env_fingerprint,
     phases_for,
+    reverted,
 )
 
 S = DeploymentState
@@ -74,6 +79,9 @@ def request_card(
     `replaces` (or removes) someone else's live stack says so first and names its owner, who
     may reject it: it must not read like a new deploy."""
     asks = f"{mention(dep.requester)} asks to {dep.operation} *{escape(dep.stack)}*"
+    if dep.restores is not None:
+        asks = f"{mention(dep.requester)} asks to roll back *{escape(dep.stack)}* to "
+        asks += _release(dep)
     first = owns = ""
     if replaces is not None:
         deploys, owner = dep.operation is Operation.DEPLOY, mention(replaces.owner)
@@ -81,8 +89,10 @@ def request_card(
                   else "its domain and DNS record go too")  # fmt: skip
         first = f":warning: This {'replaces' if deploys else 'removes'} {owner}'s live stack: "
         first += f"{change}\n"
+        if dep.operation in CONTAINER_OPS:  # nothing replaced or removed
+            first = takeover_line(dep, owner)
         owns = f"{owner} owns it and may reject it" if approval_required else ""
-    blocks = [header(f"aistack: {dep.operation} {dep.stack}")]
+    blocks = [header(f"aistack: {title(dep)} {dep.stack}")]
     blocks.append(section(f"{first}{asks}\nImage: `{escape(dep.spec.image)}`"))
     blocks += pack(["*Plan*", *bullets(plan)] if plan else [])[0][:10]
     waiting = "Waiting for approval" if approval_required else "No approval needed · starting"
@@ -93,6 +103,18 @@ def request_card(
         blocks.append(actions(approve, button("Reject", "aistack_reject", dep.id, "danger")))
     blocks.append(_meta(dep))
     return message(f"{first}{asks} · {waiting.lower()}", blocks)
+
+
+def title(dep: Deployment) -> str:
+    """What a deployment does, as its card's header says it: a roll back is a deploy."""
+    return "roll back" if dep.restores is not None else str(dep.operation)
+
+
+def _release(dep: Deployment) -> str:
+    """`release 2 (image `X`, env fingerprint `F`)`: what a roll back puts back."""
+    spec = dep.spec
+    return (f"release {dep.restores} (image `{escape(spec.image)}`, env fingerprint "
+            f"`{env_fingerprint(spec.env)}`)")  # fmt: skip
 
 
 def _approve(dep: Deployment) -> Block:
@@ -125,6 +147,7 @@ class _Card:
     total: int
     now: datetime
     paused: bool
+    live_until: datetime | None = None  # the live stack's expiry, on its live card
 
     @property
     def name(self) -> str:
@@ -159,19 +182,26 @@ def card(
     plan: Sequence[str] = (),
     expires_at: datetime | None = None,
     replaces: Takeover | None = None,
+    live_until: datetime | None = None,
+    cause: str | None = None,
 ) -> Message:
     """The one status card of a deployment, edited in place as its state changes.
 
     A request is redrawn as it was first posted: approvers decide on its `plan`, see when it
-    `expires_at`, and whose live stack it `replaces`."""
+    `expires_at`, and whose live stack it `replaces`. The live deployment's card says when
+    the stack expires (`live_until`); an operation aistack asked for says why (`cause`)."""
     if dep.state is S.REQUESTED:
         return request_card(
             dep, list(plan), expires_at=expires_at, approval_required=True, replaces=replaces
         )
     body = _BODIES.get(dep.state, _one_line)
-    line, extra = body(_Card(dep, phases, total, now, paused))
+    if dep.operation in CONTAINER_OPS:
+        body = _CONTAINER_BODIES.get(dep.state, body)
+    line, extra = body(_Card(dep, phases, total, now, paused, live_until))
     summary = {**section(line), "block_id": "summary"}
-    blocks = [header(f"aistack: {dep.operation} {dep.stack}"), summary, *extra, _meta(dep)]
+    blocks = [header(f"aistack: {title(dep)} {dep.stack}"), summary, *extra, _meta(dep)]
+    if cause:
+        blocks.insert(2, section(cause))
     return message(line.replace("\n", " "), blocks)
 
 
@@ -179,7 +209,9 @@ def _running(c: _Card) -> Body:
     total = c.total or len(phases_for(c.dep.operation))
     step = min(len(c.titles(PhaseState.DONE)) + 1, total)
     doing = " + ".join(c.titles(PhaseState.RUNNING))
-    verb = "Deploying" if c.dep.operation is Operation.DEPLOY else "Destroying"
+    verb = _DOING.get(c.dep.operation, "Destroying")
+    if c.dep.restores is not None:
+        verb = f"Putting release {c.dep.restores} back on"
     line = f":hourglass_flowing_sand: {verb} {c.name} — phase {step} of {total}"
     line += f": {doing}" if doing else ""
     line += f" · {clock(c.elapsed)} elapsed"
@@ -194,7 +226,30 @@ def _succeeded(c: _Card) -> Body:
     destroy["confirm"] = confirm(f"Destroy {c.dep.stack}?", removes, "Destroy")
     url = escape(c.dep.spec.url)
     line = f":white_check_mark: {c.name} is live at {url} · total {duration(c.elapsed)}"
-    return line, [*_login_note(c), actions(destroy)]
+    if c.dep.restores is not None:
+        line = (f":white_check_mark: {c.name} is back on release {c.dep.restores} (now release "
+                f"{c.dep.release}) and is live at {url} · total {duration(c.elapsed)}")  # fmt: skip
+    elif c.dep.release is not None and c.dep.release > 1:
+        line += f" · release {c.dep.release}"
+    if c.dep.release is None or c.dep.release < 2:  # nothing earlier to put back
+        return line, [*_expiry(c), *_login_note(c), actions(destroy)]
+    return line, [*_expiry(c), *_login_note(c), actions(_roll_back(c.dep), destroy)]
+
+
+def _roll_back(dep: Deployment) -> Block:
+    """Like `/aistack rollback <stack>` by whoever clicks: the release before the live one."""
+    roll_back = button("Roll back", "aistack_roll_back", dep.id, "primary")
+    puts = (f"This puts the release before the live one back on *{escape(dep.stack)}* (its "
+            "image and environment), redeploys it and waits until it answers. The owner's "
+            "roll back starts at once; anyone else's waits for approval.")  # fmt: skip
+    roll_back["confirm"] = confirm(f"Roll back {dep.stack}?", puts, "Roll back")
+    return roll_back
+
+
+def _expiry(c: _Card) -> list[Block]:
+    """When the live stack expires (bot/reminders.py), above its buttons."""
+    line = expiry_line(c.live_until)
+    return [context(line)] if line else []
 
 
 def _login_note(c: _Card) -> list[Block]:
@@ -207,10 +262,23 @@ def _login_note(c: _Card) -> list[Block]:
 
 
 def _rolled_back(c: _Card) -> Body:
+    revert = reverted(c.phases)
+    if revert is not None:
+        line = f":leftwards_arrow_with_hook: {_reverted(c, revert)}"
+        return line, [actions(button("Retry", "aistack_retry", c.dep.id, "primary"))]
     undone = c.titles(PhaseState.UNDONE)
     what = f"Rolled back: {', '.join(undone)}." if undone else "Nothing had to be undone."
     line = f":leftwards_arrow_with_hook: {c.failure()}\n{what} Nothing is left behind."
     return line, [actions(button("Retry", "aistack_retry", c.dep.id, "primary"))]
+
+
+def _reverted(c: _Card, revert: Revert) -> str:
+    """A failed upgrade (or roll back) of a live stack, and the release it runs again."""
+    what = f"Roll back to release {c.dep.restores}" if c.dep.restores is not None else "Upgrade"
+    n = revert.release
+    how = (f"release {n} was deployed again and answers" if revert.redeployed else
+           f"the new image never reached the container: it still runs release {n}")  # fmt: skip
+    return f"{what} failed, reverted to release {n}: {c.failure()}\n{c.name} is live: {how}."
 
 
 def _rollback_failed(c: _Card) -> Body:
@@ -240,6 +308,25 @@ def _one_line(c: _Card) -> Body:
     return lines.get(c.dep.state, f"{c.name} is {c.dep.state}"), []
 
 
+_DOING = {Operation.DEPLOY: "Deploying", Operation.STOP: "Stopping",
+          Operation.START: "Starting", Operation.RESTART: "Restarting"}  # fmt: skip
+
+
+def _container_done(c: _Card) -> Body:
+    return succeeded_line(c.dep, c.elapsed), []
+
+
+def _container_failed(c: _Card) -> Body:
+    return failed_line(c.dep, c.phases), []
+
+
+# A stop, start or restart: its own card, no buttons (bot/container_cards.py)
+_CONTAINER_BODIES: dict[DeploymentState, Callable[[_Card], Body]] = {
+    S.SUCCEEDED: _container_done,
+    S.ROLLING_BACK: _container_failed,
+    S.ROLLED_BACK: _container_failed,
+}
+
 _BODIES: dict[DeploymentState, Callable[[_Card], Body]] = {
     S.RUNNING: _running,
     S.DESTROYING: _running,
@@ -264,8 +351,15 @@ def thread_line(event: Event) -> str | None:
         K.UNDO_FAILED: f":warning: Undo {title} failed: {error}",
         K.DEPLOYMENT_NOT_STARTED: f":warning: {escape(event.stack)} has not started: {error}",
     }
-    line = lines.get(event.kind)
+    line = lines.get(event.kind) or _lifetime_line(event)
     return truncate(line, MAX_TEXT) if line else None
+
+
+def _lifetime_line(event: Event) -> str | None:
+    """A stack's reminder (posted with its buttons: bot/threads.py) and its extensions."""
+    if event.kind == K.STACK_EXPIRY_NOTICE:
+        return reminder_text(event, yours=False)
+    return extended_line(event) if event.kind == K.STACK_EXTENDED else None
 
 
 def outcome_line(dep: Deployment, phases: list[PhaseRecord]) -> str | None:
@@ -273,6 +367,15 @@ def outcome_line(dep: Deployment, phases: list[PhaseRecord]) -> str | None:
     edit of the card does not); None for endings nobody is waiting on."""
     c = _Card(dep, phases, 0, dep.updated_at, False)
     who = mention(dep.requester)
+    if dep.operation in CONTAINER_OPS:
+        return _container_outcome(dep, phases)
+    revert = reverted(phases) if dep.state is S.ROLLED_BACK else None
+    if revert is not None:
+        return truncate(f"{who} :leftwards_arrow_with_hook: {_reverted(c, revert)}", MAX_TEXT)
+    if dep.state is S.SUCCEEDED and dep.restores is not None:
+        back = (f"{who} :white_check_mark: {c.name} is back on release {dep.restores} (now "
+                f"release {dep.release}) and is live at {escape(dep.spec.url)}")  # fmt: skip
+        return truncate(back, MAX_TEXT)
     what = "teardown" if dep.operation is Operation.DESTROY else "rollback"
     not_done = "was not removed" if dep.operation is Operation.DESTROY else "is not live"
     lines = {
@@ -284,3 +387,10 @@ def outcome_line(dep: Deployment, phases: list[PhaseRecord]) -> str | None:
     }
     line = lines.get(dep.state)
     return truncate(line, MAX_TEXT) if line else None
+
+
+def _container_outcome(dep: Deployment, phases: list[PhaseRecord]) -> str | None:
+    """How a stop, start or restart ended, to its requester (a mention notifies)."""
+    lines = {S.SUCCEEDED: done_line(dep), S.ROLLED_BACK: failed_line(dep, phases)}
+    line = lines.get(dep.state)
+    return truncate(f"{mention(dep.requester)} {line}", MAX_TEXT) if line else None

@@ -31,7 +31,7 @@ from typing import TypeVar
 import structlog
 from slack_sdk.errors import SlackApiError
 
-from bot import messages
+from bot import messages, reminders
 from bot.blocks import Message
 from bot.ledger import Card, CardLedger
 from bot.messages import thread_line
@@ -63,7 +63,7 @@ from deployer import (
 )
 
 log = structlog.get_logger("aistack.bot.notifier")
-PlanOf = Callable[[StackSpec, Operation], list[str]]
+PlanOf = Callable[[StackSpec, Operation, int | None], list[str]]  # ..., the release restored
 TakeoverOf = Callable[[Deployment], Awaitable[Takeover | None]]
 # Another replica is drawing the card: its edit takes a moment; wait for it that long at most.
 DRAW_RETRY = 0.05
@@ -298,8 +298,25 @@ class SlackNotifier(ThreadReplies):
         total = len(phases_for(dep.operation))
         plan, expires_at = self._request(dep)
         replaces = await self._takeover_of(dep) if self._waiting(dep) else None
+        live_until, cause = await self._live_until(dep), await self._cause(dep)
         return messages.card(dep, phases, total=total, now=self._clock.now(), paused=paused,
-                    plan=plan, expires_at=expires_at, replaces=replaces)  # fmt: skip
+                    plan=plan, expires_at=expires_at, replaces=replaces,
+                    live_until=live_until, cause=cause)  # fmt: skip
+
+    async def _live_until(self, dep: Deployment) -> datetime | None:
+        """When the stack expires, for the card of the deployment it is live from."""
+        if dep.operation is not Operation.DEPLOY or dep.state is not DeploymentState.SUCCEEDED:
+            return None
+        live = await self._reads.live(dep.stack)
+        return live.expires_at if live is not None and live.deployment_id == dep.id else None
+
+    async def _cause(self, dep: Deployment) -> str | None:
+        """Why aistack stopped or destroyed the stack (expired, grace ended): the event it
+        stored first with its request."""
+        if dep.operation not in (Operation.STOP, Operation.DESTROY):
+            return None
+        said = (reminders.cause_line(e) for e in await self._reads.events_for(dep.id))
+        return next((line for line in said if line is not None), None)
 
     @staticmethod
     def _waiting(dep: Deployment) -> bool:
@@ -310,7 +327,7 @@ class SlackNotifier(ThreadReplies):
         the request expires `approval_ttl` after it was made (as the expiry sweep counts)."""
         if not self._waiting(dep):
             return [], None
-        return self._plan_of(dep.spec, dep.operation), dep.created_at + self._ttl
+        return self._plan_of(dep.spec, dep.operation, dep.restores), dep.created_at + self._ttl
 
 
 class Notifiers:

@@ -3,8 +3,9 @@
 Start: the store and the card ledger, one Slack client (auth.test first: a bad token or an
 unreachable Slack fails here, in one line, not on the first click; in Socket Mode
 apps.connections.open next, for the app token), the deployer, the Bolt app, the web app, the
-workers, the expiry sweep and the card sweep (cards and thread replies a dead process owed:
-bot/notifier.py).
+workers, the expiry sweep, the lifecycle sweep (reminders, stops at expiry, destroys after
+the grace: deployer/expiry.py) and the card sweep (cards and thread replies a dead process
+owed: bot/notifier.py).
 Stop: take no more work, interrupt running sagas (their phases checkpoint), mark their cards
 "paused", let the cards finish writing, close everything. The next start, or another
 replica, resumes those deployments on the same cards.
@@ -163,7 +164,7 @@ async def running_bot(
         # stack a request would take over) only later
         cards = SlackNotifier(slack, store, ledger, cards_tasks, interval=settings.card_interval,
                               clock=clock, approval_ttl=settings.approval_ttl,
-                              plan_of=lambda spec, op: deployer.plan(spec, op),
+                              plan_of=lambda spec, op, back: deployer.plan(spec, op, back),
                               takeover_of=lambda dep: deployer.takeover(dep),
                               leases=SlackLeases(ledger, owner_id(), clock=clock))  # fmt: skip
         notifier = Notifiers(MetricsNotifier(metrics), cards, LoginFailures(slack, store))
@@ -177,6 +178,7 @@ async def running_bot(
                 bot.worker = deployer.worker()
                 background.spawn(bot.worker.run_forever(bot.stop, slots=workers), name="worker")
                 background.spawn(_expire(deployer, settings, bot.stop), name="expiry")
+                background.spawn(deployer.keep_lifetimes(bot.stop), name="lifetimes")
                 background.spawn(_keep_cards(cards, bot.stop), name="cards")
                 if bot.socket is not None:
                     background.spawn(bot.socket.run(), name="socket mode")

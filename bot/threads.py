@@ -5,7 +5,9 @@ the bookkeeping. The thread's outbox is the deployer's event log: the writer rea
 after the deployment's cursor ("replies posted through event N", in the card ledger), posts
 them, then moves the cursor, under the deployment's THREAD lease: a restart or another
 replica goes on where this one stopped. Lines that fall due within the channel's post
-interval share one reply, and the last phase waits a moment for the outcome.
+interval share one reply, and the last phase waits a moment for the outcome. A reminder of
+the stack's expiry is a reply of its own, with its buttons, and goes to the owner's direct
+messages too: once, as it rides on the same cursor and lease.
 """
 
 from __future__ import annotations
@@ -14,12 +16,19 @@ import asyncio
 import math
 from collections.abc import Callable
 
+import structlog
+from slack_sdk.errors import SlackApiError
+
+from bot import reminders
+from bot.blocks import mention
 from bot.ledger import Card, CardLedger
 from bot.messages import outcome_line, thread_line
 from bot.outbox import THREAD, SlackLeases
 from bot.slack_api import SlackWriter
 from bot.writers import Line, ThreadWriter, Writer, chunks, ends, posted_through
-from deployer import Clock, DeploymentReads, DeploymentState, Event
+from deployer import Clock, DeploymentReads, DeploymentState, Event, EventKind
+
+log = structlog.get_logger("aistack.bot.threads")
 
 # The outcome follows the last phase by one store write: the phase's line waits for it, so
 # both go in one reply. Bounded: if the outcome is late (a store outage, a shutdown), the
@@ -51,6 +60,9 @@ class ThreadReplies:
             reply = await self._reply(target)
             for text in chunks(await self._texts(reply)):
                 await self._slack.post(card.channel, text, thread_ts=card.ts)
+            for line in reply:
+                if _reminds(line.event):
+                    await self._remind(card, line.event)
             await self._ledger.mark_replies_posted(target.deployment_id, posted_through(target))
             target.replying = False
             self._settle_taken(target)
@@ -118,8 +130,24 @@ class ThreadReplies:
             await self._pause(left, target.arrived)
 
     async def _texts(self, reply: list[Line]) -> list[str]:
-        texts = [line.text or await self._outcome(line.event) for line in reply]
+        texts = [line.text or await self._outcome(line.event)
+                 for line in reply if not _reminds(line.event)]  # fmt: skip
         return [text for text in texts if text]
+
+    async def _remind(self, card: Card, event: Event) -> None:
+        """The reminder under the card, then in the owner's Messages tab. A direct message
+        Slack refuses (the person left, the tab is off) is logged: the thread has it."""
+        thread = reminders.reminder(event, yours=False)
+        await self._slack.post(card.channel, thread.text, thread.blocks, thread_ts=card.ts)
+        owner = str(event.data.get("owner", ""))
+        if not mention(owner).startswith("<@"):  # not a Slack user (the CLI's operator)
+            return
+        direct = reminders.reminder(event, yours=True)
+        try:
+            await self._slack.dm(owner, direct.text, direct.blocks)
+        except SlackApiError as exc:
+            log.warning("reminder not sent to the owner", stack_name=event.stack,
+                        error=str(exc.response.get("error")))  # fmt: skip
 
     async def _outcome(self, event: Event) -> str | None:
         """The outcome as of the event (the deployment may have moved on since: a retry)."""
@@ -147,3 +175,7 @@ class ThreadReplies:
         finally:
             for waiting in waits:
                 waiting.cancel()
+
+
+def _reminds(event: Event) -> bool:
+    return event.kind == EventKind.STACK_EXPIRY_NOTICE

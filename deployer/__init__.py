@@ -13,6 +13,7 @@ from deployer.core.lifetime import duration_seconds
 from deployer.core.models import Deployment, Event, PhaseRecord, StackSpec, StackStatus
 from deployer.core.names import validate_stack_name
 from deployer.core.phases import PhaseDef, phases_for
+from deployer.core.releases import Release, Revert, env_fingerprint, reverted
 from deployer.core.states import ACTIVE, TERMINAL, DeploymentState, Operation, PhaseState
 from deployer.engine.records import Takeover
 from deployer.engine.worker import Worker
@@ -24,6 +25,7 @@ from deployer.errors import (
     Gone,
     IllegalTransition,
     InvalidStackName,
+    LifetimeTooLong,
     NotFound,
     PermanentError,
     QuotaExceeded,
@@ -37,6 +39,7 @@ from deployer.logs import configure_logging
 from deployer.ports import Clock, DeploymentReads, Notifier, Store
 from deployer.service import Deployer
 from deployer.settings import DeployerSettings, describe_validation_error, load_settings
+from deployer.stack_logs import StackLogs
 
 __all__ = [
     "ACTIVE",
@@ -56,6 +59,7 @@ __all__ = [
     "Gone",
     "IllegalTransition",
     "InvalidStackName",
+    "LifetimeTooLong",
     "NotFound",
     "Notifier",
     "Operation",
@@ -65,7 +69,10 @@ __all__ = [
     "PhaseState",
     "PreflightReport",
     "QuotaExceeded",
+    "Release",
+    "Revert",
     "StackBusy",
+    "StackLogs",
     "StackSpec",
     "StackStatus",
     "Store",
@@ -78,9 +85,11 @@ __all__ = [
     "configure_logging",
     "describe_validation_error",
     "duration_seconds",
+    "env_fingerprint",
     "load_settings",
     "open_deployer",
     "open_store",
     "phases_for",
+    "reverted",
     "validate_stack_name",
 ]

@@ -104,7 +104,7 @@ async def open_deployer(
             Deps(settings, made.paas, made.dns, made.probe, clock, records.live_ids, delivery)
         )
         saga = Saga(journal, steps, timeouts(settings))
-        inventory = Inventory(settings, store, made.paas, made.dns)
+        inventory = Inventory(settings, store, made.paas, made.dns, made.probe, clock)
         yield Deployer(settings, journal, inventory, saga)
 
 

@@ -1,5 +1,5 @@
-"""`aistack`: the operator CLI. preflight, deploy, status, list, destroy, history, gc, worker,
-credentials, sandbox, demo.
+"""`aistack`: the operator CLI. preflight, deploy, status, list, destroy, stop, start, restart,
+logs, history, releases, rollback, gc, worker, extend, sweep, credentials, sandbox, demo.
 
 Exit codes: 0 done (also: nothing to do, or the operator declined); 1 the deployment failed
 and was rolled back; 2 bad input or settings; 3 rollback failed, resources left behind;
@@ -17,21 +17,27 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 from deployer.assemble import open_deployer
+from deployer.cli_lifetimes import extended_lines, lifetime_commands, lifetime_option, swept_lines
 from deployer.console import (
     TerminalNotifier,
+    render_check,
     render_history,
     render_list,
+    render_logs,
     render_preflight,
+    render_releases,
     render_status,
 )
 from deployer.core.models import Deployment
-from deployer.core.states import DeploymentState
+from deployer.core.states import DeploymentState, Operation
 from deployer.errors import (
     AistackError,
     ConfigError,
     InvalidStackName,
+    LifetimeTooLong,
     NotFound,
     PermanentError,
     QuotaExceeded,
@@ -43,6 +49,7 @@ from deployer.service import Deployer
 from deployer.settings import load_settings
 
 S = DeploymentState
+TAIL_MAX = 1000  # as in Slack: more would not be read
 EXIT_FOR_STATE = {S.SUCCEEDED: 0, S.DESTROYED: 0, S.ROLLED_BACK: 1, S.ROLLBACK_FAILED: 3}
 EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE  # 141, what a shell shows for `... | head`
 Command = Callable[[Deployer, argparse.Namespace, TerminalNotifier], Awaitable[int]]
@@ -65,11 +72,24 @@ def parser() -> argparse.ArgumentParser:
     deploy = sub.add_parser("deploy", help="deploy a stack and wait until it answers")
     deploy.add_argument("name")
     deploy.add_argument("--image", help="container image (default: AISTACK_STACK_IMAGE)")
+    lifetime_option(deploy, "how long a new stack lives (default: AISTACK_STACK_TTL)")
     status = sub.add_parser("status", help="one stack, or all of them")
     status.add_argument("name", nargs="?")
+    status.add_argument("--check", action="store_true", help="probe the stack's URL now")
+    _day_two_parsers(sub)
     sub.add_parser("list", help="every stack, from Dokploy and our records")
     destroy = sub.add_parser("destroy", help="remove a stack and everything it made")
     destroy.add_argument("name")
+    releases = sub.add_parser("releases", help="what a stack has run, release by release")
+    releases.add_argument("name")
+    rollback = sub.add_parser("rollback", help="put an earlier release back and wait for it")
+    rollback.add_argument("name")
+    rollback.add_argument(
+        "--to",
+        type=_release_number,
+        metavar="N",
+        help="the release to put back (default: the one before the live one)",
+    )
     history = sub.add_parser("history", help="the audit trail of a stack")
     history.add_argument("name")
     history.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -87,6 +107,7 @@ def parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--exit-when-idle", action="store_true", help="stop when nothing is left to claim"
     )
+    lifetime_commands(sub)
     sandbox = sub.add_parser("sandbox", help="serve the fakes on 127.0.0.1 until Ctrl-C")
     sandbox.add_argument("--deploy-delay", type=float, default=2.0)
     sub.add_parser("demo", help="a guided tour against the sandbox")
@@ -103,7 +124,8 @@ async def cmd_deploy(d: Deployer, args: argparse.Namespace, out: TerminalNotifie
     if refused is not None:  # bad input: refused before anything is recorded
         out.console.print(f"aistack: {refused}", markup=False, style="red")
         return 2
-    return _exit(await d.deploy(args.name, requester=_operator(), image=args.image))
+    return _exit(await d.deploy(args.name, requester=_operator(), image=args.image,
+                                lifetime=args.lifetime))  # fmt: skip
 
 
 async def cmd_destroy(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
@@ -112,13 +134,51 @@ async def cmd_destroy(d: Deployer, args: argparse.Namespace, out: TerminalNotifi
 
 async def cmd_status(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
     if args.name is None:
+        if args.check:
+            out.console.print("aistack: --check needs a stack name", markup=False, style="red")
+            return 2
         return await cmd_list(d, args, out)
-    _print(out, render_status(await d.status(args.name)))
+    if args.check:
+        _print(out, render_check(await d.check(args.name), d.now()))
+        return 0
+    _print(out, render_status(await d.status(args.name), d.now()))
+    return 0
+
+
+def _day_two_parsers(sub: Any) -> None:
+    verbs = {
+        "stop": "stop a stack's container; its data stays",
+        "start": "start a stopped stack again and wait until it answers",
+        "restart": "restart a stack's container and wait until it answers",
+    }
+    for verb, about in verbs.items():
+        sub.add_parser(verb, help=about).add_argument("name")
+    logs = sub.add_parser("logs", help="a stack's last container lines, secrets masked")
+    logs.add_argument("name")
+    logs.add_argument("--tail", type=_tail, default=100, help=f"lines, 1 to {TAIL_MAX}")
+    logs.add_argument("--build", action="store_true", help="the live release's build log")
+
+
+def _tail(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= TAIL_MAX:
+        raise argparse.ArgumentTypeError(f"a whole number from 1 to {TAIL_MAX}, not {raw!r}")
+    return int(raw)
+
+
+async def cmd_change(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
+    """stop, start, restart: requested, approved and worked by the operator at once."""
+    return _exit(await d.change(args.name, Operation(args.command), requester=_operator()))
+
+
+async def cmd_logs(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
+    logs = await d.logs(args.name, tail=args.tail, build=args.build)
+    for line in render_logs(logs):  # as written: no markup, no emoji codes turned into emoji
+        print(line, file=out.console.file, flush=True)
     return 0
 
 
 async def cmd_list(d: Deployer, _: argparse.Namespace, out: TerminalNotifier) -> int:
-    _print(out, render_list(await d.list_stacks()))
+    _print(out, render_list(await d.list_stacks(), d.now()))
     return 0
 
 
@@ -130,6 +190,24 @@ async def cmd_history(d: Deployer, args: argparse.Namespace, out: TerminalNotifi
         return 0
     _print(out, render_history(events))
     return 0
+
+
+async def cmd_releases(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
+    _print(out, render_releases(await d.releases(args.name)))
+    return 0
+
+
+async def cmd_rollback(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
+    done = await d.rollback(args.name, requester=_operator(), to=args.to)
+    if done.state is S.SUCCEEDED:
+        _print(out, [f"{done.stack}: back on release {done.restores} (now release {done.release})"])
+    return _exit(done)
+
+
+def _release_number(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"a release number is a whole number from 1, not {raw!r}")
+    return int(raw)
 
 
 async def cmd_retry_rollback(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
@@ -174,8 +252,25 @@ async def cmd_worker(d: Deployer, args: argparse.Namespace, out: TerminalNotifie
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     _print(out, [f"worker {worker.owner} taking jobs; SIGTERM or Ctrl-C stops it"])
+    lifetimes = asyncio.create_task(d.keep_lifetimes(stop))  # expiry: stops, destroys
     await worker.run_forever(stop)
+    await lifetimes
     return 0
+
+
+async def cmd_extend(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
+    _print(out, extended_lines(await d.extend(args.name, by=_operator(), lifetime=args.lifetime)))
+    return 0
+
+
+async def cmd_sweep(d: Deployer, _: argparse.Namespace, out: TerminalNotifier) -> int:
+    report = await d.sweep_lifetimes()
+    _print(out, swept_lines(report))
+    worker = d.worker()
+    while await worker.run_once() is not None:  # the stops and destroys it requested
+        pass
+    results = [_exit(await d.get(dep.id)) for dep in (*report.stopped, *report.destroyed)]
+    return max(results, default=4 if report.failed else 0)
 
 
 async def cmd_credentials(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
@@ -189,10 +284,18 @@ COMMANDS: dict[str, Command] = {
     "status": cmd_status,
     "list": cmd_list,
     "history": cmd_history,
+    "releases": cmd_releases,
+    "rollback": cmd_rollback,
     "gc": cmd_gc,
     "retry-rollback": cmd_retry_rollback,
     "give-up": cmd_give_up,
     "worker": cmd_worker,
+    "stop": cmd_change,
+    "start": cmd_change,
+    "restart": cmd_change,
+    "logs": cmd_logs,
+    "extend": cmd_extend,
+    "sweep": cmd_sweep,
     "credentials": cmd_credentials,
 }
 
@@ -274,6 +377,7 @@ def _exit_for_error(exc: AistackError) -> int:
         (InvalidStackName, 2),
         (StackBusy, 5),
         (QuotaExceeded, 5),
+        (LifetimeTooLong, 2),
         (NotFound, 6),
         (TransientError, 4),
         (PermanentError, 4),

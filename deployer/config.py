@@ -9,7 +9,8 @@ pause, which is no setting), so a variable's name, default and rule live in one 
     dokploy     where Dokploy is and its key
     dns         the Hetzner Cloud DNS zone and how records are named after stacks
     stack       what a stack is made of: names, host, image (and which are allowed), env,
-                its limits, and whether its URL asks for a login
+                and whether its URL asks for a login
+    lifetime    how long a stack lives, when its owner is reminded, the grace once stopped
     health      how the readiness probe asks, and for how long
     resilience  upstream requests: time limit, retry policy, circuit breaker
     deadlines   the saga's phase time limits, and the polling of a Dokploy deployment
@@ -121,6 +122,18 @@ class StackConfig:
             memory_limit=self.memory_limit,
             cpu_limit=self.cpu_limit,
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class LifetimeConfig:
+    """In seconds: AISTACK_STACK_TTL (None: stacks never expire), AISTACK_STACK_TTL_MAX,
+    AISTACK_EXPIRY_NOTICE, AISTACK_STOPPED_GRACE, AISTACK_LIFECYCLE_INTERVAL."""
+
+    ttl: float | None  # a new stack's lifetime
+    ttl_max: float  # the longest one may ask for (--for, extend)
+    notice: float  # the owner is reminded this long before the expiry
+    grace: float  # how long a stack stopped at (or after) its expiry stays before it goes
+    interval: float  # between two sweeps of the live stacks
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import IO
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from deployer.core.events import EventKind
+from deployer.core.lifetime import when
 from deployer.core.models import Deployment, Event, StackStatus
+from deployer.core.releases import Release
 from deployer.inventory import PreflightReport
+from deployer.stack_logs import MASK, StackLogs
 
 K = EventKind
 ENDINGS = {
@@ -21,8 +25,15 @@ ENDINGS = {
 }
 
 
-def describe(event: Event, total_seconds: float | None = None) -> str | None:
-    """One line for an event, or None for events only a progress bar shows. Pure."""
+def describe(
+    event: Event, total_seconds: float | None = None, operation: str | None = None
+) -> str | None:
+    """One line for an event, or None for events only a progress bar shows. Pure.
+    `operation` is what the deployment does (its request said), when known."""
+    if operation in CONTAINER_VERBS:
+        line = _container_line(event, operation, total_seconds)
+        if line is not None:
+            return line
     step = f"[{event.index}/{event.total}] " if event.index else ""
     title = event.data.get("title", event.phase)
     took = f" ({event.duration:.2f} s)" if event.duration is not None else ""
@@ -40,12 +51,45 @@ def describe(event: Event, total_seconds: float | None = None) -> str | None:
         if error
         else f"{event.stack}: retrying the rollback",
         K.DEPLOYMENT_SUCCEEDED: f"{event.stack}: live at {event.data.get('url', '')}{total}",
-        K.DEPLOYMENT_ROLLED_BACK: f"{event.stack}: rolled back, nothing left behind{total}",
+        K.DEPLOYMENT_ROLLED_BACK: _reverted(event, total)
+        or f"{event.stack}: rolled back, nothing left behind{total}",
         K.DEPLOYMENT_DESTROYED: f"{event.stack}: destroyed{total}",
         K.DEPLOYMENT_ROLLBACK_FAILED: f"{event.stack}: ROLLBACK FAILED{total}; left behind: "
         + "; ".join(event.data.get("leftovers", [])),
     }
     return lines.get(event.kind)
+
+
+# stop, start and restart: how their endings read
+CONTAINER_VERBS = {"stop": "stopping", "start": "starting", "restart": "restarting"}
+
+
+def _container_line(event: Event, operation: str, total_seconds: float | None) -> str | None:
+    name, url = event.stack, event.data.get("url", "")
+    total = f" (total {total_seconds:.1f} s)" if total_seconds is not None else ""
+    done = {
+        "stop": f"{name}: stopped; its data is kept; `aistack start {name}` starts it",
+        "start": f"{name}: running again, answers at {url}",
+        "restart": f"{name}: restarted, answers at {url}",
+    }
+    lines = {
+        K.DEPLOYMENT_RUNNING: f"{name}: {CONTAINER_VERBS[operation]}",
+        K.DEPLOYMENT_ROLLING_BACK: f"{name}: {operation} failed: {event.data.get('error', '?')}",
+        K.DEPLOYMENT_SUCCEEDED: done[operation] + total,
+        K.DEPLOYMENT_ROLLED_BACK: f"{name}: {operation} failed; nothing changed{total}",
+    }
+    return lines.get(event.kind)
+
+
+def _reverted(event: Event, total: str) -> str | None:
+    """A failed upgrade or roll back of a live stack: which release it runs again."""
+    number = event.data.get("reverted_to")
+    if number is None:
+        return None
+    what = "roll back" if event.data.get("restores") is not None else "upgrade"
+    how = "redeployed, and it answers" if event.data.get("redeployed") else (
+        "the new image never reached the container")  # fmt: skip
+    return f"{event.stack}: {what} failed, reverted to release {number} ({how}){total}"
 
 
 class TerminalNotifier:
@@ -57,8 +101,11 @@ class TerminalNotifier:
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._started: dict[str, float] = {}
+        self._operations: dict[str, str] = {}  # deployment id -> what its request asked
 
     async def notify(self, event: Event) -> None:
+        if event.kind is K.DEPLOYMENT_REQUESTED and "operation" in event.data:
+            self._operations[event.deployment_id] = str(event.data["operation"])
         if event.kind in (K.DEPLOYMENT_RUNNING, K.DEPLOYMENT_DESTROYING):
             self._started[event.deployment_id] = time.monotonic()
         total = None
@@ -66,10 +113,11 @@ class TerminalNotifier:
             total = time.monotonic() - self._started.pop(event.deployment_id)
         if self._live:
             self._advance(event)
-        line = describe(event, total)
+        line = describe(event, total, self._operations.get(event.deployment_id))
         if line is not None:
             self.console.print(line, markup=False)
         if event.kind in ENDINGS:
+            self._operations.pop(event.deployment_id, None)
             self._stop()
 
     async def deliver_credentials(
@@ -110,10 +158,12 @@ class TerminalNotifier:
         self._progress, self._task = None, None
 
 
-def render_status(status: StackStatus) -> list[str]:
+def render_status(status: StackStatus, now: datetime | None = None) -> list[str]:
     dep = status.deployment
     lines = [f"{status.name}  {dep.state if dep else 'no record'}  {status.url}"]
     lines.append(f"  owner: {status.owner}" if status.owner else "  not live")
+    if running := life(status, now):
+        lines.append(f"  {running}")
     if dep:
         lines.append(
             f"  last {dep.operation} by {dep.requester or '?'} at "
@@ -138,7 +188,7 @@ def render_status(status: StackStatus) -> list[str]:
     return lines
 
 
-def render_list(stacks: list[StackStatus]) -> list[str]:
+def render_list(stacks: list[StackStatus], now: datetime | None = None) -> list[str]:
     if not stacks:
         return ["no stacks"]
     rows = [f"{'NAME':<20} {'STATE':<16} {'DOKPLOY':<10} URL"]
@@ -146,8 +196,60 @@ def render_list(stacks: list[StackStatus]) -> list[str]:
         state = str(s.deployment.state) if s.deployment else "no record"
         live = (s.live.application_status or "no app") if s.live else "-"
         flag = "  DRIFT" if s.drift else ""
-        rows.append(f"{s.name:<20} {state:<16} {live:<10} {s.url}{flag}")
+        running = life(s, now)
+        running = f"  {running}" if running else ""
+        rows.append(f"{s.name:<20} {state:<16} {live:<10} {s.url}{flag}{running}")
     return rows
+
+
+# -- day two: how a live stack runs, its URL now, its logs ------------------------------------
+def life(status: StackStatus, now: datetime | None = None) -> str:
+    """`running for 3 h · release 4 · expires 2026-12-07 10:00 UTC`, or `stopped since ...`;
+    "" when the stack is not live (or nothing is known of how it runs)."""
+    known = (status.up_since, status.stopped_at, status.release, status.expires_at)
+    if status.owner is None or all(x is None for x in known):
+        return ""
+    if status.stopped_at is not None:
+        parts = [f"stopped since {when(status.stopped_at)}"]
+    elif status.up_since is not None and now is not None:
+        parts = [f"running for {span((now - status.up_since).total_seconds())}"]
+    else:
+        parts = [f"running since {when(status.up_since)}" if status.up_since else "running"]
+    if status.release is not None:
+        parts.append(f"release {status.release}")
+    if status.expires_at is not None:
+        parts.append(f"expires {when(status.expires_at)}")
+    return " · ".join(parts)
+
+
+def span(seconds: float) -> str:
+    """How long, roughly: `under a minute`, `42 min`, `5 h`, `3 days`."""
+    minutes = int(max(seconds, 0.0) // 60)
+    if minutes < 60:
+        return f"{minutes} min" if minutes else "under a minute"
+    hours = minutes // 60
+    return f"{hours} h" if hours < 48 else f"{hours // 24} days"
+
+
+def render_check(status: StackStatus, now: datetime | None = None) -> list[str]:
+    """`status --check`: what the URL answers now, how long it has run, its release."""
+    lines = [f"{status.name}  {status.url}"]
+    if status.owner is None:
+        return [*lines, "  not live: not probed"]
+    if status.stopped_at is not None:
+        return [*lines, f"  stopped since {when(status.stopped_at)}: not probed",
+                f"  {life(status, now)}"]  # fmt: skip
+    probe = status.probe.words if status.probe else "not probed"
+    return [*lines, f"  {probe}", f"  {life(status, now)}"]
+
+
+def render_logs(logs: StackLogs) -> list[str]:
+    """The masked lines as they are, or why there are none."""
+    if logs.absent is not None:
+        return [logs.absent]
+    what = "build log of the live release" if logs.build else "container output"
+    masked = f"; {logs.masked} secret value(s) shown as {MASK}" if logs.masked else ""
+    return [f"# {logs.stack}: last {len(logs.lines)} lines of its {what}{masked}", *logs.lines]
 
 
 def render_preflight(report: PreflightReport) -> list[str]:
@@ -182,3 +284,18 @@ def render_history(events: list[Event]) -> list[str]:
             f" by {e.actor}{took}{'  ' + extra if extra else ''}"
         )
     return lines
+
+
+def render_releases(releases: list[Release]) -> list[str]:
+    """What a stack has run, one release a line, oldest first: never an env value, only its
+    fingerprint."""
+    rows = [f"{'#':>3}  {'IMAGE':<36} {'ENV':<12} {'PORT':>5}  {'LIMITS':<22} {'BY':<24} "
+            "WHEN (UTC)"]  # fmt: skip
+    for r in releases:
+        approved = r.approver not in (None, r.requester)
+        by = r.requester + (f" (approved by {r.approver})" if approved else "")
+        notes = f"  roll back of {r.restores}" if r.restores is not None else ""
+        notes += "  <- live" if r.live else ""
+        rows.append(f"{r.number:>3}  {r.image:<36} {r.env_fingerprint:<12} {r.container_port:>5}  "
+                    f"{r.limits:<22} {by:<24} {r.at:%Y-%m-%d %H:%M}{notes}")  # fmt: skip
+    return rows

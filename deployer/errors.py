@@ -6,6 +6,7 @@
     ├── IllegalTransition           a state change the transition table does not allow
     ├── StackBusy                   another deployment of the stack is active
     ├── QuotaExceeded               a new stack would pass AISTACK_MAX_STACKS(_PER_USER)
+    ├── LifetimeTooLong             a lifetime asked for passes AISTACK_STACK_TTL_MAX
     ├── NotFound                    no such deployment or stack (in aistack's own records)
     ├── UpstreamError               an upstream's answer, or its silence: .status and .code
     ├── TransientError              worth retrying: timeouts, resets, 5xx, 429, locked
@@ -53,6 +54,10 @@ class StackBusy(AistackError):
 
 class QuotaExceeded(AistackError):
     """A new stack would pass the limit of stacks one person, or the server, may hold."""
+
+
+class LifetimeTooLong(AistackError):
+    """A lifetime asked for (`--for`, extend) is longer than AISTACK_STACK_TTL_MAX allows."""
 
 
 class NotFound(AistackError):

@@ -3,16 +3,24 @@ records with what Dokploy and the DNS zone hold right now; nothing here changes 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from deployer.core.models import Deployment, ProjectView, StackSpec, StackStatus
+from deployer.core.events import EventKind
+from deployer.core.models import Deployment, Probe, ProjectView, StackSpec, StackStatus
 from deployer.core.names import validate_stack_name
 from deployer.core.reconcile import drift
-from deployer.core.states import ACTIVE
+from deployer.core.states import ACTIVE, DeploymentState, Operation
 from deployer.engine.records import Records
 from deployer.errors import InvalidStackName, NotFound
-from deployer.ports import Dns, Paas, Store, ZoneInfo
+from deployer.ports import Clock, Dns, Paas, Prober, Store, ZoneInfo
 from deployer.settings import DeployerSettings
+from deployer.stack_logs import StackLogs, read_logs
+
+# The operations after whose success the stack runs (a stop's success stops it)
+RUNS = frozenset({Operation.DEPLOY, Operation.START, Operation.RESTART})
 
 
 @dataclass(frozen=True)
@@ -26,11 +34,16 @@ class PreflightReport:
 
 
 class Inventory:
-    def __init__(self, settings: DeployerSettings, store: Store, paas: Paas, dns: Dns) -> None:
+    def __init__(
+        self, settings: DeployerSettings, store: Store, paas: Paas, dns: Dns, prober: Prober,
+        clock: Clock,
+    ) -> None:  # fmt: skip
         self._settings = settings
         self._store = store
         self._paas = paas
         self._dns = dns
+        self._prober = prober
+        self._clock = clock
         self._records = Records(store)
 
     async def status(self, spec: StackSpec) -> StackStatus:
@@ -108,7 +121,49 @@ class Inventory:
                       dns_checked=values is not None)  # fmt: skip
         return StackStatus(name=spec.name, url=spec.url, deployment=dep, owner=owner,
                            phases=phases, live=live, drift=found,
-                           dns_values=tuple(values) if values else None)  # fmt: skip
+                           dns_values=tuple(values) if values else None,
+                           **await self._life(spec.name, dep))  # fmt: skip
+
+    # -- day two: how the live stack runs, its URL now, its logs ------------------------------
+    async def check(self, spec: StackSpec) -> StackStatus:
+        """The status, and what the URL answers right now (one request, no waiting). A
+        stack that is not live, or stopped, is not probed: nothing should answer there."""
+        status = await self.status(spec)
+        if status.owner is None or status.stopped_at is not None:
+            return status
+        answer = await self._prober.check(spec.url)
+        probe = Probe(ready=answer.ready, detail=answer.detail, at=self._clock.now())
+        return status.model_copy(update={"probe": probe})
+
+    async def logs(
+        self, stack: str, tail: int, build: bool, also_masked: Mapping[str, str]
+    ) -> StackLogs:
+        return await read_logs(self._store, self._paas, stack, tail=tail, build=build,
+                               also_masked=also_masked)  # fmt: skip
+
+    async def _life(self, stack: str, latest: Deployment | None) -> dict[str, Any]:
+        """What the live row knows: its release, since when it runs or is stopped, when it
+        expires. Nothing when the stack is not live."""
+        live = await self._store.live(stack)
+        if live is None:
+            return {}
+        made = await self._store.get(live.deployment_id)
+        up_since = None if live.stopped_at else await self._up_since(stack, latest, made)
+        return {"release": made.release, "up_since": up_since, "stopped_at": live.stopped_at,
+                "expires_at": live.expires_at}  # fmt: skip
+
+    async def _up_since(self, stack: str, latest: Deployment | None, made: Deployment) -> datetime:
+        """When the running stack last started: the success of its latest deploy, start or
+        restart. The latest deployment is that one, mostly; else (a failed restart, a request
+        waiting) the trail is read back to it."""
+        if latest is not None and _ran(latest):
+            return latest.updated_at
+        for event in reversed(await self._store.events(stack)):
+            if event.kind is EventKind.DEPLOYMENT_SUCCEEDED:
+                succeeded = await self._store.get(event.deployment_id)
+                if _ran(succeeded):
+                    return succeeded.updated_at
+        return made.updated_at
 
     def _name_of(self, project_name: str) -> str:
         prefix, _, suffix = self._settings.stack.project_pattern.partition("{name}")
@@ -132,6 +187,11 @@ def _is_stack_name(name: str) -> bool:
         return validate_stack_name(name) == name
     except InvalidStackName:
         return False
+
+
+def _ran(dep: Deployment) -> bool:
+    """A deploy, start or restart that succeeded: the stack runs since it ended."""
+    return dep.state is DeploymentState.SUCCEEDED and dep.operation in RUNS
 
 
 def _unowned(latest: Deployment | None, owner: str | None) -> bool:

@@ -1,12 +1,13 @@
-"""Deployer: the lifecycle commands the CLI and the bot drive (request, approve, reject,
-transfer, retry, give up), and the reads they need. It plans, records and runs; what exists
-right now is the Inventory's (inventory.py). Its store, journal and settings stay inside."""
+"""Deployer: the lifecycle commands the CLI and the bot drive (request, roll back, approve,
+reject, transfer, retry, give up), and the reads they need. It plans, records and runs; what
+exists right now is the Inventory's (inventory.py). Its store, journal and settings stay
+inside; which release a roll back puts back is the ReleaseBook's (releases.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -15,6 +16,7 @@ from deployer.core.lifetime import when
 from deployer.core.models import Deployment, Event, StackSpec, StackStatus
 from deployer.core.plan import Target, describe
 from deployer.core.quota import quota_refusal
+from deployer.core.releases import Release
 from deployer.core.states import HOLDING, TERMINAL, DeploymentState, Operation
 from deployer.engine.journal import Journal
 from deployer.engine.records import Records, Takeover
@@ -27,9 +29,12 @@ from deployer.errors import (
     PermanentError,
     QuotaExceeded,
 )
+from deployer.expiry import Cause, Lifetimes, SweepReport, sweep_every
 from deployer.inventory import Inventory, PreflightReport
 from deployer.ports import LiveStack
+from deployer.releases import ReleaseBook
 from deployer.settings import DeployerSettings
+from deployer.stack_logs import StackLogs
 
 S = DeploymentState
 log = structlog.get_logger("aistack.service")
@@ -48,7 +53,9 @@ class Deployer:
         self._inventory = inventory
         self._saga = saga
         self._records = Records(journal.store)
+        self._releases = ReleaseBook(journal.store, settings.stack)
         self.work_queued = asyncio.Event()  # wakes this process's workers
+        self._lifetimes = Lifetimes(journal, settings.lifetime, self.request)
 
     def spec(self, name: str, image: str | None = None) -> StackSpec:
         return self._settings.stack.spec_for(name, image)
@@ -63,12 +70,19 @@ class Deployer:
         dedup_key: str | None = None,
         channel: str | None = None,
         approved: bool = False,
+        restores: int | None = None,
+        lifetime: float | None = None,
+        cause: Cause | None = None,
     ) -> Deployment:
         """Record a new deployment in `requested` (or, `approved`: approved by its requester
         and queued), with its audit events, in one write; the store refuses it while another
         one holds the stack (requests waiting for approval do not: they may wait side by
         side). `channel` is where the request came from (a chat channel; None from the CLI),
-        recorded with it so whoever answers there finds it even after a crash."""
+        recorded with it so whoever answers there finds it even after a crash. `restores`:
+        a roll back, a deploy of that earlier release's spec onto the live stack. `lifetime`
+        (`--for`, seconds) is refused past AISTACK_STACK_TTL_MAX before anything is recorded;
+        `cause` is why aistack asks (expired, grace ended): its event is stored first."""
+        self._lifetimes.refuse(lifetime)
         spec = self.spec(name, image)
         if operation is Operation.DESTROY:
             spec = await self._spec_to_destroy(spec)
@@ -76,12 +90,21 @@ class Deployer:
             spec = await self._login_spec(spec.name)
         elif operation in LIVE_ONLY:
             spec = await self._live_spec(spec.name, operation)
+        elif restores is not None:
+            spec = await self._releases.spec_to_restore(spec.name, restores)
         await self._within_quota(spec.name, requester, operation)
         now = self._clock.now()
+        lifetime = await self._lifetimes.lifetime(spec.name, operation, lifetime, now)
         draft = Deployment(stack=spec.name, operation=operation, requester=requester, spec=spec,
-                           channel=channel, created_at=now, updated_at=now)  # fmt: skip
+                           channel=channel, created_at=now, updated_at=now,
+                           restores=restores, lifetime=lifetime)  # fmt: skip
+        asked = {"image": spec.image, "operation": str(operation),
+                 **({} if restores is None else {"restores": restores})}  # fmt: skip
         events = [self._journal.event(draft, EventKind.DEPLOYMENT_REQUESTED, state=str(S.REQUESTED),
-                           actor=requester, data={"image": spec.image})]  # fmt: skip
+                           actor=requester, data=asked)]  # fmt: skip
+        if cause is not None:  # why aistack asks comes first
+            events.insert(0, self._journal.event(draft, cause.kind, actor=requester,
+                                                 data=cause.data))  # fmt: skip
         if approved:
             draft = draft.model_copy(update={"state": S.QUEUED, "version": 2,
                                              "approver": requester})  # fmt: skip
@@ -92,6 +115,17 @@ class Deployer:
         if dep.state is S.QUEUED:
             self.work_queued.set()
         return dep
+
+    async def request_rollback(
+        self, name: str, *, requester: str, to: int | None = None, dedup_key: str | None = None,
+        channel: str | None = None, approved: bool = False,
+    ) -> Deployment:  # fmt: skip
+        """Request a roll back: release `to`, or the one before the live release, put back
+        on the live stack (a deploy through the same saga). Refused, saying why, when the
+        stack is not live, has no earlier release, or `to` is unknown or runs now."""
+        number = await self._releases.target(self.spec(name).name, to)
+        return await self.request(name, requester=requester, dedup_key=dedup_key,
+                                  channel=channel, approved=approved, restores=number)  # fmt: skip
 
     async def approve(self, dep: Deployment, approver: str) -> Deployment:
         # checked again: other stacks may have been made while this request waited
@@ -197,12 +231,14 @@ class Deployer:
             raise PermanentError(f"{name} is {state}, not rollback_failed: nothing to retry")
         return dep
 
-    def plan(self, spec: StackSpec, operation: Operation = Operation.DEPLOY) -> list[str]:
+    def plan(
+        self, spec: StackSpec, operation: Operation = Operation.DEPLOY, restores: int | None = None
+    ) -> list[str]:
         s = self._settings
         target = Target(s.dokploy.url, s.dns.zone, s.dns.mode, s.dns.record_name(spec.name),
                         str(s.dns.ingress_ip), s.stack.https,
                         login=s.stack.auth == "basic")  # fmt: skip
-        return describe(spec, target, operation)
+        return describe(spec, target, operation, restores=restores)
 
     async def run(self, dep: Deployment) -> Deployment:
         return await self._saga.run(dep)
@@ -211,14 +247,30 @@ class Deployer:
         limits = self._settings.worker
         return Worker(self._journal, self.run, limits, owner=owner, wake=self.work_queued)
 
-    async def deploy(self, name: str, *, requester: str, image: str | None = None) -> Deployment:
+    async def deploy(
+        self, name: str, *, requester: str, image: str | None = None, lifetime: float | None = None
+    ) -> Deployment:
         """Operator path (CLI): request, approve as the operator, work the queue until done."""
-        dep = await self.request(name, requester=requester, image=image)
+        dep = await self.request(name, requester=requester, image=image, lifetime=lifetime)
         return await self._work_until_settled(await self.approve(dep, requester))
+
+    async def rollback(self, name: str, *, requester: str, to: int | None = None) -> Deployment:
+        """Operator path (CLI): request a roll back as the operator and wait for its end."""
+        dep = await self.request_rollback(name, requester=requester, to=to, approved=True)
+        return await self._work_until_settled(dep)
 
     async def destroy(self, name: str, *, requester: str) -> Deployment:
         dep = await self.request(name, requester=requester, operation=Operation.DESTROY)
         return await self._work_until_settled(await self.approve(dep, requester))
+
+    async def change(self, name: str, operation: Operation, *, requester: str) -> Deployment:
+        """Operator path (CLI) of a stop, start or restart: request, approve, work until done."""
+        dep = await self.request(name, requester=requester, operation=operation)
+        return await self._work_until_settled(await self.approve(dep, requester))
+
+    async def releases(self, name: str) -> list[Release]:
+        """What the stack has run, release by release, oldest first (no env values)."""
+        return await self._releases.releases(self.spec(name).name)
 
     async def credentials(self, name: str, *, requester: str) -> Deployment:
         """Operator path (CLI): a new password for the stack's login, to its owner (the
@@ -243,7 +295,31 @@ class Deployer:
         await self.worker().run_until(settled)
         return await self._store.get(dep.id)
 
+    # -- a stack's lifetime (deployer/expiry.py) -----------------------------------------
+    async def extend(self, name: str, *, by: str, lifetime: float | None = None) -> LiveStack:
+        """The live stack expires `lifetime` (default AISTACK_STACK_TTL) from now, at most
+        AISTACK_STACK_TTL_MAX, recorded as `stack.extended`. Who may is the caller's rule
+        (the owner, an approver; the CLI is the operator)."""
+        return await self._lifetimes.extend(self.spec(name).name, by=by, lifetime=lifetime)
+
+    async def sweep_lifetimes(self) -> SweepReport:
+        """One round of the lifecycle sweep: reminders due, stops at expiry and destroys
+        after the grace requested, each once whoever else sweeps."""
+        report = await self._lifetimes.sweep()
+        if report.stopped or report.destroyed:
+            self.work_queued.set()
+        return report
+
+    async def keep_lifetimes(self, stop: asyncio.Event) -> None:
+        """The sweep at start and every AISTACK_LIFECYCLE_INTERVAL until `stop` (the bot,
+        `aistack worker`): every replica may run it, each step happens once."""
+        await sweep_every(self.sweep_lifetimes, self._settings.lifetime.interval, stop)
+
     # -- reads ------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        """The time on the deployer's clock: how long a stack has run is measured to it."""
+        return self._clock.now()
+
     async def get(self, deployment_id: str) -> Deployment:
         return await self._store.get(deployment_id)
 
@@ -252,6 +328,16 @@ class Deployer:
 
     async def status(self, name: str) -> StackStatus:
         return await self._inventory.status(self.spec(name))
+
+    async def check(self, name: str) -> StackStatus:
+        """The status, with what the stack's URL answers right now (not probed when stopped)."""
+        return await self._inventory.check(self.spec(name))
+
+    async def logs(self, name: str, *, tail: int = 100, build: bool = False) -> StackLogs:
+        """The live stack's last container lines (or its live release's build log), with
+        the values of its environment masked. Who may read them is the caller's rule."""
+        spec = self.spec(name)
+        return await self._inventory.logs(spec.name, tail, build, also_masked=spec.env)
 
     async def list_stacks(self) -> list[StackStatus]:
         return await self._inventory.list_stacks()

@@ -19,11 +19,13 @@ from deployer.config import (
     DnsConfig,
     DokployConfig,
     HealthConfig,
+    LifetimeConfig,
     ResilienceConfig,
     StackConfig,
     StoreConfig,
     WorkerConfig,
 )
+from deployer.core.lifetime import duration_seconds
 from deployer.core.limits import memory_bytes, nano_cpus
 from deployer.errors import ConfigError
 
@@ -64,6 +66,12 @@ class DeployerSettings(BaseSettings):
     stack_cpus: str = "2"
     # A stack's URL asks for a login (HTTP basic auth through Dokploy) unless `none`
     stack_auth: Literal["basic", "none"] = "basic"
+    # How long a stack lives (settings.lifetime): durations such as 7d, 36h, 90m, 2w
+    stack_ttl: str = "7d"  # none: stacks never expire (unless asked for with --for)
+    stack_ttl_max: str = "30d"  # the longest --for, or extend, allowed
+    expiry_notice: str = "24h"  # the owner is reminded this long before the expiry
+    stopped_grace: str = "3d"  # stopped at expiry, destroyed this long after if not started
+    lifecycle_interval: float = Field(default=60.0, gt=0)  # seconds between the sweeps
     # Health check (settings.health)
     health_path: str = "/"
     health_statuses: list[int] = Field(default_factory=lambda: [200, 301, 302, 401])
@@ -129,6 +137,21 @@ class DeployerSettings(BaseSettings):
         nano_cpus(value)
         return value
 
+    @field_validator("stack_ttl_max", "expiry_notice", "stopped_grace")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        duration_seconds(value)  # raises ValueError saying what would do
+        return value
+
+    @field_validator("stack_ttl")
+    @classmethod
+    def _ttl(cls, value: str) -> str:
+        try:
+            _ttl_seconds(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc}, or none (stacks never expire)") from None
+        return value
+
     @field_validator("stack_env")
     @classmethod
     def _env_reaches_the_container(cls, value: dict[str, str]) -> dict[str, str]:
@@ -163,6 +186,17 @@ class DeployerSettings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _ttl_within_max(self) -> DeployerSettings:
+        ttl = _ttl_seconds(self.stack_ttl)
+        if ttl is not None and ttl > duration_seconds(self.stack_ttl_max):
+            raise ValueError(
+                f"AISTACK_STACK_TTL_MAX ({self.stack_ttl_max}) must be at least "
+                f"AISTACK_STACK_TTL ({self.stack_ttl}): the default lifetime is one people "
+                "may ask for"
+            )
+        return self
+
     # -- the groups the code reads (config.py): built once each, from the checked fields --
     @cached_property
     def dokploy(self) -> DokployConfig:
@@ -186,6 +220,15 @@ class DeployerSettings(BaseSettings):
             max_per_user=self.max_stacks_per_user, max_total=self.max_stacks,
             memory_limit=memory_bytes(self.stack_memory), cpu_limit=nano_cpus(self.stack_cpus),
             auth=self.stack_auth,
+        )  # fmt: skip
+
+    @cached_property
+    def lifetime(self) -> LifetimeConfig:
+        return LifetimeConfig(
+            ttl=_ttl_seconds(self.stack_ttl),
+            ttl_max=duration_seconds(self.stack_ttl_max),
+            notice=duration_seconds(self.expiry_notice),
+            grace=duration_seconds(self.stopped_grace), interval=self.lifecycle_interval,
         )  # fmt: skip
 
     @cached_property
@@ -246,6 +289,11 @@ def load_settings(**overrides: Any) -> DeployerSettings:
         raise ConfigError(
             f'invalid configuration: {var} must be JSON, e.g. {{"KEY": "value"}} or [200, 401]'
         ) from None
+
+
+def _ttl_seconds(text: str) -> float | None:
+    """AISTACK_STACK_TTL in seconds; None for `none`: stacks never expire."""
+    return None if text.strip().lower() == "none" else duration_seconds(text)
 
 
 def _field_named_in(exc: SettingsError) -> str | None:

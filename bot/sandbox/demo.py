@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.ledger import CardLedger, open_ledger
+from bot.sandbox import demo_lifecycle
 from bot.sandbox.world import PEOPLE, SandboxBot, sandbox_bot
 from deployer import TERMINAL, DeploymentState, Operation, Store, configure_logging, open_store
 
@@ -44,6 +45,10 @@ class Transcript:
                 self._out(f"      (Slack answered {call.method}: {call.error}; the bot waits)")
             elif call.method == "chat.postMessage" and call.args.get("thread_ts"):
                 self._out("    ↳ " + plain(str(call.args.get("text", ""))))
+            elif call.method == "chat.postMessage" and str(call.args["channel"])[:1] in "UWD":
+                who = NAMES.get("U" + str(call.args["channel"])[1:], "?")
+                self._out(f"[direct message to {who}]  aistack:")
+                self._blocks(call.args.get("blocks"), str(call.args.get("text", "")))
             elif call.method == "chat.postMessage":
                 self._out("#ops  aistack:")
                 self._blocks(call.args.get("blocks"), str(call.args.get("text", "")))
@@ -112,7 +117,7 @@ async def _run(store: Store, ledger: CardLedger) -> None:
     async with sandbox_bot(
         store=store, ledger=ledger, deploy_delay=1.5, card_interval=1.0, post_interval=0.2,
         engine={"health_interval": 0.3, "poll_initial": 0.3, "poll_max": 0.6,
-                "dns_poll_initial": 0.2},
+                "dns_poll_initial": 0.2, **demo_lifecycle.ENGINE},
     ) as world:  # fmt: skip
         world.engine.dokploy.faults.latency = world.engine.dns.faults.latency = 0.02
         say = Transcript(world)
@@ -144,12 +149,13 @@ async def _tour(world: SandboxBot, say: Transcript) -> None:
     await world.slack.wait_for(lambda: len(world.slack.responses) >= 3)
     await _takeover(world, say)
     await _failing(world, say)
+    live = await demo_lifecycle.lifecycle(world, say, step, expect, live)
     card = await world.card(live)
     label = next(
         b["text"]["text"] for b in _buttons(card.blocks) if b["action_id"] == "aistack_destroy"
     )
     step(say, "alice removes her live stack from its card", f"alice clicks [{label}] and confirms")
-    await world.click("U0ALICE", "rollback", live)
+    await world.click("U0ALICE", "destroy", live)
     # the click is handled in its own task: wait for the destroy it makes, not the latest
     removal = await world.until(
         "alice", lambda d: d.operation is Operation.DESTROY and d.state in TERMINAL, within=60

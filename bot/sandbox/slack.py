@@ -105,6 +105,10 @@ class FakeSlack:
         """Answer the next `count` calls of `method` with HTTP 200 `{"ok":false,"error":error}`."""
         self._faults.setdefault(method, deque()).extend([(200, error, 0)] * count)
 
+    def heal(self, method: str) -> None:
+        """Answer `method` normally again: the failures still queued for it are dropped."""
+        self._faults.pop(method, None)
+
     async def send_envelope(self, kind: str, payload: Json) -> str:
         """Send a request (`slash_commands`, `interactive`, `events_api`) over the newest open
         socket, as Slack does in Socket Mode; its envelope_id, for `acks`."""

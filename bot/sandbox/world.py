@@ -111,10 +111,22 @@ class SandboxBot:
         assert reply.status == 200, reply.body
 
     def said_to(self, user: str) -> list[str]:
-        """Every ephemeral text the user saw, through chat.postEphemeral or respond()."""
-        direct = [e.text for e in self.slack.ephemerals if e.user == user]
-        hooks = [str(r.get("text", "")) for r in self.slack.responses]  # respond() to commands
+        """Every answer the user saw, through chat.postEphemeral or respond(): its text and
+        the text of its blocks (a table or a log lives in the blocks alone)."""
+        direct = [e.text + _texts(e.blocks) for e in self.slack.ephemerals if e.user == user]
+        hooks = [str(r.get("text", "")) + _texts(r.get("blocks"))  # respond() to commands
+                 for r in self.slack.responses]  # fmt: skip
         return direct + hooks
+
+
+def _texts(blocks: object) -> str:
+    """Every `text` string inside Block Kit blocks, one per line."""
+    if isinstance(blocks, dict):
+        found = [blocks["text"]] if isinstance(blocks.get("text"), str) else []
+        return "".join(f"\n{t}" for t in found) + "".join(_texts(v) for v in blocks.values())
+    if isinstance(blocks, list):
+        return "".join(_texts(item) for item in blocks)
+    return ""
 
 
 @asynccontextmanager

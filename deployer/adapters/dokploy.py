@@ -24,7 +24,7 @@ from deployer.adapters.http import (
 )
 from deployer.adapters.resilience import QUICK, Upstream
 from deployer.core.models import ProjectView
-from deployer.errors import AmbiguousResource, Gone, PermanentError
+from deployer.errors import AmbiguousResource, Gone, PermanentError, PermanentUpstreamError
 from deployer.ports import (
     AppRef,
     AppSettings,
@@ -294,11 +294,25 @@ class DokployPaas(BasicAuthCalls):
 
     async def start_application(self, application_id: str) -> None:
         body = {"applicationId": application_id}
-        await self._call(lambda: self._post("application.start", body))
+        await self._call(lambda: self._on_container("start", "application.start", body))
 
     async def reload_application(self, application_id: str, app_name: str) -> None:
         body = {"appName": app_name, "applicationId": application_id}
-        await self._call(lambda: self._post("application.reload", body))
+        await self._call(lambda: self._on_container("restart", "application.reload", body))
+
+    async def _on_container(self, verb: str, procedure: str, body: dict[str, Any]) -> None:
+        """A 500 from `start` or `reload` is Docker's answer, not Dokploy's health: the
+        command failed (recordings 90, 91) and saying it again will not help, nor should it
+        count against Dokploy's breaker. Its text (the docker command and its stderr) is not
+        passed on."""
+        reply = await send(self._session, NAME, "POST", f"{self._api}/{procedure}", body=body)
+        if reply.status == 500:
+            fields = reply.json()
+            code = fields.get("code") if isinstance(fields, dict) else None
+            said = " ".join(str(x) for x in (reply.status, code) if x)
+            raise PermanentUpstreamError(f"{NAME} could not {verb} the container ({said})",
+                                         status=reply.status, code=code)  # fmt: skip
+        checked(procedure, reply)
 
     async def application_logs(self, application_id: str, lines: int) -> str | None:
         """The container's last log lines; None when no container runs: Dokploy answers a
@@ -314,6 +328,15 @@ class DokployPaas(BasicAuthCalls):
             return raw if isinstance(raw, str) else ""
 
         return await self._call(read)
+
+    async def deployment_log(self, deployment_id: str, lines: int) -> str | None:
+        """A build log's last lines, as written: one JSON string of lines (recording 97)."""
+        params = {"deploymentId": deployment_id, "tail": str(lines)}
+        try:
+            raw = await self._call(lambda: self._get("deployment.readLogs", **params))
+        except Gone:
+            return None
+        return raw if isinstance(raw, str) else ""
 
     async def stacks(self, project_prefix: str) -> list[ProjectView]:
         projects = await self._call(self._all_projects)

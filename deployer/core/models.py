@@ -122,6 +122,22 @@ class ProjectView(Frozen):
     created_at: str | None = None
 
 
+class Probe(Frozen):
+    """What a stack's URL answered to one request (`status --check`)."""
+
+    ready: bool  # an accepted answer (AISTACK_HEALTH_STATUSES)
+    detail: str  # `HTTP 401`, `connection refused (...)`, ...
+    at: datetime
+
+    @property
+    def words(self) -> str:
+        """`answers (401: login required)`, `answers (200)`, `does not answer: ...`."""
+        if not self.ready:
+            return f"does not answer: {self.detail}"
+        code = self.detail.removeprefix("HTTP ")
+        return f"answers ({code}: login required)" if code == "401" else f"answers ({code})"
+
+
 class StackStatus(Frozen):
     """A stack as the operator sees it: our record joined with what the upstreams hold."""
 
@@ -133,6 +149,12 @@ class StackStatus(Frozen):
     live: ProjectView | None = None
     dns_values: tuple[str, ...] | None = None
     drift: tuple[str, ...] = ()
+    # What the live row knows (all None when the stack is not live)
+    release: int | None = None  # the number of the release it runs
+    up_since: datetime | None = None  # when it last started running (None: stopped)
+    stopped_at: datetime | None = None  # since when it is stopped (None: running)
+    expires_at: datetime | None = None  # when it is stopped at expiry (None: never)
+    probe: Probe | None = None  # asked for (`--check`) and running: its URL's answer now
 
     def belongs_to(self, user: str) -> bool:
         """The user owns it live, or is the one asking for it right now."""

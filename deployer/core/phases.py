@@ -93,7 +93,11 @@ TEARDOWN_PHASES: tuple[PhaseDef, ...] = (
 
 # Day-two operations act on the live stack's recorded application and change nothing that
 # would need undoing: a failed stop leaves it running, a failed start leaves it stopped.
-STOP_PHASES: tuple[PhaseDef, ...] = (PhaseDef(PhaseName.STOP, "Stop the container"),)
+# A stop waits until the URL stops answering (Dokploy's answer proves nothing): the health
+# probe's limit.
+STOP_PHASES: tuple[PhaseDef, ...] = (
+    PhaseDef(PhaseName.STOP, "Stop the container", timeout=Timeout.HEALTH),
+)
 START_PHASES: tuple[PhaseDef, ...] = (
     PhaseDef(PhaseName.START, "Start the container"),
     PhaseDef(PhaseName.HEALTH, "Wait until the stack answers", (PhaseName.START,),

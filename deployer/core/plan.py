@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from deployer.core.limits import said
 from deployer.core.models import StackSpec
+from deployer.core.releases import env_fingerprint
 from deployer.core.states import Operation
 
 
@@ -29,9 +30,15 @@ _CONTAINER: dict[Operation, str] = {
 }
 
 
-def describe(spec: StackSpec, target: Target, operation: Operation = Operation.DEPLOY) -> list[str]:
-    """One line per resource, in the order the phases make (or remove) them."""
+def describe(
+    spec: StackSpec, target: Target, operation: Operation = Operation.DEPLOY,
+    *, restores: int | None = None,
+) -> list[str]:  # fmt: skip
+    """One line per resource, in the order the phases make (or remove) them; a roll back
+    (`restores`) says what it puts back."""
     record = f"{target.record_name}.{target.dns_zone}"
+    if restores is not None:
+        return _restore(spec, restores)
     if operation in _CONTAINER:
         return [_CONTAINER[operation].format(app=spec.app_name, url=spec.url)]
     if operation is Operation.CREDENTIALS:
@@ -66,3 +73,15 @@ def _login(spec: StackSpec, target: Target) -> list[str]:
     if not target.login:
         return []
     return [f"A login on {spec.url} (HTTP basic auth); its password goes to the owner alone"]
+
+
+def _restore(spec: StackSpec, number: int) -> list[str]:
+    limits = said(spec.memory_limit, spec.cpu_limit) or "no limits"
+    env = f"environment {env_fingerprint(spec.env)}" if spec.env else "no environment"
+    return [
+        f"Put release {number} back on Dokploy application {spec.app_name}: image {spec.image}, "
+        f"{env}, {limits}",
+        f"Keep the domain {spec.host} and its DNS record as they are",
+        f"Deploy, then wait until {spec.url} answers; if it does not, the release live now "
+        "is put back",
+    ]

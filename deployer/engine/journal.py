@@ -106,6 +106,11 @@ class Journal:
         await self.store.append_event(event)
         await self._publish(event)
 
+    async def announce(self, event: Event) -> None:
+        """Log and notify an event a store write already stored with its change (a stack
+        extended, its owner reminded): the write is the record, this only tells."""
+        await self._publish(event)
+
     def event(self, dep: Deployment, kind: EventKind, **fields: Any) -> Event:
         """An event of `dep`, stamped now and not yet stored (`create` stores the ones a new
         deployment starts with; the other methods store their own)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
+from deployer.core.releases import LIVE_RELEASE
 from deployer.engine.records import IDS
 from deployer.engine.saga import PhaseContext
 from deployer.ports import AppSettings, Limits, ProjectRef
@@ -67,6 +68,7 @@ class PhaseOutputs:
         await self._record({f"{run}_known": ",".join(sorted(deployment_ids))})
 
     async def mark_requested(self, run: Run) -> None:
+        # core/releases.py reads the deploy's as DEPLOY_REQUESTED (tests hold them equal)
         await self._record({f"{run}_requested": YES})
 
     async def mark_before(self, settings: AppSettings) -> None:
@@ -83,9 +85,11 @@ class PhaseOutputs:
 
 def survey_outputs(candidates: Iterable[ProjectRef], live: Mapping[str, str]) -> dict[str, str]:
     """The preflight's findings as outputs: the projects of our name, and the ids the live
-    deployment recorded (as `live_<key>`)."""
+    deployment recorded (as `live_<key>`), with its release (LIVE_RELEASE: what a failed
+    redeploy puts back)."""
     listed = ",".join(f"{r.project_id}/{r.environment_id}" for r in candidates)
     return {
         "project_candidates": listed,
         **{f"live_{key}": value for key, value in live.items() if key in IDS},
+        **({LIVE_RELEASE: live["release"]} if "release" in live else {}),
     }

@@ -52,11 +52,12 @@ class Records:
         return Takeover(owner=live.owner, image=made.spec.image)
 
     async def live_ids(self, stack: str) -> dict[str, str]:
-        """The Dokploy ids the live deployment made or adopted (empty: not live)."""
+        """The Dokploy ids the live deployment made or adopted, and the number of its
+        release as `release` (empty: not live)."""
         dep = await self.live_deployment(stack)
         if dep is None:
             return {}
-        found: dict[str, str] = {}
+        found: dict[str, str] = {} if dep.release is None else {"release": str(dep.release)}
         for record in await self._store.phases(dep.id):
             if record.state is PhaseState.DONE:
                 found.update({k: v for k, v in record.outputs.items() if k in IDS})

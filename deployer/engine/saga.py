@@ -26,6 +26,7 @@ import structlog
 from deployer.core.events import EventKind
 from deployer.core.models import Deployment, PhaseRecord
 from deployer.core.phases import CATALOGUES, PhaseDef, PhaseName, Timeout, phases_for
+from deployer.core.releases import reverted
 from deployer.core.states import DeploymentState, Operation, PhaseState
 from deployer.engine.journal import Journal
 from deployer.ports import compensating
@@ -283,7 +284,16 @@ class Saga:
             return await self._journal.move(
                 dep, S.ROLLBACK_FAILED, leftovers=[x for x in leftovers if x]
             )
-        return await self._journal.move(dep, S.ROLLED_BACK, leftovers=[])
+        return await self._journal.move(dep, S.ROLLED_BACK, leftovers=[],
+                                        data=await self._reverted(dep))  # fmt: skip
+
+    async def _reverted(self, dep: Deployment) -> dict[str, Any]:
+        """A failed deploy of a live stack says which release its image undo put back."""
+        revert = reverted(await self._store.phases(dep.id))
+        if revert is None:
+            return {}
+        rolling = {} if dep.restores is None else {"restores": dep.restores}
+        return {"reverted_to": revert.release, "redeployed": revert.redeployed, **rolling}
 
     async def _undo(
         self, dep: Deployment, record: PhaseRecord, phase: PhaseDef, outputs: dict[str, str]

@@ -126,10 +126,12 @@ async def _health(_: web.Request) -> web.Response:
 
 class FakeDokploy:
     """The fake server. `app()` builds the aiohttp app; tests and benchmarks read `calls`,
-    `snapshot()`, `live_hosts()`, `logins()` and `container_env()`, and steer it with `faults`,
-    `fail_deploys` (by application name), `fail_images` (an image that cannot be pulled),
+    `snapshot()`, `live_hosts()`, `stopped_hosts()`, `logins()` and `container_env()`, and
+    steer it with `faults`, `fail_deploys` (by application name), `fail_images` (an image that
+    cannot be pulled), `silent_images` (an image that deploys but whose container never answers),
     `lose_deploys` (that many next deploy requests vanish, as in a Dokploy restart, which
-    loses its in-memory queue) and `deploy_delay`.
+    loses its in-memory queue), `deploy_delay` and `container_prints` (what a running
+    container writes to its output).
 
     `docker_error` makes it a host without a Docker engine, as the recording hosts were: the
     text is what the docker CLI prints there, and deploys, `start`, `reload` and
@@ -152,6 +154,8 @@ class FakeDokploy:
         self.build_concurrency = build_concurrency
         self.fail_deploys: set[str] = set()
         self.fail_images: set[str] = set()
+        self.silent_images: set[str] = set()
+        self._ran: dict[str, str] = {}  # deploymentId -> the image its container runs
         self.lose_deploys = 0
         self.calls: list[tuple[str, str]] = []
         self.store = Store()
@@ -230,6 +234,8 @@ class FakeDokploy:
         self.calls.clear()
         self.fail_deploys.clear()
         self.fail_images.clear()
+        self.silent_images.clear()
+        self._ran.clear()
         self.lose_deploys = 0
         self._usage.clear()
         while self._queue is not None and not self._queue.empty():
@@ -250,6 +256,29 @@ class FakeDokploy:
         security rows, which Dokploy turns into a Traefik basicAuth middleware."""
         apps = {d["applicationId"] for d in self.store.domains.values() if d["host"] == host}
         return [(s["username"], s["password"]) for app in apps for s in self.store.security_of(app)]
+
+    def stopped_hosts(self) -> set[str]:
+        """Hosts whose application is stopped: Traefik still routes them, to no container."""
+        return {d["host"] for d in self.store.domains.values()
+                if d["applicationId"] in self.store.stopped}  # fmt: skip
+
+    def container_prints(self, name: str, *lines: str) -> None:
+        """The running container of the application named `name` writes `lines` to its
+        output (what `application.readLogs` shows after the start lines)."""
+        app = next(a for a in self.store.applications.values() if a["name"] == name)
+        newest = self.store.deployments_of(app["applicationId"])[0]
+        self.store.output.setdefault(newest["deploymentId"], []).extend(lines)
+
+    def silent_hosts(self) -> set[str]:
+        """Hosts whose running container never answers: its newest successful deployment
+        ran one of `silent_images` (a crash loop; the ingress answers 502)."""
+        silent = set()
+        for domain in self.store.domains.values():
+            done = [d for d in self.store.deployments_of(domain["applicationId"] or "")
+                    if d["status"] == "done"][:1]  # fmt: skip
+            if done and self._ran.get(done[0]["deploymentId"]) in self.silent_images:
+                silent.add(domain["host"])
+        return silent
 
     async def settled(self) -> None:
         """Return once every deployment asked for so far has finished: a test waits on this
@@ -387,3 +416,4 @@ class FakeDokploy:
             failing=app["name"] in self.fail_deploys or app["dockerImage"] in self.fail_images,
         )
         self.store.finish_deployment(deployment, build)
+        self._ran[deployment["deploymentId"]] = app["dockerImage"]

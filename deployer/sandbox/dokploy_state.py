@@ -182,6 +182,7 @@ class Store(Tables):
         lines = [
             f"{newest['finishedAt']} {app['appName']}: started from {app['dockerImage']}",
             f"{newest['finishedAt']} {app['appName']}: ready",
+            *self.output.get(newest["deploymentId"], []),
         ]
         return log_tail(lines, i.get("tail", DEFAULT_TAIL))
 

@@ -156,6 +156,7 @@ class Tables:
         self.security: dict[str, Row] = {}  # HTTP basic-auth rows, by securityId
         self.logs: dict[str, list[str]] = {}  # deploymentId -> the lines of its build log
         self.container_envs: dict[str, dict[str, str]] = {}  # deploymentId -> what it ran with
+        self.output: dict[str, list[str]] = {}  # deploymentId -> what its container printed
         self.stopped: set[str] = set()  # applicationIds whose service is scaled to 0
         self.unique_config_key = 0  # a database-wide serial in Dokploy
         # What this host's docker CLI prints on stderr; None: a working Docker engine.
@@ -164,7 +165,8 @@ class Tables:
     def clear(self) -> None:
         for table in (self.projects, self.environments, self.applications, self.domains):
             table.clear()
-        for rows in (self.deployments, self.security, self.logs, self.container_envs):
+        for rows in (self.deployments, self.security, self.logs, self.container_envs,
+                     self.output):  # fmt: skip
             rows.clear()
         self.stopped.clear()
         self.unique_config_key = 0
@@ -273,6 +275,7 @@ class Tables:
         del self.deployments[deployment_id]
         self.logs.pop(deployment_id, None)
         self.container_envs.pop(deployment_id, None)
+        self.output.pop(deployment_id, None)
 
     def _remove_application(self, app_id: str) -> Row:
         """The database cascades to the application's domains, deployments and security."""

@@ -1,9 +1,12 @@
 """A local stand-in for the Traefik ingress in front of the deployed stacks.
 
 Any path on a host that has a running stack answers 200 with a small JSON page (like the
-OpenCode agent's); any other host gets Traefik's 404. A stack with basic-auth logins (Dokploy's
-security rows) answers 401 without one of them, as Traefik's basicAuth middleware does. The
-shared fault knobs (op `ingress.get`) let a test make the stacks answer 502 for a while.
+OpenCode agent's); a host whose stack is stopped gets Traefik's 502 (its router is still there,
+its service has no container to send to), and so does one whose container never answers
+(`silent_hosts`); any other host gets Traefik's 404. A running stack whose application has
+basic-auth logins (Dokploy's security rows, `logins`) answers 401 to a request without one of
+them, as Traefik's basicAuth middleware does. The shared fault knobs (op `ingress.get`) let a
+test make the stacks answer 502 for a while.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from aiohttp import hdrs, web
 
 from deployer.sandbox.faults import Faults, control_routes, fault_middleware
+
+Logins = Callable[[str], list[tuple[str, str]]]  # host -> its (username, password) pairs
 
 
 def _render(status: int, code: str, message: str, retry_after: float | None) -> web.Response:
@@ -27,19 +32,23 @@ def _render(status: int, code: str, message: str, retry_after: float | None) -> 
     return response
 
 
+def _no_logins(_: str) -> list[tuple[str, str]]:
+    return []
+
+
 class FakeIngress:
-    """Routes by Host header to the stacks `live_hosts()` reports as running, past the
-    logins `logins(host)` gives (none: the stack is open)."""
+    """Routes by Host header to the stacks `live_hosts()` reports as running."""
 
     def __init__(
-        self,
-        live_hosts: Callable[[], Mapping[str, int]],
-        *,
-        faults: Faults | None = None,
-        logins: Callable[[str], list[tuple[str, str]]] | None = None,
-    ) -> None:
+        self, live_hosts: Callable[[], Mapping[str, int]], *, faults: Faults | None = None,
+        stopped_hosts: Callable[[], Collection[str]] = frozenset,
+        silent_hosts: Callable[[], Collection[str]] = frozenset,
+        logins: Logins = _no_logins,
+    ) -> None:  # fmt: skip
         self.live_hosts = live_hosts
-        self.logins = logins or (lambda _: [])
+        self.stopped_hosts = stopped_hosts
+        self.silent_hosts = silent_hosts
+        self.logins = logins
         self.faults = faults if faults is not None else Faults()
         self.hits: list[tuple[str, str]] = []  # (host, path) of every request served
 
@@ -59,7 +68,11 @@ class FakeIngress:
         self.hits.append((host, request.path))
         live = {h.lower(): h for h in self.live_hosts()}
         if host not in live:
+            if host in {h.lower() for h in self.stopped_hosts()}:
+                return web.Response(status=502, text="Bad Gateway")
             return web.Response(status=404, text="no such stack\n")
+        if host in {h.lower() for h in self.silent_hosts()}:
+            return web.Response(status=502, text="Bad Gateway\n")
         logins = self.logins(live[host])
         if logins and not _authorized(request.headers.get(hdrs.AUTHORIZATION, ""), logins):
             headers = {hdrs.WWW_AUTHENTICATE: 'Basic realm="traefik"'}

@@ -33,7 +33,10 @@ class Sandbox:
             api_keys=[API_KEY], deploy_delay=deploy_delay, rate_limit=rate_limit
         )
         self.dns = FakeHetznerDns(tokens=[TOKEN], zones=[ZONE], action_polls=action_polls)
-        self.ingress = FakeIngress(self.dokploy.live_hosts, logins=self.dokploy.logins)
+        dokploy = self.dokploy
+        self.ingress = FakeIngress(dokploy.live_hosts, stopped_hosts=dokploy.stopped_hosts,
+                                   silent_hosts=dokploy.silent_hosts,
+                                   logins=dokploy.logins)  # fmt: skip
         self._ports = ports
         self._runners: list[web.AppRunner] = []
         self.urls: dict[str, str] = {}

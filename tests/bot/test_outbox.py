@@ -40,13 +40,16 @@ async def test_an_acknowledged_destroy_is_carded_and_done_after_a_kill(tmp_path:
         assert live_ts
         cards = len(world.cards())
         calls = len(world.slack.calls)
-        world.slack.fail_next("chat.postMessage", "internal_error", count=2)
+        # Slack refuses every post until the bot is dead: however slow the machine, the card
+        # cannot get through before the kill
+        world.slack.fail_next("chat.postMessage", "internal_error", count=10_000)
         clicked = await driver.click(  # the owner's Destroy
             "U0ALICE", "aistack_destroy", live.id, channel=CHANNEL, message_ts=live_ts
         )
         assert clicked.status == 200  # acknowledged
         await world.failed_post(calls)  # the card is being retried...
         world.running[-1].kill()  # ...when the bot dies
+        world.slack.heal("chat.postMessage")
 
         request = await world.latest("alice", lambda d: d.operation is Operation.DESTROY)
         assert await world.card_ts(request) is None and request.channel == CHANNEL
@@ -85,9 +88,10 @@ async def test_thread_replies_due_at_a_kill_are_posted_in_order_after_it(tmp_pat
 
         await world.until("a first thread reply", replied)
         calls = len(world.slack.calls)
-        world.slack.fail_next("chat.postMessage", "internal_error", count=2)
+        world.slack.fail_next("chat.postMessage", "internal_error", count=10_000)
         await world.failed_post(calls)  # a reply is due and being retried...
         world.running[-1].kill()  # ...when the bot dies
+        world.slack.heal("chat.postMessage")
         posted = phase_steps(await world.thread(dep))
         assert posted and sorted(posted) != list(range(1, 10))  # replies were still due
 

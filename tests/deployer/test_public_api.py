@@ -8,12 +8,12 @@ SURFACE = {
     # states and their groups
     "ACTIVE", "TERMINAL", "DeploymentState", "Operation", "PhaseState",
     # values
-    "Deployment", "Event", "EventKind", "PhaseDef", "PhaseRecord", "PreflightReport", "StackSpec",
-    "StackStatus", "Takeover",
+    "Deployment", "Event", "EventKind", "PhaseDef", "PhaseRecord", "PreflightReport", "StackLogs",
+    "StackSpec", "StackStatus", "Takeover", "Release", "Revert",
     # errors
     "AistackError", "AuthError", "ConfigError", "DeployFailed", "Gone", "IllegalTransition",
-    "InvalidStackName", "NotFound", "PermanentError", "QuotaExceeded", "StackBusy",
-    "TransientError", "UpstreamError", "UpstreamUnavailable",
+    "InvalidStackName", "LifetimeTooLong", "NotFound", "PermanentError", "QuotaExceeded",
+    "StackBusy", "TransientError", "UpstreamError", "UpstreamUnavailable",
     # ports a caller implements or passes in
     "Clock", "DeploymentReads", "Notifier", "Store", "SystemClock",
     # the facade, how to open it, and its worker
@@ -21,6 +21,7 @@ SURFACE = {
     # helpers the bot shares
     "configure_logging", "describe_validation_error",
     "duration_seconds", "phases_for", "validate_stack_name",
+    "env_fingerprint", "reverted",
 }  # fmt: skip
 
 

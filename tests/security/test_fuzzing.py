@@ -154,7 +154,7 @@ def test_a_stack_name_is_a_dns_label_or_a_clear_refusal(raw: str, suffix: str) -
 
 # -- (c) interactive payloads --------------------------------------------------------------
 OURS = ["aistack_approve", "aistack_reject", "aistack_destroy", "aistack_rollback", "aistack_retry",
-        "aistack_retry_rollback"]  # fmt: skip
+        "aistack_retry_rollback", "aistack_extend", "aistack_stop"]  # fmt: skip
 ACTION_IDS = st.one_of(
     st.sampled_from(OURS),
     st.sampled_from(["aistack_", "aistack_destroy", "AISTACK_APPROVE", "aistack_approve ", ""]),

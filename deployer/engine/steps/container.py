@@ -3,7 +3,9 @@
 They act on the application the live deployment recorded (never on a name) and change
 nothing a failure would need undone: a failed stop leaves the stack running, a failed start
 leaves it stopped. Dokploy's `stop` answers 200 even when Docker failed (recording 89), so
-what the stack does next is the prober's to say, not the answer's.
+the stop step does not take the answer for proof: it waits until the URL stops answering.
+`start` and `reload` answer 500 when Docker fails them (recordings 90, 91): the adapter says
+Dokploy could not do it, with the status (never Dokploy's text), and does not retry.
 """
 
 from __future__ import annotations
@@ -35,7 +37,24 @@ class ContainerStep(Phase):
                 f"{self._verb}"
             )
         await self._act(self._paas, app_id, ids.get("app_name", ctx.deployment.spec.app_name))
+        if self._verb == "stop":
+            return {"application_id": app_id, "probe": await self._until_down(ctx)}
         return {"application_id": app_id}
+
+    async def _until_down(self, ctx: PhaseContext) -> str:
+        """Wait until the URL no longer answers as a running stack does; its last answer."""
+        url, health = ctx.deployment.spec.url, self._s.health
+        started = self._clock.monotonic()
+        while True:
+            answer = await self._prober.check(url)
+            if not answer.ready:
+                return answer.detail
+            if self._clock.monotonic() - started >= health.timeout:
+                raise PermanentError(
+                    f"Dokploy took the stop, but {url} still answers ({answer.detail}) after "
+                    f"{health.timeout:.0f} s"
+                )
+            await self._clock.sleep(health.interval)
 
     def leftover(self, ctx: PhaseContext) -> str:
         return ""  # nothing made, nothing to undo
@@ -46,5 +65,7 @@ def container_steps(deps: Deps) -> dict[str, ContainerStep]:
     return {
         "stop": ContainerStep(deps, "stop", lambda paas, app, _: paas.stop_application(app)),
         "start": ContainerStep(deps, "start", lambda paas, app, _: paas.start_application(app)),
-        "restart": ContainerStep(deps, "restart", Paas.reload_application),
+        "restart": ContainerStep(
+            deps, "restart", lambda paas, app, name: paas.reload_application(app, name)
+        ),
     }

@@ -40,6 +40,11 @@ class PreflightStep(Phase):
         survey = await self._paas.survey_projects(ctx.deployment.spec.project_name)
         zone = await self._dns.zone()
         live = await self._recorded(ctx.deployment.stack)
+        if ctx.deployment.restores is not None and not live:  # destroyed while it waited
+            raise PermanentError(
+                f"{ctx.deployment.stack} is not live any more: a roll back puts a release "
+                "back on a live stack; deploy it instead"
+            )
         return {
             "zone_id": str(zone.zone_id),
             "projects_before": str(survey.total),

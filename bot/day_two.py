@@ -1,0 +1,141 @@
+"""PURE: the answers of the day-two commands, and the words for how a live stack runs.
+
+`logs` is a code snippet within Slack's limits (a section holds 3000 characters, a message 50
+blocks; we stop at MAX_BODY in all): the newest lines are kept and the answer says how many
+older ones were cut. Its lines were masked by the deployer; here they are only escaped, so
+nothing in a log can become a mention, a link or the end of the code block.
+`status --check` says what the URL answered just now. `life` is the "running for 3 h ·
+release 4 · expires ..." of status and list.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from bot.blocks import (
+    MAX_BODY,
+    MAX_SECTION,
+    Block,
+    Message,
+    context,
+    escape,
+    header,
+    message,
+    section,
+)
+from bot.messages import utc
+from deployer import StackLogs, StackStatus
+
+FENCE = "```"
+_BACKTICKS = re.compile(r"`(?=`)")  # a backtick followed by another
+MAX_LINE = 1000  # one log line, at most: a longer one is cut (its end marked)
+
+
+# -- how a live stack runs --------------------------------------------------------------------
+def when(at: datetime) -> str:
+    """`2026-12-07 10:00 UTC`."""
+    return f"{utc(at):%Y-%m-%d %H:%M} UTC"
+
+
+def span(seconds: float) -> str:
+    """How long, roughly: `under a minute`, `42 min`, `5 h`, `3 days`."""
+    minutes = int(max(seconds, 0.0) // 60)
+    if minutes < 60:
+        return f"{minutes} min" if minutes else "under a minute"
+    hours = minutes // 60
+    return f"{hours} h" if hours < 48 else f"{hours // 24} days"
+
+
+def life(status: StackStatus, now: datetime | None = None) -> str:
+    """`running for 3 h · release 4 · expires 2026-12-07 10:00 UTC`, or `stopped since ...`;
+    "" when the stack is not live (or nothing is known of how it runs)."""
+    known = (status.up_since, status.stopped_at, status.release, status.expires_at)
+    if status.owner is None or all(x is None for x in known):
+        return ""
+    if status.stopped_at is not None:
+        parts = [f"stopped since {when(status.stopped_at)}"]
+    elif status.up_since is not None and now is not None:
+        parts = [f"running for {span((utc(now) - utc(status.up_since)).total_seconds())}"]
+    else:
+        parts = [f"running since {when(status.up_since)}" if status.up_since else "running"]
+    if status.release is not None:
+        parts.append(f"release {status.release}")
+    if status.expires_at is not None:
+        parts.append(f"expires {when(status.expires_at)}")
+    return " · ".join(parts)
+
+
+# -- status --check ---------------------------------------------------------------------------
+def check_message(status: StackStatus, now: datetime | None = None) -> Message:
+    """What the stack's URL answered just now, how long it has run, its release."""
+    name, url = f"*{escape(status.name)}*", escape(status.url)
+    probe = status.probe
+    if status.owner is None:
+        line = f":information_source: {name} is not live: not probed"
+    elif status.stopped_at is not None:
+        stopped = when(status.stopped_at)
+        line = f":double_vertical_bar: {name} is stopped since {stopped}: not probed"
+    elif probe is None:
+        line = f":information_source: {name} was not probed"
+    else:
+        icon = ":white_check_mark:" if probe.ready else ":x:"
+        line = f"{icon} {url} {escape(probe.words)}"
+    blocks = [header(f"aistack: check {status.name}"), section(line)]
+    about = [escape(life(status, now)), f"probed {utc(probe.at):%H:%M:%S} UTC" if probe else ""]
+    if any(about):
+        blocks.append(context(*about))
+    return message(line, blocks)
+
+
+# -- logs -------------------------------------------------------------------------------------
+def logs_message(logs: StackLogs) -> Message:
+    """The snippet, newest lines kept; or why there is none (no fault: said plainly)."""
+    what = "build log" if logs.build else "logs"
+    if logs.absent is not None:
+        line = f":information_source: {escape(logs.absent)}"
+        return message(line, [section(line)])
+    if not logs.lines:
+        line = f":information_source: The {_source(logs)} of *{escape(logs.stack)}* is empty."
+        return message(line, [section(line)])
+    sections, shown = code_sections(list(logs.lines))
+    cut = len(logs.lines) - shown
+    about = [
+        f"last {shown} lines of its {_source(logs)}",
+        f"{cut} older lines cut to fit Slack; ask for fewer with --tail" if cut else "",
+        f"values of its environment shown as •••• ({logs.masked})" if logs.masked else "",
+        "only you can see this",
+    ]
+    blocks = [header(f"aistack: {what} of {logs.stack}"), context(*about), *sections]
+    return message(f"{what.capitalize()} of {escape(logs.stack)}: last {shown} lines", blocks)
+
+
+def _source(logs: StackLogs) -> str:
+    return "live release's build log" if logs.build else "container output"
+
+
+def code_sections(lines: list[str]) -> tuple[list[Block], int]:
+    """The newest lines that fit, in code sections of at most MAX_SECTION characters and
+    MAX_BODY in all, oldest first; and how many lines they hold."""
+    room = MAX_SECTION - 2 * len(FENCE) - 2
+    chunks: list[list[str]] = [[]]
+    size = used = 0
+    for line in (_code_line(x) for x in reversed(lines)):
+        if used + len(line) + 1 > MAX_BODY - 100:  # the header and context need their room
+            break
+        if chunks[-1] and size + len(line) + 1 > room:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(line)
+        size, used = size + len(line) + 1, used + len(line) + 1
+    shown = sum(len(chunk) for chunk in chunks)
+    blocks = [section(f"{FENCE}\n" + "\n".join(reversed(chunk)) + f"\n{FENCE}")
+              for chunk in reversed(chunks) if chunk]  # fmt: skip
+    return blocks, shown
+
+
+def _code_line(line: str) -> str:
+    """Escaped, cut to MAX_LINE, and unable to close the code block (a zero-width space
+    splits any run of backticks)."""
+    shown = _BACKTICKS.sub("`\u200b", escape(line))
+    return (shown if len(shown) <= MAX_LINE else shown[: MAX_LINE - 1] + "…") or " "
