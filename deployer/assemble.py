@@ -72,7 +72,8 @@ def adapters(settings: DeployerSettings, clock: Clock) -> Adapters:
         clock=clock, poll_initial=dns.poll_initial,
     )  # fmt: skip
     probe = HttpProbe(path=health.path, accepted=health.statuses, timeout=http,
-                      resolve=health.resolve, scheme=health.scheme)  # fmt: skip
+                      resolve=health.resolve, scheme=health.scheme,
+                      login=health.login)  # fmt: skip
     return Adapters(paas, hetzner, probe)
 
 

@@ -11,7 +11,7 @@ pause, which is no setting), so a variable's name, default and rule live in one 
     stack       what a stack is made of: names, host, image (and which are allowed), env,
                 and whether its URL asks for a login
     lifetime    how long a stack lives, when its owner is reminded, the grace once stopped
-    health      how the readiness probe asks, and for how long
+    health      how the readiness probe asks (with its own login), and for how long
     resilience  upstream requests: time limit, retry policy, circuit breaker
     deadlines   the saga's phase time limits, and the polling of a Dokploy deployment
     worker      leases, heartbeats, the queue limit, the pauses before a rollback retry
@@ -31,6 +31,7 @@ from pydantic import SecretStr
 from deployer.adapters.resilience import RetryPolicy
 from deployer.core.models import StackSpec
 from deployer.core.names import validate_stack_name
+from deployer.core.probe_login import PROBE_USER, probe_password
 from deployer.errors import InvalidStackName
 
 
@@ -144,6 +145,15 @@ class HealthConfig:
     timeout: float  # seconds to wait for the stack to answer
     scheme: Literal["https", "http"]
     resolve: str | None  # `IP` or `IP:PORT` to probe instead of resolving the host
+    # what the probe's login is derived from (the Dokploy API key); None: stacks have no
+    # login (AISTACK_STACK_AUTH=none), the probe sends none
+    login_key: SecretStr | None = field(repr=False)
+
+    def login(self, host: str) -> tuple[str, str] | None:
+        """aistack's own login on `host` (core/probe_login.py), or None."""
+        if self.login_key is None:
+            return None
+        return PROBE_USER, probe_password(self.login_key.get_secret_value(), host)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -237,6 +237,7 @@ class DeployerSettings(BaseSettings):
             path=self.health_path, statuses=tuple(self.health_statuses),
             interval=self.health_interval, timeout=self.health_timeout,
             scheme=self.health_scheme, resolve=self.health_resolve,
+            login_key=self.dokploy_api_key if self.stack_auth == "basic" else None,
         )  # fmt: skip
 
     @cached_property

@@ -2,13 +2,16 @@
 
 A resolve override (like `curl --resolve`, plus an optional port as in `--connect-to`)
 sends the request to the ingress before DNS has propagated, and lets the sandbox ingress be
-probed for real over HTTP. The Host header (and TLS SNI) stay the stack's own host.
+probed for real over HTTP. The Host header (and TLS SNI) stay the stack's own host. A stack
+behind a login is probed with aistack's own (`login`, core/probe_login.py): without it Traefik
+answers 401 whether the container runs or not.
 """
 
 from __future__ import annotations
 
+import base64
 import socket
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -52,8 +55,10 @@ class HttpProbe:
         timeout: float = 10.0,
         resolve: str | None = None,
         scheme: str = "https",
+        login: Callable[[str], tuple[str, str] | None] | None = None,
     ) -> None:
         self._path = path
+        self._login = login
         self._accepted = frozenset(accepted)
         self._scheme = scheme
         self._ip, self._port = _split_resolve(resolve)
@@ -79,7 +84,7 @@ class HttpProbe:
         host = urlsplit(url).hostname or ""
         try:
             async with self._session.get(
-                target, headers={"Host": host}, allow_redirects=False
+                target, headers=self._headers(host), allow_redirects=False
             ) as response:
                 return self._judge(response.status)
         except aiohttp.ClientConnectorCertificateError:
@@ -92,6 +97,13 @@ class HttpProbe:
             return ProbeResult(False, f"no answer ({broken_off(exc)})")
         except TimeoutError:
             return ProbeResult(False, "no answer in time")
+
+    def _headers(self, host: str) -> dict[str, str]:
+        login = self._login(host) if self._login is not None else None
+        if login is None:
+            return {"Host": host}
+        token = base64.b64encode(":".join(login).encode()).decode()
+        return {"Host": host, "Authorization": f"Basic {token}"}
 
     def _judge(self, status: int) -> ProbeResult:
         if status in self._accepted:

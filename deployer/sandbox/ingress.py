@@ -3,10 +3,11 @@
 Any path on a host that has a running stack answers 200 with a small JSON page (like the
 OpenCode agent's); a host whose stack is stopped gets Traefik's 502 (its router is still there,
 its service has no container to send to), and so does one whose container never answers
-(`silent_hosts`); any other host gets Traefik's 404. A running stack whose application has
+(`silent_hosts`); any other host gets Traefik's 404. A routed host whose application has
 basic-auth logins (Dokploy's security rows, `logins`) answers 401 to a request without one of
-them, as Traefik's basicAuth middleware does. The shared fault knobs (op `ingress.get`) let a
-test make the stacks answer 502 for a while.
+them before anything else, as Traefik's basicAuth middleware does: without the login, a
+stopped or silent stack looks like a running one. The shared fault knobs (op `ingress.get`)
+let a test make the stacks answer 502 for a while.
 """
 
 from __future__ import annotations
@@ -66,17 +67,17 @@ class FakeIngress:
     async def _serve(self, request: web.Request) -> web.Response:
         host = (request.url.host or "").lower()
         self.hits.append((host, request.path))
-        live = {h.lower(): h for h in self.live_hosts()}
-        if host not in live:
-            if host in {h.lower() for h in self.stopped_hosts()}:
-                return web.Response(status=502, text="Bad Gateway")
+        routed = {h.lower(): h for h in (*self.live_hosts(), *self.stopped_hosts())}
+        if host not in routed:
             return web.Response(status=404, text="no such stack\n")
-        if host in {h.lower() for h in self.silent_hosts()}:
-            return web.Response(status=502, text="Bad Gateway\n")
-        logins = self.logins(live[host])
+        logins = self.logins(routed[host])
         if logins and not _authorized(request.headers.get(hdrs.AUTHORIZATION, ""), logins):
             headers = {hdrs.WWW_AUTHENTICATE: 'Basic realm="traefik"'}
             return web.Response(status=401, text="401 Unauthorized\n", headers=headers)
+        if host not in {h.lower() for h in self.live_hosts()}:
+            return web.Response(status=502, text="Bad Gateway")  # stopped: no container
+        if host in {h.lower() for h in self.silent_hosts()}:
+            return web.Response(status=502, text="Bad Gateway\n")
         return web.json_response({"service": "opencode", "host": host})
 
 

@@ -14,8 +14,10 @@ import structlog
 from bot.sandbox.world import CHANNEL, SandboxBot
 from deployer import DeploymentState, Operation
 from deployer.assemble import adapters
+from deployer.core.probe_login import probe_password
 from deployer.errors import PermanentUpstreamError
 from deployer.sandbox.faults import FailRule
+from deployer.sandbox.server import API_KEY
 from deployer.testing import FakeClock
 from tests.bot.test_bot_commands import answer
 
@@ -25,7 +27,7 @@ OWNER_DM = "D0ALICE"  # the app's Messages tab with U0ALICE
 
 def password(world: SandboxBot) -> str:
     """The stack's password as Dokploy holds it (in clear, as the real server does)."""
-    (row,) = world.engine.dokploy.store.security.values()
+    (row,) = [r for r in world.engine.dokploy.store.security.values() if r["username"] == "alice"]
     return str(row["password"])
 
 
@@ -150,6 +152,9 @@ async def test_the_password_is_in_no_other_message_log_line_event_or_error(
         stored.append((await world.store.get(dep_id)).model_dump_json())
         stored += [p.model_dump_json() for p in await world.store.phases(dep_id)]
     texts = [*elsewhere, *stored, repr(logs), str(duplicate.value)]
+    probe = probe_password(API_KEY, "alice.ai.example.test")  # aistack's own, derived
+    assert world.slack.direct_messages("U0ALICE") and not [t for t in texts if probe in t]
+    assert probe not in str([m.blocks for m in slack.direct_messages("U0ALICE")])
     for secret in (first, second):
         assert [text for text in texts if secret in text] == []
     owner_dms = str([m.blocks for m in slack.direct_messages("U0ALICE")])

@@ -22,9 +22,10 @@ import structlog
 from deployer.adapters.stores.memory import MemoryStore
 from deployer.assemble import adapters, open_deployer
 from deployer.core.models import Deployment, Event
+from deployer.core.probe_login import PROBE_USER, probe_password
 from deployer.core.states import DeploymentState, Operation, PhaseState
 from deployer.errors import ConfigError, NotFound, PermanentUpstreamError, StackBusy
-from deployer.sandbox.server import Sandbox
+from deployer.sandbox.server import API_KEY, Sandbox
 from deployer.service import Deployer
 from deployer.settings import DeployerSettings, load_settings
 from deployer.testing import FakeClock, RecordingNotifier
@@ -47,8 +48,17 @@ async def answer(sandbox: Sandbox, login: tuple[str, str] | None = None) -> int:
         return reply.status
 
 
-def rows(sandbox: Sandbox) -> list[dict[str, Any]]:
+def logins(sandbox: Sandbox) -> list[dict[str, Any]]:
+    """Every login Dokploy holds: the owners' and aistack's probe's."""
     return list(sandbox.dokploy.store.security.values())
+
+
+def rows(sandbox: Sandbox) -> list[dict[str, Any]]:
+    """The owners' logins."""
+    return [row for row in logins(sandbox) if row["username"] != PROBE_USER]
+
+
+PROBE = (PROBE_USER, probe_password(API_KEY, HOST))  # what aistack's probe sends
 
 
 async def phase_outputs(store: MemoryStore, dep: Deployment, phase: str) -> dict[str, str]:
@@ -99,11 +109,28 @@ async def test_a_deploy_gives_its_owner_a_login_once_and_the_url_asks_for_it(
     assert await answer(sandbox) == 401  # health accepts 401: the deploy went through
     assert await answer(sandbox, ("alice", "wrong")) == 401
     assert await answer(sandbox, ("alice", login.password)) == 200
+    assert await answer(sandbox, PROBE) == 200  # aistack's own login: derived, never sent
+    (probe,) = [row for row in logins(sandbox) if row["username"] == PROBE_USER]
+    assert probe["password"] == PROBE[1] and PROBE not in [
+        (d.username, d.password) for d in notifier.delivered
+    ]
     outputs = await phase_outputs(memory_store, dep, "security")
     assert outputs == {"security_id": row["securityId"], "security_username": "alice",
                        "security_existed": "no", "login_sent_to": "U1"}  # fmt: skip
     (event,) = sent(notifier)
     assert (event.actor, event.data["to"], event.data["username"]) == ("U1", "U1", "alice")
+
+
+async def test_the_probe_sees_past_the_login_to_the_container(
+    deployer: Deployer, sandbox: Sandbox
+) -> None:
+    await deployer.deploy("alice", requester="U1")
+    stopped = await deployer.change("alice", Operation.STOP, requester="U1")
+    assert stopped.state is S.SUCCEEDED  # it saw the stack go down: its probe has a login
+    assert await answer(sandbox) == 401  # Traefik asks for a login first, container or not
+    assert await answer(sandbox, PROBE) == 502  # behind it: no container
+    started = await deployer.change("alice", Operation.START, requester="U1")
+    assert started.state is S.SUCCEEDED and await answer(sandbox, PROBE) == 200
 
 
 async def test_a_redeploy_keeps_the_login_its_owner_has(
@@ -148,7 +175,7 @@ async def test_with_auth_none_a_stack_gets_no_login(
         dep = await deployer.deploy("alice", requester="U1")
         assert not any("login" in line for line in deployer.plan(dep.spec))
     assert dep.state is S.SUCCEEDED
-    assert rows(sandbox) == [] and notifier.delivered == []
+    assert logins(sandbox) == [] and notifier.delivered == []
     assert await answer(sandbox) == 200
     assert await phase_outputs(store, dep, "security") == {}
 
@@ -159,7 +186,7 @@ async def test_a_failed_first_deploy_leaves_no_login_behind(
     sandbox.dokploy.fail_deploys.add("opencode-alice")
     failed = await deployer.deploy("alice", requester="U1")
     assert failed.state is S.ROLLED_BACK
-    assert rows(sandbox) == []  # it went with the application
+    assert logins(sandbox) == []  # it went with the application
     undo = {p.name: p.state for p in await memory_store.phases(failed.id)}
     assert undo["security"] is PhaseState.NOTHING_TO_UNDO
 
@@ -179,7 +206,7 @@ async def test_a_failed_redeploy_removes_the_login_it_made_and_keeps_the_stack_o
     assert len(notifier.logins("alice")) == 1  # made, and sent, before the deploy failed
     undo = {p.name: p.state for p in await store.phases(failed.id)}
     assert undo["security"] is PhaseState.UNDONE
-    assert rows(sandbox) == [] and await answer(sandbox) == 200
+    assert logins(sandbox) == [] and await answer(sandbox) == 200
 
 
 async def test_a_login_that_cannot_reach_its_owner_fails_the_deploy_without_saying_it(
@@ -191,7 +218,7 @@ async def test_a_login_that_cannot_reach_its_owner_fails_the_deploy_without_sayi
         failed = await deployer.deploy("alice", requester="U1")
     assert failed.state is S.ROLLED_BACK
     assert failed.error == "security: the login for alice could not be sent to U1 (RuntimeError)"
-    assert rows(sandbox) == [] and sent(notifier) == []
+    assert logins(sandbox) == [] and sent(notifier) == []
 
 
 def test_stack_auth_is_basic_by_default_or_none(sandbox: Sandbox) -> None:
@@ -344,6 +371,7 @@ async def test_no_password_in_a_log_line_an_event_a_checkpoint_or_an_error(
                 await made.close()
     passwords = [login.password for login in notifier.delivered]
     assert len(passwords) == 2 and rows(sandbox)[0]["password"] == passwords[-1]
+    passwords.append(PROBE[1])
     recorded = [*notifier.events, *await store.events("alice")]
     texts = [repr(logs), str(duplicate.value), *(e.model_dump_json() for e in recorded)]
     for dep_id in {e.deployment_id for e in recorded}:

@@ -3,6 +3,7 @@ and list; `status --check` probing the URL now."""
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -16,10 +17,11 @@ from deployer.assemble import open_deployer
 from deployer.console import TerminalNotifier, describe, render_check, render_list, render_status
 from deployer.core.events import EventKind
 from deployer.core.models import Event, Probe
+from deployer.core.probe_login import PROBE_USER, probe_password
 from deployer.core.states import DeploymentState, Operation
 from deployer.errors import NotFound
 from deployer.sandbox.dokploy_tables import Row
-from deployer.sandbox.server import Sandbox
+from deployer.sandbox.server import API_KEY, Sandbox
 from deployer.service import Deployer
 from deployer.testing import ManualClock, RecordingNotifier
 from tests.conftest import TEST_SETTINGS
@@ -42,9 +44,13 @@ def near(stamp: datetime | None, other: datetime) -> bool:
 
 
 async def ingress_status(sandbox: Sandbox, host: str = HOST) -> int:
+    """What the URL answers aistack's probe, which has a login of its own (without one,
+    Traefik answers the stack's login 401 whatever the container does)."""
+    login = base64.b64encode(f"{PROBE_USER}:{probe_password(API_KEY, host)}".encode()).decode()
+    headers = {"Host": host, "Authorization": f"Basic {login}"}
     async with (
         aiohttp.ClientSession() as session,
-        session.get(sandbox.urls["ingress"], headers={"Host": host}) as reply,
+        session.get(sandbox.urls["ingress"], headers=headers) as reply,
     ):
         return reply.status
 

@@ -22,7 +22,7 @@ from deployer.ports import LiveStack, Store
 from deployer.sandbox.faults import FailRule
 from deployer.sandbox.server import Sandbox
 from deployer.service import Deployer
-from deployer.testing import ManualClock, RecordingNotifier
+from deployer.testing import ManualClock, RecordingCourier, RecordingNotifier
 from tests.conftest import TEST_SETTINGS
 
 S, K = DeploymentState, EventKind
@@ -37,8 +37,8 @@ async def opened(
 ) -> AsyncIterator[Deployer]:  # fmt: skip
     """A deployer (one process) on `store`, its time the test's calendar."""
     values = sandbox.settings(**(TEST_SETTINGS | settings))
-    async with open_deployer(values, notifier or RecordingNotifier(), store=store,
-                             clock=clock) as deployer:  # fmt: skip
+    async with open_deployer(values, notifier or RecordingNotifier(), store=store, clock=clock,
+                             courier=RecordingCourier()) as deployer:  # fmt: skip
         yield deployer
 
 

@@ -416,8 +416,11 @@ async def test_a_first_deploy_makes_only_the_calls_that_can_change_its_result(
             "application.saveDockerProvider",  # no saveEnvironment: the environment is empty
             "application.update",  # the limits (AISTACK_STACK_MEMORY, AISTACK_STACK_CPUS)
             "domain.create",
-            "security.create",  # the login (AISTACK_STACK_AUTH=basic), no look-up before it
+            "application.one",  # aistack's probe login: is it there?
+            "security.create",  # no: made (AISTACK_STACK_AUTH=basic)
             "application.one",  # its id: security.create answers only `true`
+            "security.create",  # the owner's login, no look-up before it (a new application)
+            "application.one",  # its id
             "application.deploy",
         ]
     )

@@ -6,6 +6,10 @@ username is the stack's name. Its password is made here, sent to Dokploy and to 
 (Delivery), and kept nowhere else: the checkpoints hold the login's id and username, and who
 it went to.
 
+Each stack also gets aistack's own login (core/probe_login.py: derived, stored nowhere), so
+that its probe sees past Traefik's 401 to the container; both steps set it again, which also
+mends it after the key it is derived from changed.
+
 A crash after Dokploy has the password and before the owner does must not leave a password
 nobody has: "existed" is checkpointed before the first change, so a resumed run knows it was
 setting one and sets a fresh one, which it delivers. A redeploy keeps the live stack's login
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import secrets
 
+from deployer.core.probe_login import PROBE_USER
 from deployer.engine.outputs import YES, PhaseOutputs
 from deployer.engine.provenance import GONE, NEVER_MADE, fresh, kept, kept_it, removed, untouched
 from deployer.engine.saga import PhaseContext, Undone
@@ -34,11 +39,23 @@ def new_password() -> str:
 
 
 class _Login(Phase):
-    """What both steps share: set a new password on the login and deliver it, once."""
+    """What both steps share: set a new password on the login and deliver it, once; keep
+    aistack's probe login in place."""
 
     def __init__(self, deps: Deps) -> None:
         super().__init__(deps)
         self._delivery = deps.delivery
+
+    async def _probe_login(self, application_id: str, host: str) -> None:
+        login = self._s.health.login(host)
+        if login is None:
+            return  # no logins here (AISTACK_STACK_AUTH=none): the probe sends none
+        user, password = login
+        found = await self._paas.find_basic_auth(application_id, user)
+        if found is None:
+            await self._paas.add_basic_auth(application_id, user, password)
+        else:
+            await self._paas.set_basic_auth(found, user, password)
 
     async def _set_and_send(
         self, ctx: PhaseContext, application_id: str, found: str | None
@@ -66,6 +83,7 @@ class SecurityStep(_Login):
         out, app = PhaseOutputs(ctx), ctx.outputs["application_id"]
         if SENT_TO in ctx.outputs:
             return await self._set_and_send(ctx, app, None)
+        await self._probe_login(app, ctx.deployment.spec.host)
         user = ctx.deployment.spec.name
         new_app = fresh(out, "application", "security")  # made a moment ago: nothing inside
         found = None if new_app else await self._paas.find_basic_auth(app, user)
@@ -86,6 +104,9 @@ class SecurityStep(_Login):
         if not kept(ctx, "application"):
             return Undone("nothing to undo: the login goes with the application", changed=False)
         app = ctx.outputs["application_id"]
+        probe = await self._paas.find_basic_auth(app, PROBE_USER)  # made with it: goes with it
+        if probe is not None:
+            await self._paas.remove_basic_auth(probe)
         login_id = ctx.outputs.get(LOGIN_ID) or await self._paas.find_basic_auth(app, user)
         if login_id is None:
             return GONE
@@ -111,6 +132,7 @@ class RotateStep(_Login):
             raise PermanentError(f"{stack} is not live in our records: it has no login to renew")
         if SENT_TO in ctx.outputs:
             return await self._set_and_send(ctx, app, None)
+        await self._probe_login(app, ctx.deployment.spec.host)
         found = await self._paas.find_basic_auth(app, ctx.deployment.spec.name)
         return await self._set_and_send(ctx, app, found)
 
