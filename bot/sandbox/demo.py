@@ -48,7 +48,8 @@ class Transcript:
             elif call.method == "chat.postMessage" and str(call.args["channel"])[:1] in "UWD":
                 who = NAMES.get("U" + str(call.args["channel"])[1:], "?")
                 self._out(f"[direct message to {who}]  aistack:")
-                self._blocks(call.args.get("blocks"), str(call.args.get("text", "")))
+                blocks = hidden_passwords(call.args.get("blocks"))
+                self._blocks(blocks, str(call.args.get("text", "")))
             elif call.method == "chat.postMessage":
                 self._out("#ops  aistack:")
                 self._blocks(call.args.get("blocks"), str(call.args.get("text", "")))
@@ -85,6 +86,17 @@ def block_lines(blocks: list[object]) -> list[str]:
         if buttons:
             lines.append("  ".join(f"[{e['text']['text']}]" for e in buttons))
     return lines
+
+
+def hidden_passwords(blocks: object) -> object:
+    """A login's password, as the owner's direct message holds it, left out of the printout."""
+    if isinstance(blocks, dict):
+        return {k: hidden_passwords(v) for k, v in blocks.items()}
+    if isinstance(blocks, list):
+        return [hidden_passwords(item) for item in blocks]
+    if isinstance(blocks, str):
+        return re.sub(r"Password: `[^`]*`", "Password: `(only its owner sees it)`", blocks)
+    return blocks
 
 
 def plain(text: str) -> str:

@@ -2,7 +2,8 @@
 
 An upgrade, an upgrade that never answers and is reverted on its own, a roll back from the
 live card, the releases, a stop and a start, the container's logs with its secret masked,
-and the expiry reminder with Extend. Each step checks what people would see.
+the expiry reminder with Extend, and a new password for the stack's login. Each step checks
+what people would see.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from bot.sandbox.slack import Message
 from bot.sandbox.world import SandboxBot
 from deployer import Deployment, DeploymentState, Operation
 
@@ -38,6 +40,7 @@ async def lifecycle(
     await _stop_and_start(world, say, step, expect)
     await _logs(world, say, step, expect)
     await _reminder(world, say, step, expect, live)
+    await _credentials(world, say, step, expect)
     return live
 
 
@@ -112,11 +115,37 @@ async def _reminder(
     step(say, "alice's stack expires in 2 hours: aistack reminds her in a direct message "
          "and under its card", "(the lifecycle sweep runs)")  # fmt: skip
     await world.bot.deployer.sweep_lifetimes()
-    await world.slack.wait_for(lambda: bool(world.slack.direct_messages("U0ALICE")))
-    dm = world.slack.direct_messages("U0ALICE")[-1]
+    await world.slack.wait_for(lambda: bool(_reminders(world)))
+    dm = _reminders(world)[-1]
     step(say, "alice clicks [Extend] in her direct message: no approval needed",
          "alice clicks [Extend]")  # fmt: skip
     reply = await world.driver.click("U0ALICE", "aistack_extend", live.id,
                                      channel=dm.channel, message_ts=dm.ts)  # fmt: skip
     expect(reply.status == 200, "the Extend click was refused")
     await world.told("U0ALICE", "now expires")
+
+
+def _reminders(world: SandboxBot) -> list[Message]:
+    return [m for m in world.slack.direct_messages("U0ALICE") if "expires" in m.text]
+
+
+async def _credentials(world: SandboxBot, say: Say, step: Step, expect: Expect) -> None:
+    logins = len(_logins(world))
+    step(say, "alice's login went to her alone when her stack was made; bob, an approver, "
+         "renews it (say it leaked): the new password goes to alice alone",
+         "bob> /aistack credentials alice")  # fmt: skip
+    await world.driver.command("U0BOB", "credentials alice")
+    await world.told("U0BOB", "on its way to")
+    await world.slack.wait_for(lambda: len(_logins(world)) > logins)
+    new = _logins(world)[-1]
+    expect(not any(_texts(m) in t for m in [new] for t in world.said_to("U0BOB")),
+           "bob saw the new password")  # fmt: skip
+
+
+def _logins(world: SandboxBot) -> list[Message]:
+    return [m for m in world.slack.direct_messages("U0ALICE") if "Password:" in _texts(m)]
+
+
+def _texts(message: Message) -> str:
+    return " ".join(str(b.get("text", {}).get("text", "")) for b in message.blocks
+                    if isinstance(b.get("text"), dict))  # fmt: skip
