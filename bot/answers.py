@@ -25,7 +25,15 @@ from bot.blocks import (
 )
 from bot.day_two import life
 from bot.messages import bullets, phase_title, utc
-from deployer import Event, PhaseRecord, PreflightReport, StackSpec, StackStatus
+from deployer import (
+    Deployment,
+    Event,
+    Operation,
+    PhaseRecord,
+    PreflightReport,
+    StackSpec,
+    StackStatus,
+)
 
 _ICONS = {"done": ":white_check_mark:", "failed": ":x:", "undone": ":leftwards_arrow_with_hook:"}
 
@@ -67,9 +75,19 @@ def dry_run_message(spec: StackSpec, plan: list[str]) -> Message:
     return message(f"Dry run for {escape(spec.name)}: nothing was changed", blocks)
 
 
+def latest_state(dep: Deployment | None) -> str:
+    """The latest deployment's state, saying what it did when it did not deploy or destroy
+    (`stop succeeded`: "succeeded" alone would read as a deploy's)."""
+    if dep is None:
+        return "no record"
+    if dep.operation in (Operation.DEPLOY, Operation.DESTROY):
+        return str(dep.state)
+    return f"{dep.operation} {dep.state}"
+
+
 def status_message(status: StackStatus, *, now: datetime | None = None) -> Message:
     dep, live = status.deployment, status.live
-    state = str(dep.state) if dep else "no record"
+    state = latest_state(dep)
     lines = [f"*{escape(status.name)}* · {state} · {escape(status.url)}", *_record_lines(status)]
     if running := escape(life(status, now)):  # running for, stopped since, release, expiry
         lines.insert(1, running[:1].upper() + running[1:])
@@ -124,7 +142,7 @@ def list_message(
 
 
 def _list_line(s: StackStatus) -> str:
-    state = str(s.deployment.state) if s.deployment else "no record"
+    state = latest_state(s.deployment)
     app = escape(s.live.application_status or "no app") if s.live else "-"
     owner = mention(s.owner) if s.owner else "-"
     flag = " · :warning: *DRIFT*" if s.drift else ""

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from bot import answers as a
 from bot import day_two as d
 from bot import messages as m
 from bot.blocks import MAX_BLOCKS, MAX_SECTION, Message
@@ -321,3 +322,15 @@ def test_a_restart_that_never_answers_says_the_container_was_restarted() -> None
         "30 s; the container was restarted but does not answer"
     )
     assert m.outcome_line(dep, phases) == f"<@U0ALICE> {card.text}"
+
+
+def test_status_says_what_the_latest_operation_did() -> None:
+    stopped = StackStatus(name="alice", url="https://alice.example", owner="U0ALICE",
+                          deployment=_dep(Operation.STOP, S.SUCCEEDED),
+                          stopped_at=datetime(2026, 12, 1, 10, tzinfo=UTC))  # fmt: skip
+    assert a.status_message(stopped).text == "alice: stop succeeded"
+    live = StackStatus(name="alice", url="https://alice.example", owner="U0ALICE",
+                       deployment=_dep(Operation.DEPLOY, S.SUCCEEDED))  # fmt: skip
+    assert a.status_message(live).text == "alice: succeeded"
+    restarting = live.model_copy(update={"deployment": _dep(Operation.RESTART, S.RUNNING)})
+    assert "*alice* · restart running" in str(a.list_message([restarting]).blocks)
