@@ -25,8 +25,9 @@ from bot import answers as a
 from bot import commands as c
 from bot import messages as m
 from bot import reminders
-from bot.access import AccessPolicy, Decision
+from bot.access import AccessPolicy
 from bot.blocks import Message, escape, mention
+from bot.buttons import CardButtons
 from bot.day_two import check_message, logs_message
 from bot.directory import Directory
 from bot.lifetimes import AccessDenied, LifetimeClicks
@@ -41,7 +42,6 @@ from deployer import (
     Deployer,
     Deployment,
     DeploymentState,
-    IllegalTransition,
     LifetimeTooLong,
     NotFound,
     Operation,
@@ -62,10 +62,9 @@ class Click:
 
 
 ClickHandler = Callable[[Click, Deployment], Awaitable[None]]
-Rule = Callable[[str, frozenset[str], Deployment, str | None], Decision]  # ..., the owner
 
 
-class Listeners(LifetimeClicks):
+class Listeners(CardButtons, LifetimeClicks):
     def __init__(
         self,
         deployer: Deployer,
@@ -318,7 +317,7 @@ class Listeners(LifetimeClicks):
         except SlackApiError as exc:  # the request is closed either way; the card says so
             log.warning("superseded note not posted", deployment_id=closed.id, error=str(exc))
 
-    # -- buttons ----------------------------------------------------------------------------
+    # -- buttons (what each one does: bot/buttons.py) ---------------------------------------
     async def on_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         click = _click(body, action)
@@ -327,93 +326,6 @@ class Listeners(LifetimeClicks):
             log.warning("click ignored", action=str(action.get("action_id"))[:40])
             return
         self._tasks.spawn(self._clicked(handler, click), name=f"click:{action['action_id']}")
-
-    async def _clicked(self, handler: ClickHandler, click: Click) -> None:
-        try:
-            dep = await self._d.get(click.deployment_id)
-            await handler(click, dep)
-        except NotFound:
-            await self._tell(click, "That deployment no longer exists.")
-        except AistackError as exc:
-            await self._tell(click, str(exc))
-        except Exception:
-            log.exception("button failed", deployment_id=click.deployment_id)
-            await self._tell(click, "Something went wrong on our side; the team has the details.")
-
-    async def _approve(self, click: Click, dep: Deployment) -> None:
-        if not await self._decidable(click, dep, self._policy.may_approve):
-            return
-        try:
-            await self._d.approve(dep, click.user)
-        except IllegalTransition:  # another approver, or a double click, got there first
-            await self._tell(click, _already(await self._d.get(dep.id)))
-        except StackBusy as exc:  # another request was approved first and holds the stack
-            await self._tell(click, f"Not approved: {exc}. This request stays open: approve "
-                             "it once that is done, or reject it.")  # fmt: skip
-
-    async def _reject(self, click: Click, dep: Deployment) -> None:
-        if not await self._decidable(click, dep, self._policy.may_reject):
-            return
-        try:
-            await self._d.reject(dep, click.user)
-        except IllegalTransition:
-            await self._tell(click, _already(await self._d.get(dep.id)))
-
-    async def _decidable(self, click: Click, dep: Deployment, rule: Rule) -> bool:
-        if dep.state is not S.REQUESTED:
-            await self._tell(click, _already(dep))
-            return False
-        if self._clock.now() - dep.created_at > timedelta(seconds=self._s.approval_ttl):
-            await self._d.expire_requests(self._s.approval_ttl)
-            await self._tell(click, "This request expired before anyone approved it.")
-            return False
-        owner = await self._d.owner(dep.stack)
-        decision = rule(click.user, await self._dir.groups_of(click.user), dep, owner)
-        if not decision.allowed:
-            await self._tell(click, decision.reason)
-        return decision.allowed
-
-    async def _destroy(self, click: Click, dep: Deployment) -> None:
-        channel = dep.channel or click.channel  # a reminder's, in a DM: the stack's channel
-        if await self._takes_requests(click, channel):
-            await self._request_change(dep.stack, Operation.DESTROY, click.user, channel,
-                                       None, self._ephemeral(click))  # fmt: skip
-
-    async def _roll_back(self, click: Click, dep: Deployment) -> None:
-        if await self._takes_requests(click):
-            await self._request_rollback(dep.stack, None, click.user, click.channel, None,
-                                         self._ephemeral(click))  # fmt: skip
-
-    async def _retry(self, click: Click, dep: Deployment) -> None:
-        if not await self._takes_requests(click):
-            return
-        if dep.restores is not None:  # a failed roll back is retried as one, to that release
-            await self._request_rollback(dep.stack, dep.restores, click.user, click.channel,
-                                         None, self._ephemeral(click))  # fmt: skip
-            return
-        await self._request(dep.stack, click.user, click.channel, None,
-                            self._ephemeral(click), image=dep.spec.image)  # fmt: skip
-
-    async def _takes_requests(self, click: Click, channel: str | None = None) -> bool:
-        """A button that starts a new request obeys the channel rule, as the command does
-        (for the channel its card goes to)."""
-        allowed = self._policy.in_channel(channel or click.channel)
-        if not allowed.allowed:
-            await self._tell(click, allowed.reason)
-        return allowed.allowed
-
-    async def _retry_rollback(self, click: Click, dep: Deployment) -> None:
-        groups = await self._dir.groups_of(click.user)
-        owner = await self._d.owner(dep.stack)
-        decision = self._policy.may_retry_rollback(click.user, groups, dep, owner)
-        if not decision.allowed:
-            await self._tell(click, decision.reason)
-        elif dep.state is not S.ROLLBACK_FAILED:
-            await self._tell(click, _already(dep))
-        else:
-            await self._d.retry_rollback(dep, click.user)
-            message = a.notice("Retrying the rollback now; progress goes to the thread.")
-            await self._slack.ephemeral(click.channel, click.user, message.text, message.blocks)
 
     # -- answering --------------------------------------------------------------------------
     async def _answering(self, work: Awaitable[None], respond: Respond) -> None:
@@ -431,16 +343,6 @@ class Listeners(LifetimeClicks):
                 respond, a.refusal("Something went wrong on our side; the team has the details.")
             )
 
-    def _ephemeral(self, click: Click) -> Respond:
-        async def respond(*, text: str, blocks: Any = None, **_: Any) -> None:
-            await self._slack.ephemeral(click.channel, click.user, text, blocks)
-
-        return respond
-
-    async def _tell(self, click: Click, text: str) -> None:
-        message = a.refusal(text)
-        await self._slack.ephemeral(click.channel, click.user, message.text, message.blocks)
-
     def _validate(self, raw: str) -> str:
         return self._d.spec(raw).name
 
@@ -448,13 +350,6 @@ class Listeners(LifetimeClicks):
 async def _say(respond: Respond, message: Message, *, public: bool = False) -> None:
     kind = "in_channel" if public else "ephemeral"
     await respond(text=message.text, blocks=message.blocks, response_type=kind)
-
-
-def _already(dep: Deployment) -> str:
-    if dep.state in (S.APPROVED, S.QUEUED, S.RUNNING, S.SUCCEEDED, S.DESTROYING, S.DESTROYED):
-        who = f"<@{dep.approver}>" if dep.approver and dep.approver[:1] in "UW" else "someone"
-        return f"Already approved by {who}; it is {dep.state} now."
-    return f"This request is already {dep.state}; nothing to decide."
 
 
 def _click(body: dict[str, Any], action: dict[str, Any]) -> Click | None:

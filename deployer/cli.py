@@ -5,6 +5,7 @@ Exit codes: 0 done (also: nothing to do, or the operator declined); 1 the deploy
 and was rolled back; 2 bad input or settings; 3 rollback failed, resources left behind;
 4 an upstream refused or is unreachable; 5 the stack is busy with another deployment; 6 no such
 stack; 141 the reader of our output went away (`| head`), as a shell reports SIGPIPE.
+What each subcommand takes is cli_parser.py's.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
 
 from deployer.assemble import open_deployer
-from deployer.cli_lifetimes import extended_lines, lifetime_commands, lifetime_option, swept_lines
+from deployer.cli_lifetimes import extended_lines, swept_lines
+from deployer.cli_parser import parser
 from deployer.console import (
     TerminalNotifier,
     render_check,
@@ -49,69 +50,9 @@ from deployer.service import Deployer
 from deployer.settings import load_settings
 
 S = DeploymentState
-TAIL_MAX = 1000  # as in Slack: more would not be read
 EXIT_FOR_STATE = {S.SUCCEEDED: 0, S.DESTROYED: 0, S.ROLLED_BACK: 1, S.ROLLBACK_FAILED: 3}
 EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE  # 141, what a shell shows for `... | head`
 Command = Callable[[Deployer, argparse.Namespace, TerminalNotifier], Awaitable[int]]
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="aistack", description="Deploy per-user AI stacks.")
-    p.add_argument(
-        "--sandbox",
-        action="store_true",
-        help="run this one command against in-process fakes (no credentials)",
-    )
-    p.add_argument(
-        "--log-level",
-        default="error",
-        help="structlog level on stderr: debug, info (one line per phase), warning, error",
-    )
-    sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("preflight", help="check Dokploy, the DNS zone and the ingress")
-    deploy = sub.add_parser("deploy", help="deploy a stack and wait until it answers")
-    deploy.add_argument("name")
-    deploy.add_argument("--image", help="container image (default: AISTACK_STACK_IMAGE)")
-    lifetime_option(deploy, "how long a new stack lives (default: AISTACK_STACK_TTL)")
-    status = sub.add_parser("status", help="one stack, or all of them")
-    status.add_argument("name", nargs="?")
-    status.add_argument("--check", action="store_true", help="probe the stack's URL now")
-    _day_two_parsers(sub)
-    sub.add_parser("list", help="every stack, from Dokploy and our records")
-    destroy = sub.add_parser("destroy", help="remove a stack and everything it made")
-    destroy.add_argument("name")
-    releases = sub.add_parser("releases", help="what a stack has run, release by release")
-    releases.add_argument("name")
-    rollback = sub.add_parser("rollback", help="put an earlier release back and wait for it")
-    rollback.add_argument("name")
-    rollback.add_argument(
-        "--to",
-        type=_release_number,
-        metavar="N",
-        help="the release to put back (default: the one before the live one)",
-    )
-    history = sub.add_parser("history", help="the audit trail of a stack")
-    history.add_argument("name")
-    history.add_argument("--json", action="store_true", help="one JSON object per line")
-    retry = sub.add_parser("retry-rollback", help="retry a failed rollback or teardown now")
-    retry.add_argument("name")
-    give_up = sub.add_parser("give-up", help="stop retrying a failed rollback automatically")
-    give_up.add_argument("name")
-    credentials = sub.add_parser(
-        "credentials", help="a new password for a stack's login, printed here (stdout) once"
-    )
-    credentials.add_argument("name")
-    gc = sub.add_parser("gc", help="find resources no record owns, and remove them")
-    gc.add_argument("--yes", action="store_true", help="remove without asking")
-    worker = sub.add_parser("worker", help="run queued deployments until stopped")
-    worker.add_argument(
-        "--exit-when-idle", action="store_true", help="stop when nothing is left to claim"
-    )
-    lifetime_commands(sub)
-    sandbox = sub.add_parser("sandbox", help="serve the fakes on 127.0.0.1 until Ctrl-C")
-    sandbox.add_argument("--deploy-delay", type=float, default=2.0)
-    sub.add_parser("demo", help="a guided tour against the sandbox")
-    return p
 
 
 async def cmd_preflight(d: Deployer, _: argparse.Namespace, out: TerminalNotifier) -> int:
@@ -143,26 +84,6 @@ async def cmd_status(d: Deployer, args: argparse.Namespace, out: TerminalNotifie
         return 0
     _print(out, render_status(await d.status(args.name), d.now()))
     return 0
-
-
-def _day_two_parsers(sub: Any) -> None:
-    verbs = {
-        "stop": "stop a stack's container; its data stays",
-        "start": "start a stopped stack again and wait until it answers",
-        "restart": "restart a stack's container and wait until it answers",
-    }
-    for verb, about in verbs.items():
-        sub.add_parser(verb, help=about).add_argument("name")
-    logs = sub.add_parser("logs", help="a stack's last container lines, secrets masked")
-    logs.add_argument("name")
-    logs.add_argument("--tail", type=_tail, default=100, help=f"lines, 1 to {TAIL_MAX}")
-    logs.add_argument("--build", action="store_true", help="the live release's build log")
-
-
-def _tail(raw: str) -> int:
-    if not raw.isdigit() or not 1 <= int(raw) <= TAIL_MAX:
-        raise argparse.ArgumentTypeError(f"a whole number from 1 to {TAIL_MAX}, not {raw!r}")
-    return int(raw)
 
 
 async def cmd_change(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:
@@ -202,12 +123,6 @@ async def cmd_rollback(d: Deployer, args: argparse.Namespace, out: TerminalNotif
     if done.state is S.SUCCEEDED:
         _print(out, [f"{done.stack}: back on release {done.restores} (now release {done.release})"])
     return _exit(done)
-
-
-def _release_number(raw: str) -> int:
-    if not raw.isdigit() or int(raw) < 1:
-        raise argparse.ArgumentTypeError(f"a release number is a whole number from 1, not {raw!r}")
-    return int(raw)
 
 
 async def cmd_retry_rollback(d: Deployer, args: argparse.Namespace, out: TerminalNotifier) -> int:

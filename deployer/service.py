@@ -1,7 +1,8 @@
 """Deployer: the lifecycle commands the CLI and the bot drive (request, roll back, approve,
 reject, transfer, retry, give up), and the reads they need. It plans, records and runs; what
 exists right now is the Inventory's (inventory.py). Its store, journal and settings stay
-inside; which release a roll back puts back is the ReleaseBook's (releases.py)."""
+inside; which release a roll back puts back is the ReleaseBook's (releases.py), and what a
+request acts on (and whether the quota admits it) is the Admission's (admission.py)."""
 
 from __future__ import annotations
 
@@ -11,24 +12,17 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from deployer.admission import Admission
 from deployer.core.events import EventKind
-from deployer.core.lifetime import when
 from deployer.core.models import Deployment, Event, StackSpec, StackStatus
 from deployer.core.plan import Target, describe
-from deployer.core.quota import quota_refusal
 from deployer.core.releases import Release
-from deployer.core.states import HOLDING, TERMINAL, DeploymentState, Operation
+from deployer.core.states import TERMINAL, DeploymentState, Operation
 from deployer.engine.journal import Journal
 from deployer.engine.records import Records, Takeover
 from deployer.engine.saga import Saga
 from deployer.engine.worker import Worker
-from deployer.errors import (
-    AmbiguousResource,
-    IllegalTransition,
-    NotFound,
-    PermanentError,
-    QuotaExceeded,
-)
+from deployer.errors import IllegalTransition, NotFound, PermanentError
 from deployer.expiry import Cause, Lifetimes, SweepReport, sweep_every
 from deployer.inventory import Inventory, PreflightReport
 from deployer.ports import LiveStack
@@ -38,8 +32,6 @@ from deployer.stack_logs import StackLogs
 
 S = DeploymentState
 log = structlog.get_logger("aistack.service")
-# Operations on the live stack as it is: they need one, and run its recorded spec.
-LIVE_ONLY = frozenset({Operation.STOP, Operation.START, Operation.RESTART, Operation.CREDENTIALS})
 
 
 class Deployer:
@@ -54,6 +46,8 @@ class Deployer:
         self._saga = saga
         self._records = Records(journal.store)
         self._releases = ReleaseBook(journal.store, settings.stack)
+        self._admission = Admission(journal.store, self._records, inventory, self._releases,
+                                    settings.stack)  # fmt: skip
         self.work_queued = asyncio.Event()  # wakes this process's workers
         self._lifetimes = Lifetimes(journal, settings.lifetime, self.request)
 
@@ -83,16 +77,8 @@ class Deployer:
         (`--for`, seconds) is refused past AISTACK_STACK_TTL_MAX before anything is recorded;
         `cause` is why aistack asks (expired, grace ended): its event is stored first."""
         self._lifetimes.refuse(lifetime)
-        spec = self.spec(name, image)
-        if operation is Operation.DESTROY:
-            spec = await self._spec_to_destroy(spec)
-        elif operation is Operation.CREDENTIALS:
-            spec = await self._login_spec(spec.name)
-        elif operation in LIVE_ONLY:
-            spec = await self._live_spec(spec.name, operation)
-        elif restores is not None:
-            spec = await self._releases.spec_to_restore(spec.name, restores)
-        await self._within_quota(spec.name, requester, operation)
+        spec = await self._admission.spec_for(self.spec(name, image), operation, restores)
+        await self._admission.within_quota(spec.name, requester, operation)
         now = self._clock.now()
         lifetime = await self._lifetimes.lifetime(spec.name, operation, lifetime, now)
         draft = Deployment(stack=spec.name, operation=operation, requester=requester, spec=spec,
@@ -129,7 +115,7 @@ class Deployer:
 
     async def approve(self, dep: Deployment, approver: str) -> Deployment:
         # checked again: other stacks may have been made while this request waited
-        await self._within_quota(dep.stack, dep.requester, dep.operation)
+        await self._admission.within_quota(dep.stack, dep.requester, dep.operation)
         dep = await self._journal.move(dep, S.APPROVED, actor=approver, approver=approver)
         queued = await self._journal.move(dep, S.QUEUED, actor=approver)
         self.work_queued.set()
@@ -137,20 +123,6 @@ class Deployer:
 
     async def reject(self, dep: Deployment, who: str) -> Deployment:
         return await self._journal.move(dep, S.REJECTED, actor=who, approver=who)
-
-    async def _within_quota(self, stack: str, requester: str, operation: Operation) -> None:
-        """A deploy of a stack nobody holds is a new stack: refused past the limits of what
-        one person and the server may hold (live, or approved and on its way)."""
-        if operation is not Operation.DEPLOY or await self._store.live(stack) is not None:
-            return
-        held = {live.stack: live.owner for live in await self._store.live_stacks()}
-        for dep in await self._store.list_latest():
-            if dep.operation is Operation.DEPLOY and dep.state in HOLDING:
-                held.setdefault(dep.stack, dep.requester)
-        limits = self._settings.stack
-        refused = quota_refusal(requester, stack, held, limits.max_per_user, limits.max_total)
-        if refused is not None:
-            raise QuotaExceeded(refused)
 
     async def expire(self, dep: Deployment, why: str) -> Deployment:
         """End a request that can never be decided (nobody can be asked where it came from)."""
@@ -364,42 +336,3 @@ class Deployer:
     async def takeover(self, dep: Deployment) -> Takeover | None:
         """Whose live stack `dep` would replace or remove, if not its requester's own."""
         return await self._records.takeover(dep)
-
-    async def _live_spec(self, stack: str, operation: Operation) -> StackSpec:
-        """The spec of the live stack an operation acts on; refused, saying why, when it is
-        not live or already as asked (a stop of a stopped stack, a start of a running one)."""
-        live = await self._store.live(stack)
-        if live is None:
-            raise NotFound(f"{stack} is not live: there is nothing to {operation}")
-        if operation is Operation.STOP and live.stopped_at is not None:
-            raise NotFound(f"{stack} is already stopped (since {when(live.stopped_at)})")
-        if operation is Operation.START and live.stopped_at is None:
-            raise NotFound(f"{stack} is running already; `restart` restarts it")
-        return (await self._store.get(live.deployment_id)).spec
-
-    async def _login_spec(self, stack: str) -> StackSpec:
-        """The live stack's spec, for a new password on its login (stopped or running)."""
-        live = await self._store.live(stack)
-        if live is None:
-            raise NotFound(f"{stack} is not live: it has no login to renew")
-        return (await self._store.get(live.deployment_id)).spec
-
-    async def _spec_to_destroy(self, spec: StackSpec) -> StackSpec:
-        """The spec the stack was made with (the live one: the latest may be someone's
-        request still waiting); a stack that never existed is refused, so a typo creates no
-        record."""
-        live = await self._records.live_deployment(spec.name)
-        latest = live or await self._store.latest(spec.name)
-        if latest is not None:
-            return latest.spec
-        views = await self._inventory.projects_named(spec.project_name)
-        if len(views) > 1:  # no record says which one is the stack's
-            ids = ", ".join(v.project_id for v in views)
-            raise AmbiguousResource(
-                f"Dokploy has {len(views)} projects named {spec.project_name} ({ids}) and no "
-                "record says which is this stack's: aistack will not guess; remove the ones "
-                "that are not by hand"
-            )
-        if views or await self._inventory.dns_values(spec.name):
-            return spec  # made by hand or before our records: a teardown finds it by name
-        raise NotFound(f"no stack named {spec.name}: nothing recorded, nothing in Dokploy or DNS")

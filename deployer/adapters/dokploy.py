@@ -3,7 +3,8 @@
 GET with query parameters for reads, POST with JSON for writes, `x-api-key` on every call.
 Every public method is idempotent, so the retry policy may repeat it: creates look up by
 name first, deletes treat "not found" as already done. The basic-auth methods (`security.*`)
-are mixed in from dokploy_security.py.
+are mixed in from dokploy_security.py; a live container's calls (stop, start, reload) and the
+log reads from dokploy_container.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any, TypeVar
 
 from pydantic import Field, SecretStr, TypeAdapter
 
-from deployer.adapters.dokploy_errors import NAME, checked, log_tail
+from deployer.adapters.dokploy_container import ContainerCalls
+from deployer.adapters.dokploy_errors import NAME, checked
 from deployer.adapters.dokploy_security import BasicAuthCalls
 from deployer.adapters.dotenv import to_dotenv
 from deployer.adapters.http import (
@@ -24,7 +26,7 @@ from deployer.adapters.http import (
 )
 from deployer.adapters.resilience import QUICK, Upstream
 from deployer.core.models import ProjectView
-from deployer.errors import AmbiguousResource, Gone, PermanentError, PermanentUpstreamError
+from deployer.errors import AmbiguousResource, Gone, PermanentError
 from deployer.ports import (
     AppRef,
     AppSettings,
@@ -36,9 +38,6 @@ from deployer.ports import (
 )
 
 T = TypeVar("T")
-
-
-_NOT_RUNNING = "No container or service found"
 
 
 class _App(UpstreamModel):
@@ -87,7 +86,7 @@ _domains = TypeAdapter(list[_Domain])
 _deployments = TypeAdapter(list[_Deployment])
 
 
-class DokployPaas(BasicAuthCalls):
+class DokployPaas(BasicAuthCalls, ContainerCalls):
     def __init__(self, base_url: str, api_key: SecretStr, upstream: Upstream, timeout: float):
         self._api = f"{base_url}/api"
         self._upstream = upstream
@@ -275,69 +274,7 @@ class DokployPaas(BasicAuthCalls):
                 return DeploymentRun(row.deploymentId, row.status, row.errorMessage)
         return None
 
-    async def deployment_log_tail(self, deployment_id: str, lines: int = 20) -> str:
-        """The end of a deployment's build log, for the failure message: a failed deployment
-        keeps `errorMessage` null (recording 96) and says why only in its log (97). Best
-        effort: "" when Dokploy has no such log or refuses to show it."""
-        params = {"deploymentId": deployment_id, "tail": str(lines)}
-        try:
-            raw = await self._call(lambda: self._get("deployment.readLogs", **params))
-        except PermanentError:
-            return ""
-        return log_tail(raw)
-
-    # -- a live stack's container ------------------------------------------------------------
-    async def stop_application(self, application_id: str) -> None:
-        # 200 with the application as it was, even when Docker failed (recordings 49, 89)
-        body = {"applicationId": application_id}
-        await self._call(lambda: self._post("application.stop", body))
-
-    async def start_application(self, application_id: str) -> None:
-        body = {"applicationId": application_id}
-        await self._call(lambda: self._on_container("start", "application.start", body))
-
-    async def reload_application(self, application_id: str, app_name: str) -> None:
-        body = {"appName": app_name, "applicationId": application_id}
-        await self._call(lambda: self._on_container("restart", "application.reload", body))
-
-    async def _on_container(self, verb: str, procedure: str, body: dict[str, Any]) -> None:
-        """A 500 from `start` or `reload` is Docker's answer, not Dokploy's health: the
-        command failed (recordings 90, 91) and saying it again will not help, nor should it
-        count against Dokploy's breaker. Its text (the docker command and its stderr) is not
-        passed on."""
-        reply = await send(self._session, NAME, "POST", f"{self._api}/{procedure}", body=body)
-        if reply.status == 500:
-            fields = reply.json()
-            code = fields.get("code") if isinstance(fields, dict) else None
-            said = " ".join(str(x) for x in (reply.status, code) if x)
-            raise PermanentUpstreamError(f"{NAME} could not {verb} the container ({said})",
-                                         status=reply.status, code=code)  # fmt: skip
-        checked(procedure, reply)
-
-    async def application_logs(self, application_id: str, lines: int) -> str | None:
-        """The container's last log lines; None when no container runs: Dokploy answers a
-        500 "No container or service found" then (recording 98), which is no fault."""
-        params = {"applicationId": application_id, "tail": str(lines)}
-
-        async def read() -> str | None:
-            url = f"{self._api}/application.readLogs"
-            reply = await send(self._session, NAME, "GET", url, params=params)
-            if reply.status == 500 and _NOT_RUNNING in reply.text:
-                return None
-            raw = checked("application.readLogs", reply)
-            return raw if isinstance(raw, str) else ""
-
-        return await self._call(read)
-
-    async def deployment_log(self, deployment_id: str, lines: int) -> str | None:
-        """A build log's last lines, as written: one JSON string of lines (recording 97)."""
-        params = {"deploymentId": deployment_id, "tail": str(lines)}
-        try:
-            raw = await self._call(lambda: self._get("deployment.readLogs", **params))
-        except Gone:
-            return None
-        return raw if isinstance(raw, str) else ""
-
+    # -- stacks -----------------------------------------------------------------------------
     async def stacks(self, project_prefix: str) -> list[ProjectView]:
         projects = await self._call(self._all_projects)
         return [_view(p) for p in projects if p.name.startswith(project_prefix)]
