@@ -37,9 +37,11 @@ from bot.sandbox.wire import (
     FakeSocket,
     Json,
     Message,
+    dm_channel,
     error_reply,
     hello,
     read_args,
+    user_object,
 )
 
 # the records and constants the tests and the driver read here, where the fake lives
@@ -138,6 +140,10 @@ class FakeSlack:
         """The replies under the message `ts`, oldest first."""
         replies = [m for m in self.messages.values() if m.channel == channel and m.thread_ts == ts]
         return sorted(replies, key=lambda m: m.ts)
+
+    def direct_messages(self, user: str) -> list[Message]:
+        """What the app sent `user` in its Messages tab, oldest first."""
+        return [m for (channel, _), m in self.messages.items() if channel == dm_channel(user)]
 
     def open_sockets(self) -> list[FakeSocket]:
         return [s for s in self.sockets if not s.closed]
@@ -377,14 +383,7 @@ class FakeSlack:
         name = BOT_IDENTITY["user"] if is_bot else self.users.get(user_id)
         if name is None:
             return error_reply("user_not_found")
-        profile: Json = dict.fromkeys(("avatar_hash", "title", "phone", "skype"), "")
-        profile |= {"real_name": name, "real_name_normalized": name, "display_name": name}
-        profile |= {"display_name_normalized": name, "status_text": "", "status_emoji": ""}
-        profile["fields"] = None
-        user: Json = {"id": user_id, "team_id": TEAM_ID, "name": name.lower().replace(" ", ".")}
-        user |= {"real_name": name, "deleted": False, "is_bot": is_bot, "is_app_user": False}
-        user |= {"is_admin": False, "tz": "Etc/UTC", "updated": TS_BASE, "profile": profile}
-        return {"ok": True, "user": user}
+        return {"ok": True, "user": user_object(user_id, name, is_bot=is_bot)}
 
     def _check_message(self, method: str, args: Json) -> Json | None:
         """Slack's own refusals as an error answer; every problem recorded as a violation."""
@@ -395,16 +394,6 @@ class FakeSlack:
             return error_reply(error, errors=errors, response_metadata={"messages": errors})
         return None if error is None else error_reply(error)
 
-    def direct_messages(self, user: str) -> list[Message]:
-        """What the app sent `user` in its Messages tab, oldest first."""
-        return [m for (channel, _), m in self.messages.items() if channel == dm_channel(user)]
-
     def _next_ts(self) -> str:
         micros = next(self._ts) * 100
         return f"{TS_BASE + micros // 1_000_000}.{micros % 1_000_000:06d}"
-
-
-def dm_channel(channel: str) -> str:
-    """A user id given as the channel posts to the app's DM with that user (its Messages
-    tab); Slack answers with the DM's own id, a D... channel."""
-    return f"D{channel[1:]}" if channel[:1] in ("U", "W") else channel

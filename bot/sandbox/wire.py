@@ -99,3 +99,21 @@ def hello(connections: int) -> Json:
 
 def error_reply(error: str, **extra: Any) -> Json:
     return {"ok": False, "error": error, **extra}
+
+
+def dm_channel(channel: str) -> str:
+    """A user id given as the channel posts to the app's DM with that user (its Messages
+    tab); Slack answers with the DM's own id, a D... channel."""
+    return f"D{channel[1:]}" if channel[:1] in ("U", "W") else channel
+
+
+def user_object(user_id: str, name: str, *, is_bot: bool = False) -> Json:
+    """A user as users.info gives it: the fields our clients read, the rest at their default."""
+    profile: Json = dict.fromkeys(("avatar_hash", "title", "phone", "skype"), "")
+    profile |= {"real_name": name, "real_name_normalized": name, "display_name": name}
+    profile |= {"display_name_normalized": name, "status_text": "", "status_emoji": ""}
+    profile["fields"] = None
+    user: Json = {"id": user_id, "team_id": TEAM_ID, "name": name.lower().replace(" ", ".")}
+    user |= {"real_name": name, "deleted": False, "is_bot": is_bot, "is_app_user": False}
+    user |= {"is_admin": False, "tz": "Etc/UTC", "updated": TS_BASE, "profile": profile}
+    return user

@@ -1,9 +1,9 @@
 """A local fake of the Dokploy REST API (v0.30.2), as an aiohttp server.
 
 Behaviour follows `../shared/specs/dokploy-api.md` §7 and, where they differ, the recorded
-exchanges of a real server. This module serves HTTP (auth gate, rate limit, tRPC error bodies,
-security headers) and runs the deploy queue; input validation against the OpenAPI document's
-own request schemas lives in `dokploy_validation.py`, rows and their shapes in
+exchanges of a real server. This module serves HTTP (auth gate, rate limit, dispatch) and runs
+the deploy queue. The answers' shapes are in `dokploy_http.py`, input validation against the
+OpenAPI document's own request schemas in `dokploy_validation.py`, rows and their shapes in
 `dokploy_tables.py`, the procedures and their response shapes in `dokploy_state.py`, and what
 a deployment does on the host (its build log, its container's environment) in `dokploy_host.py`.
 """
@@ -20,6 +20,14 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from deployer.sandbox.dokploy_host import run_build
+from deployer.sandbox.dokploy_http import (
+    BareResponse,
+    health,
+    json_body,
+    security_headers,
+    trpc_error,
+    unauthorized,
+)
 from deployer.sandbox.dokploy_state import Store
 from deployer.sandbox.dokploy_tables import ApiError, Row
 from deployer.sandbox.dokploy_validation import (
@@ -30,22 +38,6 @@ from deployer.sandbox.dokploy_validation import (
 )
 from deployer.sandbox.faults import Faults, control_routes, fault_middleware
 
-TRPC_CODES = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    409: "CONFLICT",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    429: "TOO_MANY_REQUESTS",
-}
-SECURITY_HEADERS = {
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "strict-origin-when-cross-origin",
-}
-
 
 @dataclass(frozen=True)
 class _Job:
@@ -53,72 +45,6 @@ class _Job:
     title: str
     description: str
     rebuild: bool  # a redeploy: no pull, the service is recreated from the current settings
-
-
-# -- responses --------------------------------------------------------------------------------
-
-
-def json_body(value: Any, status: int = 200) -> web.Response:
-    """tRPC adapter responses: compact JSON, `Content-Type: application/json` without charset."""
-    body = json.dumps(value, separators=(",", ":")).encode()
-    return web.Response(status=status, body=body, headers={hdrs.CONTENT_TYPE: "application/json"})
-
-
-def trpc_error(
-    status: int,
-    message: str,
-    path: str | None = None,
-    issues: list[Row] | None = None,
-    retry_after: float | None = None,
-) -> web.Response:
-    code = TRPC_CODES.get(status, "INTERNAL_SERVER_ERROR" if status >= 500 else "BAD_REQUEST")
-    data: Row = {"code": code, "httpStatus": status}
-    if path is not None:
-        data["path"] = path
-    data["zodError"] = None
-    if issues is not None:
-        fields: dict[str, list[str]] = {}
-        for issue in issues:
-            if issue["path"]:
-                fields.setdefault(str(issue["path"][0]), []).append(issue["message"])
-        form = [issue["message"] for issue in issues if not issue["path"]]
-        data["zodError"] = {"formErrors": form, "fieldErrors": fields}
-    body: Row = {"message": message, "code": code, "data": data}
-    if issues is not None:
-        body["issues"] = issues
-    response = json_body(body, status)
-    if retry_after is not None:
-        response.headers[hdrs.RETRY_AFTER] = f"{retry_after:g}"
-    return response
-
-
-def unauthorized() -> web.Response:
-    """The auth gate answers before tRPC, through Next's res.json (hence charset and ETag)."""
-    return web.Response(
-        status=401,
-        body=b'{"message":"Unauthorized"}',
-        headers={hdrs.CONTENT_TYPE: "application/json; charset=utf-8", hdrs.ETAG: '"hwxzxeosy8q"'},
-    )
-
-
-class _BareResponse(web.Response):
-    """Next.js rejects malformed JSON with a text body and no Content-Type header at all.
-
-    aiohttp always fills in application/octet-stream, so drop it just before the headers go out.
-    """
-
-    async def _write_headers(self) -> None:
-        self.headers.popall(hdrs.CONTENT_TYPE, None)
-        await super()._write_headers()
-
-
-async def _security_headers(_: web.Request, response: web.StreamResponse) -> None:
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-
-
-async def _health(_: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
 
 
 # -- the server -------------------------------------------------------------------------------
@@ -200,9 +126,9 @@ class FakeDokploy:
             middlewares=[fault_middleware(self.faults, self._op_of, self._render)]
         )
         app.router.add_routes(control_routes(self.faults, self.snapshot, self.reset))
-        app.router.add_get("/api/health", _health)
+        app.router.add_get("/api/health", health)
         app.router.add_route("*", "/api/{procedure:.+}", self._dispatch)
-        app.on_response_prepare.append(_security_headers)
+        app.on_response_prepare.append(security_headers)
         app.on_startup.append(self._start_workers)
         app.on_cleanup.append(self._stop_workers)
         return app
@@ -326,7 +252,7 @@ class FakeDokploy:
             try:
                 body = json.loads(raw) if raw.strip() else {}
             except ValueError:
-                return _BareResponse(status=400, reason="Invalid JSON", body=b"Invalid JSON")
+                return BareResponse(status=400, reason="Invalid JSON", body=b"Invalid JSON")
         if not self._authorized(request):
             return unauthorized()
         self.calls.append((request.method, name))
