@@ -86,6 +86,7 @@ async def straight_once(name: str) -> Run:
             await paas.ensure_domain(
                 app.application_id, spec.host, spec.container_port, s.stack.https, absent=True
             )
+            await _logins(s, paas, app.application_id, spec.host, spec.name)
             known: set[str] = set()  # a new application has no older deployment
             await paas.start_deploy(app.application_id, "aistack bench")
             delay = s.deadlines.poll_initial
@@ -103,6 +104,17 @@ async def straight_once(name: str) -> Run:
         finally:
             await made.close()
         return Run(wall, _calls(sandbox))
+
+
+async def _logins(s: DeployerSettings, paas: Any, app_id: str, host: str, user: str) -> None:
+    """The security phase's calls: aistack's probe login (looked up, then made) and the
+    owner's (made at once: a new application has none)."""
+    probe = s.health.login(host)
+    if probe is None:
+        return
+    if await paas.find_basic_auth(app_id, probe[0]) is None:
+        await paas.add_basic_auth(app_id, *probe)
+    await paas.add_basic_auth(app_id, user, "bench-password-not-a-secret")
 
 
 def _calls(sandbox: Sandbox) -> Counter[str]:
