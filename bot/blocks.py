@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 Block = dict[str, Any]
@@ -151,3 +152,11 @@ def pack(lines: Sequence[str], *, keep_last: bool = False) -> tuple[list[Block],
     if keep_last:
         chunks = [chunk[::-1] for chunk in chunks[::-1]]
     return [section("\n".join(chunk)) for chunk in chunks if chunk], left
+
+
+def when(at: datetime | None) -> str:
+    """A moment as every answer says it (and the deployer's console): `2026-12-07 10:00 UTC`."""
+    if at is None:
+        return "?"
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return f"{at:%Y-%m-%d %H:%M} UTC"

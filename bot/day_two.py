@@ -23,6 +23,7 @@ from bot.blocks import (
     header,
     message,
     section,
+    when,
 )
 from bot.messages import utc
 from deployer import StackLogs, StackStatus
@@ -33,11 +34,6 @@ MAX_LINE = 1000  # one log line, at most: a longer one is cut (its end marked)
 
 
 # -- how a live stack runs --------------------------------------------------------------------
-def when(at: datetime) -> str:
-    """`2026-12-07 10:00 UTC`."""
-    return f"{utc(at):%Y-%m-%d %H:%M} UTC"
-
-
 def span(seconds: float) -> str:
     """How long, roughly: `under a minute`, `42 min`, `5 h`, `3 days`."""
     minutes = int(max(seconds, 0.0) // 60)

@@ -31,6 +31,7 @@ from bot.blocks import (
     pack,
     section,
     truncate,
+    when,
 )
 from bot.container_cards import CONTAINER_OPS, done_line, failed_line, succeeded_line, takeover_line
 from bot.reminders import expiry_line, extended_line, reminder_text
@@ -148,6 +149,7 @@ class _Card:
     now: datetime
     paused: bool
     live_until: datetime | None = None  # the live stack's expiry, on its live card
+    stopped_since: datetime | None = None  # ... and since when it is stopped
 
     @property
     def name(self) -> str:
@@ -183,13 +185,15 @@ def card(
     expires_at: datetime | None = None,
     replaces: Takeover | None = None,
     live_until: datetime | None = None,
+    stopped_since: datetime | None = None,
     cause: str | None = None,
 ) -> Message:
     """The one status card of a deployment, edited in place as its state changes.
 
     A request is redrawn as it was first posted: approvers decide on its `plan`, see when it
     `expires_at`, and whose live stack it `replaces`. The live deployment's card says when
-    the stack expires (`live_until`); an operation aistack asked for says why (`cause`)."""
+    the stack expires (`live_until`) and since when it is stopped (`stopped_since`); an
+    operation aistack asked for says why (`cause`)."""
     if dep.state is S.REQUESTED:
         return request_card(
             dep, list(plan), expires_at=expires_at, approval_required=True, replaces=replaces
@@ -197,7 +201,7 @@ def card(
     body = _BODIES.get(dep.state, _one_line)
     if dep.operation in CONTAINER_OPS:
         body = _CONTAINER_BODIES.get(dep.state, body)
-    line, extra = body(_Card(dep, phases, total, now, paused, live_until))
+    line, extra = body(_Card(dep, phases, total, now, paused, live_until, stopped_since))
     summary = {**section(line), "block_id": "summary"}
     blocks = [header(f"aistack: {title(dep)} {dep.stack}"), summary, *extra, _meta(dep)]
     if cause:
@@ -247,9 +251,13 @@ def _roll_back(dep: Deployment) -> Block:
 
 
 def _expiry(c: _Card) -> list[Block]:
-    """When the live stack expires (bot/reminders.py), above its buttons."""
-    line = expiry_line(c.live_until)
-    return [context(line)] if line else []
+    """Whether the live stack is stopped, and when it expires (bot/reminders.py), above its
+    buttons."""
+    lines = [expiry_line(c.live_until)]
+    if c.stopped_since is not None:
+        start = f"`/aistack start {escape(c.dep.stack)}` starts it"
+        lines.insert(0, f":double_vertical_bar: Stopped since {when(c.stopped_since)}; {start}")
+    return [context(line) for line in lines if line]
 
 
 def _login_note(c: _Card) -> list[Block]:

@@ -55,6 +55,8 @@ from deployer import (
     DeploymentReads,
     DeploymentState,
     Event,
+    EventKind,
+    LiveStack,
     Notifier,
     Operation,
     StackSpec,
@@ -62,6 +64,8 @@ from deployer import (
     phases_for,
 )
 
+# Operations that change whether the live stack runs, not what it is made of
+_RUNS_THE_LIVE_ONE = frozenset({Operation.STOP, Operation.START, Operation.RESTART})
 log = structlog.get_logger("aistack.bot.notifier")
 PlanOf = Callable[[StackSpec, Operation, int | None], list[str]]  # ..., the release restored
 TakeoverOf = Callable[[Deployment], Awaitable[Takeover | None]]
@@ -122,6 +126,22 @@ class SlackNotifier(ThreadReplies):
             thread.heard += 1  # the writer reads the line back from the store
             thread.arrived.set()
             self._owe(1)
+        if event.kind is EventKind.DEPLOYMENT_SUCCEEDED:
+            self._owe(1)
+            self._tasks.spawn(self._redraw_live(event), name=f"live:{event.stack}")
+
+    async def _redraw_live(self, event: Event) -> None:
+        """A stop, start or restart that succeeded changes what the live card says (stopped
+        since, or not): redraw it. Best effort: its next event redraws it anyway."""
+        try:
+            dep = await self._reads.get(event.deployment_id)
+            live = await self._reads.live(event.stack)
+            if dep.operation in _RUNS_THE_LIVE_ONE and live is not None:
+                await self.refresh(await self._reads.get(live.deployment_id))
+        except Exception as exc:  # the card stays as it was; the stack's state is right
+            log.warning("live card not redrawn", stack_name=event.stack, error=repr(exc))
+        finally:
+            self._settle(1)
 
     async def card(self, deployment_id: str) -> Card | None:
         """The deployment's card, once it is posted (None before, or if it never is)."""
@@ -298,17 +318,19 @@ class SlackNotifier(ThreadReplies):
         total = len(phases_for(dep.operation))
         plan, expires_at = self._request(dep)
         replaces = await self._takeover_of(dep) if self._waiting(dep) else None
-        live_until, cause = await self._live_until(dep), await self._cause(dep)
+        live, cause = await self._live_from(dep), await self._cause(dep)
         return messages.card(dep, phases, total=total, now=self._clock.now(), paused=paused,
                     plan=plan, expires_at=expires_at, replaces=replaces,
-                    live_until=live_until, cause=cause)  # fmt: skip
+                    live_until=live.expires_at if live else None,
+                    stopped_since=live.stopped_at if live else None, cause=cause)  # fmt: skip
 
-    async def _live_until(self, dep: Deployment) -> datetime | None:
-        """When the stack expires, for the card of the deployment it is live from."""
+    async def _live_from(self, dep: Deployment) -> LiveStack | None:
+        """The live stack, for the card of the deployment it is live from: when it expires,
+        whether it is stopped."""
         if dep.operation is not Operation.DEPLOY or dep.state is not DeploymentState.SUCCEEDED:
             return None
         live = await self._reads.live(dep.stack)
-        return live.expires_at if live is not None and live.deployment_id == dep.id else None
+        return live if live is not None and live.deployment_id == dep.id else None
 
     async def _cause(self, dep: Deployment) -> str | None:
         """Why aistack stopped or destroyed the stack (expired, grace ended): the event it

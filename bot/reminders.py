@@ -10,7 +10,7 @@ events; one that cannot be read is shown as "?" rather than failing a whole repl
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from bot.blocks import (
     Block,
@@ -23,19 +23,12 @@ from bot.blocks import (
     mention,
     message,
     section,
+    when,
 )
 from deployer import Event, EventKind
 
 K = EventKind
 EXTEND, STOP, DESTROY = "aistack_extend", "aistack_stop", "aistack_destroy"
-
-
-def when(at: datetime | None) -> str:
-    """A time as the deployer says it (core/lifetime.py `when`): `2026-12-07 10:00 UTC`."""
-    if at is None:
-        return "?"
-    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-    return f"{at:%Y-%m-%d %H:%M} UTC"
 
 
 def _at(event: Event, key: str) -> datetime | None:

@@ -36,7 +36,7 @@ from deployer.errors import (
 )
 from deployer.inventory import PreflightReport
 from deployer.logs import configure_logging
-from deployer.ports import Clock, DeploymentReads, Notifier, Store
+from deployer.ports import Clock, DeploymentReads, LiveStack, Notifier, Store
 from deployer.service import Deployer
 from deployer.settings import DeployerSettings, describe_validation_error, load_settings
 from deployer.stack_logs import StackLogs
@@ -60,6 +60,7 @@ __all__ = [
     "IllegalTransition",
     "InvalidStackName",
     "LifetimeTooLong",
+    "LiveStack",
     "NotFound",
     "Notifier",
     "Operation",

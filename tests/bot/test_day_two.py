@@ -90,7 +90,13 @@ async def test_the_owner_stops_her_stack_at_once_on_a_card_of_its_own(world: San
     thread = "\n".join(m.text for m in await world.thread(stopped)).splitlines()
     assert thread[0].startswith(":white_check_mark: [1/1] Stop the container")
     assert thread[-1].startswith("<@U0ALICE> :double_vertical_bar: *alice* is stopped")
-    assert (await world.card(made)).text == live_card  # the deploy's card is not redrawn
+    await world.bot.notifier.wait_idle()
+    redrawn = await world.card(made)
+    assert redrawn.text == live_card  # still the live card: it is live, and says it is stopped
+    assert "Stopped since" in str(redrawn.blocks)
+    await operated(world, "U0ALICE", "start")
+    await world.bot.notifier.wait_idle()
+    assert "Stopped since" not in str((await world.card(made)).blocks)
 
 
 async def test_start_and_restart_say_where_it_answers(world: SandboxBot) -> None:

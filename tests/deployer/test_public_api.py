@@ -9,7 +9,7 @@ SURFACE = {
     "ACTIVE", "TERMINAL", "DeploymentState", "Operation", "PhaseState",
     # values
     "Deployment", "Event", "EventKind", "PhaseDef", "PhaseRecord", "PreflightReport", "StackLogs",
-    "StackSpec", "StackStatus", "Takeover", "Release", "Revert",
+    "StackSpec", "StackStatus", "Takeover", "Release", "Revert", "LiveStack",
     # errors
     "AistackError", "AuthError", "ConfigError", "DeployFailed", "Gone", "IllegalTransition",
     "InvalidStackName", "LifetimeTooLong", "NotFound", "PermanentError", "QuotaExceeded",
