@@ -23,7 +23,6 @@ from bot.blocks import (
     pack,
     section,
 )
-from bot.day_two import life
 from bot.messages import bullets, phase_title, utc
 from deployer import (
     Deployment,
@@ -89,7 +88,7 @@ def status_message(status: StackStatus, *, now: datetime | None = None) -> Messa
     dep, live = status.deployment, status.live
     state = latest_state(dep)
     lines = [f"*{escape(status.name)}* · {state} · {escape(status.url)}", *_record_lines(status)]
-    if running := escape(life(status, now)):  # running for, stopped since, release, expiry
+    if running := escape(status.life(now)):  # running for, stopped since, release, expiry
         lines.insert(1, running[:1].upper() + running[1:])
     app = escape(live.application_status or "none") if live else ""
     where = f"project `{escape(live.project_name)}`, application {app}" if live else "nothing"
@@ -150,7 +149,7 @@ def _list_line(s: StackStatus) -> str:
 
 
 def _running(s: StackStatus, now: datetime | None) -> str:
-    running = life(s, now)
+    running = s.life(now)
     return f" · {escape(running)}" if running else ""
 
 

@@ -4,8 +4,8 @@
 blocks; we stop at MAX_BODY in all): the newest lines are kept and the answer says how many
 older ones were cut. Its lines were masked by the deployer; here they are only escaped, so
 nothing in a log can become a mention, a link or the end of the code block.
-`status --check` says what the URL answered just now. `life` is the "running for 3 h ·
-release 4 · expires ..." of status and list.
+`status --check` says what the URL answered just now (how the stack runs, "running for 3 h ·
+release 4 · expires ...", is `StackStatus.life`, shared with the CLI).
 """
 
 from __future__ import annotations
@@ -34,34 +34,6 @@ MAX_LINE = 1000  # one log line, at most: a longer one is cut (its end marked)
 
 
 # -- how a live stack runs --------------------------------------------------------------------
-def span(seconds: float) -> str:
-    """How long, roughly: `under a minute`, `42 min`, `5 h`, `3 days`."""
-    minutes = int(max(seconds, 0.0) // 60)
-    if minutes < 60:
-        return f"{minutes} min" if minutes else "under a minute"
-    hours = minutes // 60
-    return f"{hours} h" if hours < 48 else f"{hours // 24} days"
-
-
-def life(status: StackStatus, now: datetime | None = None) -> str:
-    """`running for 3 h · release 4 · expires 2026-12-07 10:00 UTC`, or `stopped since ...`;
-    "" when the stack is not live (or nothing is known of how it runs)."""
-    known = (status.up_since, status.stopped_at, status.release, status.expires_at)
-    if status.owner is None or all(x is None for x in known):
-        return ""
-    if status.stopped_at is not None:
-        parts = [f"stopped since {when(status.stopped_at)}"]
-    elif status.up_since is not None and now is not None:
-        parts = [f"running for {span((utc(now) - utc(status.up_since)).total_seconds())}"]
-    else:
-        parts = [f"running since {when(status.up_since)}" if status.up_since else "running"]
-    if status.release is not None:
-        parts.append(f"release {status.release}")
-    if status.expires_at is not None:
-        parts.append(f"expires {when(status.expires_at)}")
-    return " · ".join(parts)
-
-
 # -- status --check ---------------------------------------------------------------------------
 def check_message(status: StackStatus, now: datetime | None = None) -> Message:
     """What the stack's URL answered just now, how long it has run, its release."""
@@ -78,7 +50,7 @@ def check_message(status: StackStatus, now: datetime | None = None) -> Message:
         icon = ":white_check_mark:" if probe.ready else ":x:"
         line = f"{icon} {url} {escape(probe.words)}"
     blocks = [header(f"aistack: check {status.name}"), section(line)]
-    about = [escape(life(status, now)), f"probed {utc(probe.at):%H:%M:%S} UTC" if probe else ""]
+    about = [escape(status.life(now)), f"probed {utc(probe.at):%H:%M:%S} UTC" if probe else ""]
     if any(about):
         blocks.append(context(*about))
     return message(line, blocks)

@@ -162,7 +162,7 @@ def render_status(status: StackStatus, now: datetime | None = None) -> list[str]
     dep = status.deployment
     lines = [f"{status.name}  {dep.state if dep else 'no record'}  {status.url}"]
     lines.append(f"  owner: {status.owner}" if status.owner else "  not live")
-    if running := life(status, now):
+    if running := status.life(now):
         lines.append(f"  {running}")
     if dep:
         lines.append(
@@ -196,41 +196,13 @@ def render_list(stacks: list[StackStatus], now: datetime | None = None) -> list[
         state = str(s.deployment.state) if s.deployment else "no record"
         live = (s.live.application_status or "no app") if s.live else "-"
         flag = "  DRIFT" if s.drift else ""
-        running = life(s, now)
+        running = s.life(now)
         running = f"  {running}" if running else ""
         rows.append(f"{s.name:<20} {state:<16} {live:<10} {s.url}{flag}{running}")
     return rows
 
 
 # -- day two: how a live stack runs, its URL now, its logs ------------------------------------
-def life(status: StackStatus, now: datetime | None = None) -> str:
-    """`running for 3 h · release 4 · expires 2026-12-07 10:00 UTC`, or `stopped since ...`;
-    "" when the stack is not live (or nothing is known of how it runs)."""
-    known = (status.up_since, status.stopped_at, status.release, status.expires_at)
-    if status.owner is None or all(x is None for x in known):
-        return ""
-    if status.stopped_at is not None:
-        parts = [f"stopped since {when(status.stopped_at)}"]
-    elif status.up_since is not None and now is not None:
-        parts = [f"running for {span((now - status.up_since).total_seconds())}"]
-    else:
-        parts = [f"running since {when(status.up_since)}" if status.up_since else "running"]
-    if status.release is not None:
-        parts.append(f"release {status.release}")
-    if status.expires_at is not None:
-        parts.append(f"expires {when(status.expires_at)}")
-    return " · ".join(parts)
-
-
-def span(seconds: float) -> str:
-    """How long, roughly: `under a minute`, `42 min`, `5 h`, `3 days`."""
-    minutes = int(max(seconds, 0.0) // 60)
-    if minutes < 60:
-        return f"{minutes} min" if minutes else "under a minute"
-    hours = minutes // 60
-    return f"{hours} h" if hours < 48 else f"{hours // 24} days"
-
-
 def render_check(status: StackStatus, now: datetime | None = None) -> list[str]:
     """`status --check`: what the URL answers now, how long it has run, its release."""
     lines = [f"{status.name}  {status.url}"]
@@ -238,9 +210,9 @@ def render_check(status: StackStatus, now: datetime | None = None) -> list[str]:
         return [*lines, "  not live: not probed"]
     if status.stopped_at is not None:
         return [*lines, f"  stopped since {when(status.stopped_at)}: not probed",
-                f"  {life(status, now)}"]  # fmt: skip
+                f"  {status.life(now)}"]  # fmt: skip
     probe = status.probe.words if status.probe else "not probed"
-    return [*lines, f"  {probe}", f"  {life(status, now)}"]
+    return [*lines, f"  {probe}", f"  {status.life(now)}"]
 
 
 def render_logs(logs: StackLogs) -> list[str]:

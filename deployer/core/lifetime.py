@@ -5,7 +5,7 @@ stop at expiry, a destroy after the grace). Pure."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -31,8 +31,8 @@ def said(seconds: float) -> str:
 
 
 def when(at: datetime) -> str:
-    """An expiry as people read it in a message: `2026-12-07 10:00 UTC`."""
-    return at.strftime("%Y-%m-%d %H:%M UTC")
+    """A moment as people read it in a message: `2026-12-07 10:00 UTC`."""
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 class Due(StrEnum):
@@ -89,3 +89,12 @@ def lifetime_for(
     if expires_at is not None and expires_at <= now:
         return ttl if ttl is not None else longest
     return None
+
+
+def span(seconds: float) -> str:
+    """How long, roughly: `under a minute`, `42 min`, `5 h`, `3 days`."""
+    minutes = int(max(seconds, 0.0) // 60)
+    if minutes < 60:
+        return f"{minutes} min" if minutes else "under a minute"
+    hours = minutes // 60
+    return f"{hours} h" if hours < 48 else f"{hours // 24} days"

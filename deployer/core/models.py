@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployer.core.events import EventKind
+from deployer.core.lifetime import span, when
 from deployer.core.states import DeploymentState, Operation, PhaseState
 
 
@@ -155,6 +156,24 @@ class StackStatus(Frozen):
     stopped_at: datetime | None = None  # since when it is stopped (None: running)
     expires_at: datetime | None = None  # when it is stopped at expiry (None: never)
     probe: Probe | None = None  # asked for (`--check`) and running: its URL's answer now
+
+    def life(self, now: datetime | None = None) -> str:
+        """`running for 3 h · release 4 · expires 2026-12-07 10:00 UTC`, or `stopped since
+        ...`; "" when the stack is not live (or nothing is known of how it runs)."""
+        known = (self.up_since, self.stopped_at, self.release, self.expires_at)
+        if self.owner is None or all(x is None for x in known):
+            return ""
+        if self.stopped_at is not None:
+            parts = [f"stopped since {when(self.stopped_at)}"]
+        elif self.up_since is not None and now is not None:
+            parts = [f"running for {span((now - self.up_since).total_seconds())}"]
+        else:
+            parts = [f"running since {when(self.up_since)}" if self.up_since else "running"]
+        if self.release is not None:
+            parts.append(f"release {self.release}")
+        if self.expires_at is not None:
+            parts.append(f"expires {when(self.expires_at)}")
+        return " · ".join(parts)
 
     def belongs_to(self, user: str) -> bool:
         """The user owns it live, or is the one asking for it right now."""

@@ -27,6 +27,7 @@ from deployer import (
     StackSpec,
     StackStatus,
 )
+from deployer.core.lifetime import span
 from deployer.testing import FakeClock
 from tests.bot.blockkit import action_ids, check_message, unsafe_markup
 from tests.conftest import TEST_SETTINGS
@@ -288,11 +289,11 @@ def test_life_reads_as_people_say_it() -> None:
     status = StackStatus(name="a", url="https://a", deployment=None, owner="U1", release=4,
                          up_since=at, expires_at=datetime(2026, 12, 7, 10, tzinfo=UTC))  # fmt: skip
     later = datetime(2026, 12, 1, 13, 5, tzinfo=UTC)
-    assert d.life(status, later) == "running for 3 h · release 4 · expires 2026-12-07 10:00 UTC"
-    assert d.life(status) == (
+    assert status.life(later) == "running for 3 h · release 4 · expires 2026-12-07 10:00 UTC"
+    assert status.life() == (
         "running since 2026-12-01 10:00 UTC · release 4 · expires 2026-12-07 10:00 UTC"
     )
-    assert d.span(59) == "under a minute" and d.span(3 * 86400 + 5) == "3 days"
+    assert span(59) == "under a minute" and span(3 * 86400 + 5) == "3 days"
 
 
 # -- the card's other states, pure --------------------------------------------------------------
