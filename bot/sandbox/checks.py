@@ -15,6 +15,7 @@ from typing import Any
 SPEC_PATH = Path(__file__).parent / "specs" / "slack-web-openapi-subset.json"
 
 JSON_ARRAYS = frozenset({"blocks", "attachments"})  # JSON arrays, or JSON text in form bodies
+JSON_OBJECTS = frozenset({"view"})  # a JSON object, or its JSON text (the spec says string)
 BOOLEANS = frozenset({"true", "false", "1", "0"})  # slack_sdk sends bools in forms as "1"/"0"
 
 RESPONSE_URL_USES = 5  # a response_url takes up to 5 messages (§2.1)
@@ -77,6 +78,8 @@ def check_arguments(
 def _type_ok(p: Param, value: Any) -> bool:
     if p.name in JSON_ARRAYS:
         return json_array(value) is not None
+    if p.name in JSON_OBJECTS:
+        return json_object(value) is not None
     if p.type == "boolean":
         return isinstance(value, bool) or (isinstance(value, str) and value.lower() in BOOLEANS)
     if p.type == "integer":
@@ -84,6 +87,16 @@ def _type_ok(p: Param, value: Any) -> bool:
             return value.removeprefix("-").isdigit()
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, str)
+
+
+def json_object(value: Any) -> dict[str, Any] | None:
+    """An object, given as such or as JSON text; None when it is anything else."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
 
 
 def json_array(value: Any) -> list[dict[str, Any]] | None:

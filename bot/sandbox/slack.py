@@ -23,6 +23,7 @@ from aiohttp import WSMsgType, web
 
 from bot.sandbox import checks
 from bot.sandbox.checks import json_array
+from bot.sandbox.slack_views import SlackViews
 from bot.sandbox.wire import (
     APP_ID,
     BOT_IDENTITY,
@@ -40,6 +41,7 @@ from bot.sandbox.wire import (
     dm_channel,
     error_reply,
     hello,
+    most_in_a_second,
     read_args,
     user_object,
 )
@@ -66,6 +68,7 @@ class FakeSlack:
         self.usergroups = {group: list(members) for group, members in (usergroups or {}).items()}
         self._clock = clock
         self._methods = checks.load_methods() | {SOCKET_METHOD: SOCKET_PARAMS}
+        self.views = SlackViews(self.users, self._violate)  # Home tabs, modals, DMs opened
         self._handlers: dict[str, Callable[[Json], Json]] = {
             SOCKET_METHOD: self._open_connection,
             "auth.test": self._auth_test,
@@ -74,6 +77,7 @@ class FakeSlack:
             "chat.postEphemeral": self._post_ephemeral,
             "usergroups.users.list": self._usergroup_users,
             "users.info": self._user_info,
+            **self.views.handlers(),
         }
         self._ts = itertools.count(1)
         self._root: str | None = None
@@ -96,6 +100,7 @@ class FakeSlack:
         self._faults: dict[str, deque[tuple[int, str, int]]] = {}
         self.envelopes: dict[str, Json] = {}  # envelope_id -> envelope sent over a socket
         self.acks: dict[str, Json] = {}  # envelope_id -> the bot's ack
+        self.views.reset()
 
     # -- knobs -----------------------------------------------------------------------------------
 
@@ -153,17 +158,9 @@ class FakeSlack:
 
     def max_posts_per_second(self, channel: str) -> int:
         """The most chat.postMessage calls accepted for `channel` within any 1-second window."""
-        times = sorted(
-            c.at
-            for c in self.calls_to("chat.postMessage")
-            if c.error is None and c.args.get("channel") == channel
-        )
-        best, start = 0, 0
-        for end, t in enumerate(times):
-            while t - times[start] >= 1.0:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
+        calls = self.calls_to("chat.postMessage")
+        return most_in_a_second(c.at for c in calls if c.error is None
+                                and c.args.get("channel") == channel)  # fmt: skip
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
         """Return once `predicate()` holds, re-checked after every call and hook post.

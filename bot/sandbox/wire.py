@@ -3,6 +3,7 @@ how it reads a request and words an answer: the fake's parts that hold no behavi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,3 +118,14 @@ def user_object(user_id: str, name: str, *, is_bot: bool = False) -> Json:
     user |= {"real_name": name, "deleted": False, "is_bot": is_bot, "is_app_user": False}
     user |= {"is_admin": False, "tz": "Etc/UTC", "updated": TS_BASE, "profile": profile}
     return user
+
+
+def most_in_a_second(moments: Iterable[float]) -> int:
+    """The most of `moments` (seconds) that fall within any 1-second window."""
+    times = sorted(moments)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best

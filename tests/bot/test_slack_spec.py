@@ -14,6 +14,10 @@ METHODS = [
     "chat.postEphemeral",
     "usergroups.users.list",
     "users.info",
+    "views.publish",
+    "views.open",
+    "views.update",
+    "conversations.open",
 ]
 
 
