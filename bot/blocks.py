@@ -138,20 +138,30 @@ def pack(lines: Sequence[str], *, keep_last: bool = False) -> tuple[list[Block],
     """Lines in as few sections as the limits allow, and how many were left out.
 
     keep_last keeps the last (newest) lines when they do not all fit."""
+    chunks = chunked([truncate(x, MAX_SECTION) for x in lines], MAX_SECTION, MAX_BODY,
+                     keep_last=keep_last)  # fmt: skip
+    left = len(lines) - sum(len(chunk) for chunk in chunks)
+    return [section("\n".join(chunk)) for chunk in chunks], left
+
+
+def chunked(
+    lines: Sequence[str], room: int, budget: int, *, keep_last: bool = False
+) -> list[list[str]]:
+    """Lines (each at most `room` long) in order, in chunks of at most `room` characters and
+    `budget` in all; when they do not all fit, the first ones are kept, or the last ones."""
     chunks: list[list[str]] = [[]]
     size = used = 0
-    for line in (truncate(x, MAX_SECTION) for x in (lines[::-1] if keep_last else lines)):
-        if used + len(line) + 1 > MAX_BODY:
+    for line in lines[::-1] if keep_last else lines:
+        if used + len(line) + 1 > budget:
             break
-        if chunks[-1] and size + len(line) + 1 > MAX_SECTION:
+        if chunks[-1] and size + len(line) + 1 > room:
             chunks.append([])
             size = 0
         chunks[-1].append(line)
         size, used = size + len(line) + 1, used + len(line) + 1
-    left = len(lines) - sum(len(chunk) for chunk in chunks)
     if keep_last:
         chunks = [chunk[::-1] for chunk in chunks[::-1]]
-    return [section("\n".join(chunk)) for chunk in chunks if chunk], left
+    return [chunk for chunk in chunks if chunk]
 
 
 def when(at: datetime | None) -> str:

@@ -18,6 +18,7 @@ from bot.blocks import (
     MAX_SECTION,
     Block,
     Message,
+    chunked,
     context,
     escape,
     header,
@@ -86,20 +87,10 @@ def code_sections(lines: list[str]) -> tuple[list[Block], int]:
     """The newest lines that fit, in code sections of at most MAX_SECTION characters and
     MAX_BODY in all, oldest first; and how many lines they hold."""
     room = MAX_SECTION - 2 * len(FENCE) - 2
-    chunks: list[list[str]] = [[]]
-    size = used = 0
-    for line in (_code_line(x) for x in reversed(lines)):
-        if used + len(line) + 1 > MAX_BODY - 100:  # the header and context need their room
-            break
-        if chunks[-1] and size + len(line) + 1 > room:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(line)
-        size, used = size + len(line) + 1, used + len(line) + 1
-    shown = sum(len(chunk) for chunk in chunks)
-    blocks = [section(f"{FENCE}\n" + "\n".join(reversed(chunk)) + f"\n{FENCE}")
-              for chunk in reversed(chunks) if chunk]  # fmt: skip
-    return blocks, shown
+    # the header and context need their room
+    chunks = chunked([_code_line(x) for x in lines], room, MAX_BODY - 100, keep_last=True)
+    blocks = [section(f"{FENCE}\n" + "\n".join(chunk) + f"\n{FENCE}") for chunk in chunks]
+    return blocks, sum(len(chunk) for chunk in chunks)
 
 
 def _code_line(line: str) -> str:
